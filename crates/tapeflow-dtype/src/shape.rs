@@ -1,0 +1,150 @@
+//! Tensor shapes.
+
+use std::fmt;
+
+use smallvec::SmallVec;
+
+/// The dimensions of a tensor, outermost first. Up to four dimensions are stored inline,
+/// so building the shape of a small tensor allocates nothing.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Shape(SmallVec<[usize; 4]>);
+
+impl Shape {
+    /// The shape of a scalar: no dimensions.
+    pub fn scalar() -> Self {
+        Shape(SmallVec::new())
+    }
+
+    /// A shape from its dimensions.
+    pub fn new(dims: &[usize]) -> Self {
+        Shape(SmallVec::from_slice(dims))
+    }
+
+    /// The dimensions.
+    pub fn dims(&self) -> &[usize] {
+        &self.0
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Number of elements (1 for a scalar, 0 if any dimension is 0).
+    pub fn num_elements(&self) -> usize {
+        self.0.iter().product()
+    }
+
+    /// Number of elements, or `None` if the product overflows `usize`.
+    pub fn checked_num_elements(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// Row-major (C order) strides in elements.
+    pub fn strides(&self) -> SmallVec<[usize; 4]> {
+        let mut strides: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.0.len());
+        for i in (0..self.0.len().saturating_sub(1)).rev() {
+            strides[i] = strides[i + 1] * self.0[i + 1];
+        }
+        strides
+    }
+
+    /// Resolves a possibly negative axis against this rank (`-1` is the last axis).
+    pub fn resolve_axis(&self, axis: isize) -> Option<usize> {
+        let rank = self.0.len() as isize;
+        let resolved = if axis < 0 { axis + rank } else { axis };
+        (0..rank).contains(&resolved).then_some(resolved as usize)
+    }
+}
+
+impl fmt::Display for Shape {
+    /// Prints as TensorFlow prints shapes: `()`, `(3,)`, `(2, 2)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("(")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        if self.0.len() == 1 {
+            f.write_str(",")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl fmt::Debug for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl From<&[usize]> for Shape {
+    fn from(dims: &[usize]) -> Self {
+        Shape::new(dims)
+    }
+}
+
+impl From<&Vec<usize>> for Shape {
+    fn from(dims: &Vec<usize>) -> Self {
+        Shape::new(dims)
+    }
+}
+
+impl From<Vec<usize>> for Shape {
+    fn from(dims: Vec<usize>) -> Self {
+        Shape(SmallVec::from_vec(dims))
+    }
+}
+
+impl<const N: usize> From<[usize; N]> for Shape {
+    fn from(dims: [usize; N]) -> Self {
+        Shape::new(&dims)
+    }
+}
+
+impl<const N: usize> From<&[usize; N]> for Shape {
+    fn from(dims: &[usize; N]) -> Self {
+        Shape::new(dims)
+    }
+}
+
+impl From<&Shape> for Shape {
+    fn from(shape: &Shape) -> Self {
+        shape.clone()
+    }
+}
+
+impl AsRef<[usize]> for Shape {
+    fn as_ref(&self) -> &[usize] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_like_tensorflow() {
+        assert_eq!(Shape::scalar().to_string(), "()");
+        assert_eq!(Shape::from([3]).to_string(), "(3,)");
+        assert_eq!(Shape::from([2, 2]).to_string(), "(2, 2)");
+    }
+
+    #[test]
+    fn strides_are_row_major() {
+        assert_eq!(Shape::from([2, 3, 4]).strides().as_slice(), &[12, 4, 1]);
+        assert!(Shape::scalar().strides().is_empty());
+    }
+
+    #[test]
+    fn negative_axes_count_from_the_end() {
+        let s = Shape::from([2, 3]);
+        assert_eq!(s.resolve_axis(-1), Some(1));
+        assert_eq!(s.resolve_axis(1), Some(1));
+        assert_eq!(s.resolve_axis(2), None);
+        assert_eq!(s.resolve_axis(-3), None);
+    }
+}

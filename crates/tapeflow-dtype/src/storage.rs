@@ -1,0 +1,130 @@
+//! 64-byte aligned, immutable element storage.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::dtype::{DType, Element};
+
+/// One cache line. Storage is a sequence of these, so every buffer starts on a 64-byte
+/// boundary and SIMD loads never split a cache line.
+#[derive(Clone, Copy, Pod, Zeroable)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+const LINE: usize = std::mem::size_of::<Line>();
+
+/// Data up to one cache line lives inline: a scalar tensor then costs exactly one
+/// allocation (its `Arc<Storage>`), which dominates the tape's per-op cost on scalar code.
+#[derive(Clone)]
+enum Lines {
+    Inline(Line),
+    Heap(Vec<Line>),
+}
+
+impl Lines {
+    fn zeroed(bytes: usize) -> Self {
+        if bytes <= LINE {
+            Lines::Inline(Line::zeroed())
+        } else {
+            Lines::Heap(vec![Line::zeroed(); bytes.div_ceil(LINE)])
+        }
+    }
+
+    fn as_lines(&self) -> &[Line] {
+        match self {
+            Lines::Inline(line) => std::slice::from_ref(line),
+            Lines::Heap(lines) => lines,
+        }
+    }
+
+    fn as_lines_mut(&mut self) -> &mut [Line] {
+        match self {
+            Lines::Inline(line) => std::slice::from_mut(line),
+            Lines::Heap(lines) => lines,
+        }
+    }
+}
+
+/// A typed, 64-byte aligned buffer of `len` elements of one [`DType`].
+#[derive(Clone)]
+pub struct Storage {
+    lines: Lines,
+    len: usize,
+    dtype: DType,
+}
+
+impl Storage {
+    /// A zero-filled buffer of `len` elements of type `T`.
+    pub fn zeroed<T: Element>(len: usize) -> Self {
+        Storage { lines: Lines::zeroed(len * std::mem::size_of::<T>()), len, dtype: T::DTYPE }
+    }
+
+    /// A buffer of `len` elements filled by `fill`, which receives the (zeroed) slice.
+    pub fn from_fn<T: Element>(len: usize, fill: impl FnOnce(&mut [T])) -> Self {
+        let mut storage = Self::zeroed::<T>(len);
+        fill(storage.typed_mut::<T>());
+        storage
+    }
+
+    /// A buffer holding a copy of `values`.
+    pub fn from_slice<T: Element>(values: &[T]) -> Self {
+        Self::from_fn(values.len(), |out: &mut [T]| out.copy_from_slice(values))
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The elements as `&[T]`, or `None` if `T` is not the buffer's dtype.
+    pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
+        (T::DTYPE == self.dtype).then(|| {
+            let all: &[T] = bytemuck::cast_slice(self.lines.as_lines());
+            &all[..self.len]
+        })
+    }
+
+    fn typed_mut<T: Element>(&mut self) -> &mut [T] {
+        let len = self.len;
+        let all: &mut [T] = bytemuck::cast_slice_mut(self.lines.as_lines_mut());
+        &mut all[..len]
+    }
+
+    /// Mutable access while the buffer is still uniquely owned (before it is shared in a
+    /// tensor); `None` if `T` is not the buffer's dtype.
+    pub fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
+        (T::DTYPE == self.dtype).then(|| self.typed_mut::<T>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_cache_line_aligned() {
+        for len in [0usize, 1, 15, 16, 17, 1000] {
+            let s = Storage::from_fn::<f32>(len, |v| v.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32));
+            let slice = s.as_slice::<f32>().unwrap();
+            assert_eq!(slice.len(), len);
+            assert_eq!(slice.as_ptr() as usize % 64, 0);
+            assert!(slice.iter().enumerate().all(|(i, &x)| x == i as f32));
+        }
+    }
+
+    #[test]
+    fn wrong_element_type_is_refused() {
+        let s = Storage::from_slice(&[1i32, 2]);
+        assert!(s.as_slice::<f32>().is_none());
+        assert_eq!(s.as_slice::<i32>().unwrap(), &[1, 2]);
+    }
+}

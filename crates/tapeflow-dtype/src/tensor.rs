@@ -1,0 +1,348 @@
+//! The immutable tensor value.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::display::{Values, format_numpy};
+use crate::dtype::{DType, Element, float_to_i32};
+use crate::error::{Error, Result};
+use crate::shape::Shape;
+use crate::storage::Storage;
+use half::f16;
+
+/// A process-wide unique identity of one tensor value; gradient tapes key on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(u64);
+
+impl TensorId {
+    /// A fresh id, never returned before in this process.
+    pub fn fresh() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        TensorId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The id as a number (for logs and debugging).
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+/// An immutable n-dimensional array: shape + dtype + shared, 64-byte aligned storage, and a
+/// unique [`TensorId`]. Cloning is O(1) and keeps the id (it is the same value).
+///
+/// `R` is the [`Runtime`](crate::Runtime) that executes the arithmetic operators; users
+/// see `tapeflow::Tensor`, where it is tapeflow's recording runtime.
+pub struct Tensor<R> {
+    storage: Arc<Storage>,
+    shape: Shape,
+    id: TensorId,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Tensor<R> {
+    fn clone(&self) -> Self {
+        Tensor { storage: Arc::clone(&self.storage), shape: self.shape.clone(), id: self.id, runtime: PhantomData }
+    }
+}
+
+impl<R> Tensor<R> {
+    /// A tensor over `storage` with `shape`; `Err` if the element count differs.
+    pub fn from_storage(storage: Storage, shape: impl Into<Shape>) -> Result<Self> {
+        Self::from_shared_storage(Arc::new(storage), shape.into())
+    }
+
+    fn from_shared_storage(storage: Arc<Storage>, shape: Shape) -> Result<Self> {
+        match shape.checked_num_elements() {
+            Some(n) if n == storage.len() => {
+                Ok(Tensor { storage, shape, id: TensorId::fresh(), runtime: PhantomData })
+            }
+            expected => Err(Error::DataLength {
+                op: "from_storage",
+                len: storage.len(),
+                expected: expected.unwrap_or(usize::MAX),
+                shape,
+                dtype: storage.dtype(),
+            }),
+        }
+    }
+
+    /// A tensor holding `values` in row-major order; `Err` if their number does not fill
+    /// `shape` exactly.
+    pub fn from_vec<T: Element>(values: Vec<T>, shape: impl Into<Shape>) -> Result<Self> {
+        Self::from_slice(&values, shape)
+    }
+
+    /// Like [`from_vec`](Self::from_vec), copying from a slice.
+    pub fn from_slice<T: Element>(values: &[T], shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.checked_num_elements() != Some(values.len()) {
+            return Err(Error::DataLength {
+                op: "from_vec",
+                len: values.len(),
+                expected: shape.checked_num_elements().unwrap_or(usize::MAX),
+                shape,
+                dtype: T::DTYPE,
+            });
+        }
+        Self::from_shared_storage(Arc::new(Storage::from_slice(values)), shape)
+    }
+
+    /// A rank-0 tensor.
+    pub fn scalar<T: Element>(value: T) -> Self {
+        let storage = Storage::from_fn::<T>(1, |out| out[0] = value);
+        Tensor { storage: Arc::new(storage), shape: Shape::scalar(), id: TensorId::fresh(), runtime: PhantomData }
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Self {
+        let shape = shape.into();
+        let n = shape.num_elements();
+        let storage = match dtype {
+            DType::F32 => Storage::zeroed::<f32>(n),
+            DType::F16 => Storage::zeroed::<f16>(n),
+            DType::I32 => Storage::zeroed::<i32>(n),
+        };
+        Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData }
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Self {
+        let shape = shape.into();
+        let n = shape.num_elements();
+        let storage = match dtype {
+            DType::F32 => Storage::from_fn::<f32>(n, |v| v.fill(1.0)),
+            DType::F16 => Storage::from_fn::<f16>(n, |v| v.fill(f16::ONE)),
+            DType::I32 => Storage::from_fn::<i32>(n, |v| v.fill(1)),
+        };
+        Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData }
+    }
+
+    /// A tensor with every element `value`, converted to `dtype` (rounded for float16).
+    /// `Err` for int32 if `value` is not an integer in range (NaN, 2.5, 1e10).
+    pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Result<Self> {
+        let shape = shape.into();
+        let n = shape.num_elements();
+        let storage = match dtype {
+            DType::F32 => Storage::from_fn::<f32>(n, |v| v.fill(value as f32)),
+            DType::F16 => Storage::from_fn::<f16>(n, |v| v.fill(f16::from_f64(value))),
+            DType::I32 => {
+                let int = float_to_i32(value);
+                if f64::from(int) != value {
+                    return Err(Error::InvalidValue {
+                        op: "full",
+                        shape,
+                        dtype,
+                        reason: format!("{value} is not an int32 value"),
+                    });
+                }
+                Storage::from_fn::<i32>(n, |v| v.fill(int))
+            }
+        };
+        Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
+    }
+
+    /// The dimensions, outermost first.
+    pub fn dims(&self) -> &[usize] {
+        self.shape.dims()
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.shape.rank()
+    }
+
+    /// Number of elements.
+    pub fn num_elements(&self) -> usize {
+        self.storage.len()
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.storage.dtype()
+    }
+
+    /// This value's identity.
+    pub fn id(&self) -> TensorId {
+        self.id
+    }
+
+    /// The shared storage.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The same value (shared storage, no copy) under a fresh id: a distinct tensor as far
+    /// as gradient tapes are concerned.
+    pub fn with_new_id(&self) -> Self {
+        Tensor { id: TensorId::fresh(), ..self.clone() }
+    }
+
+    /// The same elements under another shape with the same element count, sharing storage.
+    pub fn with_shape(&self, shape: impl Into<Shape>) -> Result<Self> {
+        let shape = shape.into();
+        if shape.checked_num_elements() != Some(self.num_elements()) {
+            return Err(Error::InvalidShape {
+                op: "reshape",
+                shape: self.shape.clone(),
+                dtype: self.dtype(),
+                target: shape.dims().iter().map(|&d| d as isize).collect(),
+                reason: "the element counts differ".into(),
+            });
+        }
+        Self::from_shared_storage(Arc::clone(&self.storage), shape)
+    }
+
+    /// The elements as a slice of `T`; `Err` if `T` is not the tensor's dtype.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        self.storage.as_slice::<T>().ok_or_else(|| Error::DTypeMismatch {
+            op: "as_slice",
+            lhs: self.shape.clone(),
+            lhs_dtype: self.dtype(),
+            rhs: self.shape.clone(),
+            rhs_dtype: T::DTYPE,
+        })
+    }
+
+    /// The elements, row-major; `Err` if `T` is not the tensor's dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        self.as_slice::<T>().map(<[T]>::to_vec)
+    }
+
+    /// The single element of a tensor with one element (a scalar, or shape `(1,)`, ...);
+    /// `Err` if it has another number of elements or `T` is not its dtype.
+    pub fn to_scalar<T: Element>(&self) -> Result<T> {
+        match self.as_slice::<T>()? {
+            [value] => Ok(*value),
+            values => Err(Error::InvalidArgument {
+                op: "to_scalar",
+                reason: format!(
+                    "a tensor of shape {} {} has {} elements, not 1",
+                    self.shape,
+                    self.dtype(),
+                    values.len()
+                ),
+            }),
+        }
+    }
+
+    /// Every element converted to f64 (exact for all three dtypes).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match self.dtype() {
+            DType::F32 => self.typed::<f32>().iter().map(|&v| f64::from(v)).collect(),
+            DType::F16 => self.typed::<f16>().iter().map(|v| v.to_f64()).collect(),
+            DType::I32 => self.typed::<i32>().iter().map(|&v| f64::from(v)).collect(),
+        }
+    }
+
+    /// The raw value conversion behind `cast`: floats round to nearest; float → int32
+    /// truncates toward zero, NaN and out-of-range values giving `i32::MIN` (TensorFlow on
+    /// x86). Not recorded on any tape; the differentiable `cast` is in `tapeflow-tape`.
+    pub fn to_dtype(&self, dtype: DType) -> Self {
+        if dtype == self.dtype() {
+            return self.with_new_id();
+        }
+        let n = self.num_elements();
+        let storage = match (self.dtype(), dtype) {
+            (DType::F32, DType::F16) => {
+                Storage::from_fn::<f16>(n, |out| half::slice::HalfFloatSliceExt::convert_from_f32_slice(out, self.typed::<f32>()))
+            }
+            (DType::F16, DType::F32) => {
+                Storage::from_fn::<f32>(n, |out| half::slice::HalfFloatSliceExt::convert_to_f32_slice(self.typed::<f16>(), out))
+            }
+            (DType::F32, DType::I32) => Storage::from_fn::<i32>(n, |out| {
+                out.iter_mut().zip(self.typed::<f32>()).for_each(|(o, &v)| *o = float_to_i32(f64::from(v)))
+            }),
+            (DType::F16, DType::I32) => Storage::from_fn::<i32>(n, |out| {
+                out.iter_mut().zip(self.typed::<f16>()).for_each(|(o, v)| *o = float_to_i32(v.to_f64()))
+            }),
+            (DType::I32, DType::F32) => Storage::from_fn::<f32>(n, |out| {
+                out.iter_mut().zip(self.typed::<i32>()).for_each(|(o, &v)| *o = v as f32)
+            }),
+            (DType::I32, DType::F16) => Storage::from_fn::<f16>(n, |out| {
+                out.iter_mut().zip(self.typed::<i32>()).for_each(|(o, &v)| *o = f16::from_f32(v as f32))
+            }),
+            (DType::F32, DType::F32) | (DType::F16, DType::F16) | (DType::I32, DType::I32) => {
+                return self.with_new_id();
+            }
+        };
+        Tensor { storage: Arc::new(storage), shape: self.shape.clone(), id: TensorId::fresh(), runtime: PhantomData }
+    }
+
+    /// The elements as `&[T]` when the caller has already matched on the dtype.
+    fn typed<T: Element>(&self) -> &[T] {
+        // The dtype was matched by the caller, so the slice exists; an empty slice keeps
+        // this total if that invariant were ever broken.
+        self.storage.as_slice::<T>().unwrap_or(&[])
+    }
+}
+
+impl<R> fmt::Display for Tensor<R> {
+    /// TensorFlow's `tf.Tensor` print: numpy-style values, then shape and dtype.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let values = match self.dtype() {
+            DType::F32 => Values::F32(self.typed()),
+            DType::F16 => Values::F16(self.typed()),
+            DType::I32 => Values::I32(self.typed()),
+        };
+        let text = format_numpy(values, self.dims());
+        let sep = if text.contains('\n') { "\n" } else { "" };
+        write!(f, "Tensor({sep}{text}, shape={}, dtype={})", self.shape, self.dtype())
+    }
+}
+
+impl<R> fmt::Debug for Tensor<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type T = Tensor<()>;
+
+    #[test]
+    fn from_vec_checks_the_length() {
+        let err = T::from_vec(vec![1.0f32; 5], [2, 2]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("from_vec") && msg.contains("(2, 2)") && msg.contains("float32"), "{msg}");
+        assert!(T::from_vec(vec![1.0f32; 4], [2, 2]).is_ok());
+        assert!(T::from_vec(Vec::<i32>::new(), [0, 3]).is_ok());
+    }
+
+    #[test]
+    fn clones_share_the_id_and_new_ids_are_distinct() {
+        let a = T::scalar(1.0f32);
+        assert_eq!(a.clone().id(), a.id());
+        assert_ne!(a.with_new_id().id(), a.id());
+    }
+
+    #[test]
+    fn accessors_check_the_dtype() {
+        let a = T::from_vec(vec![1i32, 2], [2]).unwrap();
+        assert!(a.to_vec::<f32>().is_err());
+        assert_eq!(a.to_vec::<i32>().unwrap(), vec![1, 2]);
+        assert!(a.to_scalar::<i32>().is_err());
+    }
+
+    #[test]
+    fn float_to_int_conversion_is_tensorflow_x86() {
+        let a = T::from_vec(vec![1.9f32, -1.9, f32::NAN, 1e20], [4]).unwrap();
+        assert_eq!(a.to_dtype(DType::I32).to_vec::<i32>().unwrap(), vec![1, -1, i32::MIN, i32::MIN]);
+    }
+
+    #[test]
+    fn full_refuses_non_integers_for_int32() {
+        assert!(T::full([2], 2.5, DType::I32).is_err());
+        assert!(T::full([2], f64::NAN, DType::I32).is_err());
+        assert_eq!(T::full([2], 3.0, DType::I32).unwrap().to_vec::<i32>().unwrap(), vec![3, 3]);
+    }
+}
