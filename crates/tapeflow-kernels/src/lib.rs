@@ -1,1 +1,20 @@
-//! kernels
+//! tapeflow's CPU kernels and the forward ops on tensors built from them.
+//!
+//! Every op has a scalar [`reference`] implementation; the forward ops here validate their
+//! operands (shapes, dtypes, axes: an `Err`, never a panic), dispatch on the dtype once, and
+//! run the kernel. float16 is computed in f32 and rounded once per op; int32 wraps.
+//! Nothing here knows about gradient tapes: the functions are generic over the tensor's
+//! runtime parameter and never record anything.
+
+pub mod elementwise;
+pub mod layout;
+pub mod matmul;
+pub mod nn;
+pub mod reduce;
+pub mod reference;
+
+pub use elementwise::{BinaryOp, UnaryOp, binary, select, unary};
+pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
+pub use matmul::matmul;
+pub use nn::{log_softmax, one_hot, softmax, sparse_softmax_cross_entropy};
+pub use reduce::{ReduceOp, reduce, resolve_axes};

@@ -1,0 +1,290 @@
+//! Elementwise ops: unary, broadcasting binary, and `select`.
+
+use std::borrow::Cow;
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
+
+use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
+use crate::reference;
+
+/// The unary ops of the catalog (plus `sign`, used by gradients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum UnaryOp {
+    Neg,
+    Abs,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Square,
+    Tanh,
+    Sigmoid,
+    Relu,
+    Sin,
+    Cos,
+    Softplus,
+    Log1p,
+    Expm1,
+    Reciprocal,
+    Sign,
+}
+
+impl UnaryOp {
+    /// The op's TensorFlow name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Rsqrt => "rsqrt",
+            UnaryOp::Square => "square",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Relu => "relu",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Softplus => "softplus",
+            UnaryOp::Log1p => "log1p",
+            UnaryOp::Expm1 => "expm1",
+            UnaryOp::Reciprocal => "reciprocal",
+            UnaryOp::Sign => "sign",
+        }
+    }
+}
+
+/// The broadcasting binary ops of the catalog, plus comparisons (1 or 0 in the operands'
+/// dtype), which gradients use as masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Maximum,
+    Minimum,
+    Greater,
+    GreaterEqual,
+    Less,
+    LessEqual,
+    Equal,
+}
+
+impl BinaryOp {
+    /// The op's TensorFlow name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+            BinaryOp::Greater => "greater",
+            BinaryOp::GreaterEqual => "greater_equal",
+            BinaryOp::Less => "less",
+            BinaryOp::LessEqual => "less_equal",
+            BinaryOp::Equal => "equal",
+        }
+    }
+}
+
+/// A float tensor's elements as f32: borrowed for float32, converted in one slice pass
+/// (F16C) for float16. `None` for int32.
+pub(crate) fn float_view<R>(x: &Tensor<R>) -> Option<Cow<'_, [f32]>> {
+    match x.dtype() {
+        DType::F32 => x.as_slice::<f32>().ok().map(Cow::Borrowed),
+        DType::F16 => x.as_slice::<f16>().ok().map(|h| {
+            let mut out = vec![0.0f32; h.len()];
+            h.convert_to_f32_slice(&mut out);
+            Cow::Owned(out)
+        }),
+        DType::I32 => None,
+    }
+}
+
+/// Storage of `n` float elements of `dtype`, computed in f32 by `fill` and rounded once
+/// to float16 when `dtype` is float16.
+pub(crate) fn float_storage(dtype: DType, n: usize, fill: impl FnOnce(&mut [f32])) -> Storage {
+    match dtype {
+        DType::F16 => {
+            let mut wide = vec![0.0f32; n];
+            fill(&mut wide);
+            Storage::from_fn::<f16>(n, |out| out.convert_from_f32_slice(&wide))
+        }
+        _ => Storage::from_fn::<f32>(n, fill),
+    }
+}
+
+/// `op(x)` elementwise. int32 supports neg, abs, square, relu and sign.
+pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
+    let n = x.num_elements();
+    let storage = match float_view(x) {
+        Some(src) => float_storage(x.dtype(), n, |out| {
+            out.iter_mut().zip(src.iter()).for_each(|(o, &v)| *o = reference::unary_f32(op, v))
+        }),
+        None => {
+            let src = x.as_slice::<i32>()?;
+            if reference::unary_i32(op, 0).is_none() {
+                return Err(Error::UnsupportedDType { op: op.name(), shape: x.shape().clone(), dtype: x.dtype() });
+            }
+            Storage::from_fn::<i32>(n, |out| {
+                out.iter_mut().zip(src).for_each(|(o, &v)| *o = reference::unary_i32(op, v).unwrap_or(0))
+            })
+        }
+    };
+    Tensor::from_storage(storage, x.shape().clone())
+}
+
+fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result<()> {
+    if a.dtype() == b.dtype() {
+        Ok(())
+    } else {
+        Err(Error::DTypeMismatch {
+            op,
+            lhs: a.shape().clone(),
+            lhs_dtype: a.dtype(),
+            rhs: b.shape().clone(),
+            rhs_dtype: b.dtype(),
+        })
+    }
+}
+
+/// `op(a, b)` with NumPy broadcasting; both operands must share a dtype. int32 `div` by
+/// zero and `pow` with a negative exponent are an `Err` (TensorFlow refuses both).
+pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>> {
+    check_same_dtype(op.name(), a, b)?;
+    let out = broadcast_shapes(op.name(), a, b)?;
+    let n = out.num_elements();
+    let sa = broadcast_strides(a.dims(), out.dims());
+    let sb = broadcast_strides(b.dims(), out.dims());
+    let storage = match (float_view(a), float_view(b)) {
+        (Some(x), Some(y)) => float_storage(a.dtype(), n, |dst| {
+            if a.shape() == b.shape() {
+                dst.iter_mut().zip(x.iter().zip(y.iter())).for_each(|(o, (&p, &q))| *o = reference::binary_f32(op, p, q));
+            } else {
+                for_each_strided(out.dims(), [&sa, &sb], |o, [i, j]| dst[o] = reference::binary_f32(op, x[i], y[j]));
+            }
+        }),
+        _ => {
+            let (x, y) = (a.as_slice::<i32>()?, b.as_slice::<i32>()?);
+            if n > 0 {
+                check_int_operands(op, a, b, y)?;
+            }
+            Storage::from_fn::<i32>(n, |dst| {
+                for_each_strided(out.dims(), [&sa, &sb], |o, [i, j]| dst[o] = reference::binary_i32(op, x[i], y[j]));
+            })
+        }
+    };
+    Tensor::from_storage(storage, out)
+}
+
+fn check_int_operands<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>, divisor: &[i32]) -> Result<()> {
+    match op {
+        BinaryOp::Div if divisor.contains(&0) => Err(Error::DivisionByZero {
+            op: op.name(),
+            lhs: a.shape().clone(),
+            rhs: b.shape().clone(),
+            dtype: a.dtype(),
+        }),
+        BinaryOp::Pow if divisor.iter().any(|&e| e < 0) => Err(Error::InvalidValue {
+            op: op.name(),
+            shape: b.shape().clone(),
+            dtype: b.dtype(),
+            reason: "integers to negative integer powers are not allowed".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `where(cond, a, b)`: `a` where `cond` is nonzero (NaN counts as true), else `b`; all
+/// three broadcast together; `a` and `b` share a dtype, `cond` may be any dtype.
+pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>> {
+    check_same_dtype("select", a, b)?;
+    let ab = broadcast_shapes("select", a, b)?;
+    let out = broadcast_dims(cond.dims(), ab.dims()).ok_or_else(|| Error::ShapeMismatch {
+        op: "select",
+        lhs: cond.shape().clone(),
+        lhs_dtype: cond.dtype(),
+        rhs: ab.clone(),
+        rhs_dtype: a.dtype(),
+        reason: "the condition does not broadcast with the values".into(),
+    })?;
+    let truth: Vec<bool> = cond.to_f64_vec().into_iter().map(|c| c != 0.0).collect();
+    let strides = [
+        broadcast_strides(cond.dims(), out.dims()),
+        broadcast_strides(a.dims(), out.dims()),
+        broadcast_strides(b.dims(), out.dims()),
+    ];
+    let strides = [&strides[0][..], &strides[1][..], &strides[2][..]];
+    fn run<T: tapeflow_dtype::Element>(out: &Shape, strides: [&[usize]; 3], truth: &[bool], x: &[T], y: &[T]) -> Storage {
+        Storage::from_fn::<T>(out.num_elements(), |dst| {
+            for_each_strided(out.dims(), strides, |o, [c, i, j]| dst[o] = if truth[c] { x[i] } else { y[j] });
+        })
+    }
+    let storage = match a.dtype() {
+        DType::F32 => run(&out, strides, &truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?),
+        DType::F16 => run(&out, strides, &truth, a.as_slice::<f16>()?, b.as_slice::<f16>()?),
+        DType::I32 => run(&out, strides, &truth, a.as_slice::<i32>()?, b.as_slice::<i32>()?),
+    };
+    Tensor::from_storage(storage, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    type T = Tensor<()>;
+
+    #[test]
+    fn binary_broadcasts_rows_and_columns() {
+        let a = T::from_vec(vec![1.0f32, 2.0, 3.0], [3, 1]).unwrap();
+        let b = T::from_vec(vec![10.0f32, 20.0], [2]).unwrap();
+        let c = binary(BinaryOp::Add, &a, &b).unwrap();
+        assert_eq!(c.dims(), &[3, 2]);
+        assert_eq!(c.to_vec::<f32>().unwrap(), vec![11.0, 21.0, 12.0, 22.0, 13.0, 23.0]);
+    }
+
+    #[test]
+    fn int_division_truncates_and_refuses_zero() {
+        let a = T::from_vec(vec![7i32, -7, i32::MIN], [3]).unwrap();
+        let b = T::from_vec(vec![2i32, 2, -1], [3]).unwrap();
+        assert_eq!(binary(BinaryOp::Div, &a, &b).unwrap().to_vec::<i32>().unwrap(), vec![3, -3, i32::MIN]);
+        let z = T::from_vec(vec![1i32, 0, 1], [3]).unwrap();
+        let err = binary(BinaryOp::Div, &a, &z).unwrap_err().to_string();
+        assert!(err.contains("div") && err.contains("int32"), "{err}");
+    }
+
+    #[test]
+    fn maximum_propagates_nan() {
+        let a = T::from_vec(vec![f32::NAN, 1.0], [2]).unwrap();
+        let b = T::from_vec(vec![0.0f32, f32::NAN], [2]).unwrap();
+        let m = binary(BinaryOp::Maximum, &a, &b).unwrap().to_vec::<f32>().unwrap();
+        assert!(m[0].is_nan() && m[1].is_nan());
+    }
+
+    #[test]
+    fn mismatches_are_errors() {
+        let a = T::from_vec(vec![1.0f32; 6], [2, 3]).unwrap();
+        let b = T::from_vec(vec![1.0f32; 4], [4]).unwrap();
+        let msg = binary(BinaryOp::Mul, &a, &b).unwrap_err().to_string();
+        assert!(msg.contains("mul") && msg.contains("(2, 3)") && msg.contains("(4,)"), "{msg}");
+        let i = T::from_vec(vec![1i32; 3], [3]).unwrap();
+        assert!(binary(BinaryOp::Add, &a, &i).is_err());
+        assert!(unary(UnaryOp::Exp, &i).is_err());
+    }
+
+    #[test]
+    fn f16_rounds_once() {
+        let a = T::from_vec(vec![f16::from_f32(0.1); 3], [3]).unwrap();
+        let s = binary(BinaryOp::Add, &a, &a).unwrap();
+        assert_eq!(s.dtype(), DType::F16);
+        assert_eq!(s.to_vec::<f16>().unwrap()[0], f16::from_f32(f16::from_f32(0.1).to_f32() * 2.0));
+    }
+}

@@ -1,0 +1,120 @@
+//! Matrix products: 2-D and batched, with broadcast batch dimensions and transposed
+//! operands.
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
+
+use crate::elementwise::float_view;
+use crate::layout::{broadcast_dims, broadcast_strides, for_each_strided};
+use crate::reference;
+
+/// `tf.linalg.matmul(a, b, transpose_a, transpose_b)`: both operands of rank ≥ 2; the
+/// leading (batch) dimensions broadcast; the inner dimensions must agree.
+pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: bool) -> Result<Tensor<R>> {
+    let mismatch = |reason: String| Error::ShapeMismatch {
+        op: "matmul",
+        lhs: a.shape().clone(),
+        lhs_dtype: a.dtype(),
+        rhs: b.shape().clone(),
+        rhs_dtype: b.dtype(),
+        reason,
+    };
+    if a.dtype() != b.dtype() {
+        return Err(Error::DTypeMismatch {
+            op: "matmul",
+            lhs: a.shape().clone(),
+            lhs_dtype: a.dtype(),
+            rhs: b.shape().clone(),
+            rhs_dtype: b.dtype(),
+        });
+    }
+    if a.rank() < 2 || b.rank() < 2 {
+        return Err(mismatch("both operands must have rank 2 or more".into()));
+    }
+    let (ad, bd) = (a.dims(), b.dims());
+    let (ra, rb) = (ad.len(), bd.len());
+    let (m, ka) = if transpose_a { (ad[ra - 1], ad[ra - 2]) } else { (ad[ra - 2], ad[ra - 1]) };
+    let (kb, n) = if transpose_b { (bd[rb - 1], bd[rb - 2]) } else { (bd[rb - 2], bd[rb - 1]) };
+    if ka != kb {
+        return Err(mismatch(format!("inner dimensions differ ({ka} and {kb})")));
+    }
+    let batch = broadcast_dims(&ad[..ra - 2], &bd[..rb - 2])
+        .ok_or_else(|| mismatch("batch dimensions do not broadcast".into()))?;
+    let mut out_dims = batch.dims().to_vec();
+    out_dims.extend([m, n]);
+    let out_shape = Shape::from(out_dims);
+    let batches = batch.num_elements();
+    // Matrix index of each operand for each output batch (0-stride where broadcast).
+    let sa = broadcast_strides(&ad[..ra - 2], batch.dims());
+    let sb = broadcast_strides(&bd[..rb - 2], batch.dims());
+    let mut pairs = Vec::with_capacity(batches);
+    for_each_strided(batch.dims(), [&sa, &sb], |_, [i, j]| pairs.push((i, j)));
+    let k = ka;
+    let (size_a, size_b, size_c) = (m * k, k * n, m * n);
+    let storage = match (float_view(a), float_view(b)) {
+        (Some(x), Some(y)) => {
+            let mut c = vec![0.0f32; batches * size_c];
+            for (bi, &(i, j)) in pairs.iter().enumerate() {
+                reference::matmul_f32(
+                    &x[i * size_a..(i + 1) * size_a],
+                    &y[j * size_b..(j + 1) * size_b],
+                    &mut c[bi * size_c..(bi + 1) * size_c],
+                    m,
+                    k,
+                    n,
+                    transpose_a,
+                    transpose_b,
+                );
+            }
+            match a.dtype() {
+                DType::F16 => Storage::from_fn::<f16>(c.len(), |out| out.convert_from_f32_slice(&c)),
+                _ => Storage::from_fn::<f32>(c.len(), |out| out.copy_from_slice(&c)),
+            }
+        }
+        _ => {
+            let (x, y) = (a.as_slice::<i32>()?, b.as_slice::<i32>()?);
+            Storage::from_fn::<i32>(batches * size_c, |c| {
+                for (bi, &(i, j)) in pairs.iter().enumerate() {
+                    reference::matmul_i32(
+                        &x[i * size_a..(i + 1) * size_a],
+                        &y[j * size_b..(j + 1) * size_b],
+                        &mut c[bi * size_c..(bi + 1) * size_c],
+                        m,
+                        k,
+                        n,
+                        transpose_a,
+                        transpose_b,
+                    );
+                }
+            })
+        }
+    };
+    Tensor::from_storage(storage, out_shape)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    type T = Tensor<()>;
+
+    #[test]
+    fn two_by_two_and_transposes() {
+        let a = T::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]).unwrap();
+        assert_eq!(matmul(&a, &a, false, false).unwrap().to_vec::<f32>().unwrap(), vec![7.0, 10.0, 15.0, 22.0]);
+        assert_eq!(matmul(&a, &a, true, false).unwrap().to_vec::<f32>().unwrap(), vec![10.0, 14.0, 14.0, 20.0]);
+        assert_eq!(matmul(&a, &a, false, true).unwrap().to_vec::<f32>().unwrap(), vec![5.0, 11.0, 11.0, 25.0]);
+    }
+
+    #[test]
+    fn batch_dimensions_broadcast() {
+        let a = T::from_vec(vec![1i32; 3 * 2 * 4], [3, 2, 4]).unwrap();
+        let b = T::from_vec(vec![2i32; 4 * 5], [4, 5]).unwrap();
+        let c = matmul(&a, &b, false, false).unwrap();
+        assert_eq!(c.dims(), &[3, 2, 5]);
+        assert!(c.to_vec::<i32>().unwrap().iter().all(|&v| v == 8));
+        assert!(matmul(&b, &a, false, false).is_err());
+        let v = T::from_vec(vec![1i32; 4], [4]).unwrap();
+        assert!(matmul(&v, &b, false, false).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! Scalar reference kernels: the plainest correct code for every element function and
+//! kernel. The optimized paths are tested against these, and they serve as tails and
+//! fallbacks.
+
+use crate::elementwise::{BinaryOp, UnaryOp};
+
+/// One element of a unary float op, computed in f32 with TensorFlow's edge rules
+/// (relu and max-like ops propagate NaN; relu(-0) = 0).
+pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
+        UnaryOp::Square => x * x,
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sigmoid => sigmoid_f32(x),
+        UnaryOp::Relu => {
+            if x.is_nan() {
+                x
+            } else if x > 0.0 {
+                x
+            } else {
+                0.0
+            }
+        }
+        UnaryOp::Sin => x.sin(),
+        UnaryOp::Cos => x.cos(),
+        UnaryOp::Softplus => softplus_f32(x),
+        UnaryOp::Log1p => x.ln_1p(),
+        UnaryOp::Expm1 => x.exp_m1(),
+        UnaryOp::Reciprocal => 1.0 / x,
+        UnaryOp::Sign => {
+            if x.is_nan() {
+                x
+            } else if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        }
+    }
+}
+
+/// Logistic function without overflow: exp is only ever taken of a non-positive number.
+pub fn sigmoid_f32(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|)).
+pub fn softplus_f32(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// One element of a unary int32 op (wrapping); `None` if the op has no int32 form.
+pub fn unary_i32(op: UnaryOp, x: i32) -> Option<i32> {
+    Some(match op {
+        UnaryOp::Neg => x.wrapping_neg(),
+        UnaryOp::Abs => x.wrapping_abs(),
+        UnaryOp::Square => x.wrapping_mul(x),
+        UnaryOp::Relu => x.max(0),
+        UnaryOp::Sign => x.signum(),
+        _ => return None,
+    })
+}
+
+/// TensorFlow's NaN rule for maximum/minimum: NaN in either operand gives NaN.
+fn nan_or(a: f32, b: f32, pick_a: bool) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else if pick_a {
+        a
+    } else {
+        b
+    }
+}
+
+/// One element of a binary float op in f32. Comparisons give 1.0 or 0.0.
+pub fn binary_f32(op: BinaryOp, a: f32, b: f32) -> f32 {
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Pow => a.powf(b),
+        BinaryOp::Maximum => nan_or(a, b, a >= b),
+        BinaryOp::Minimum => nan_or(a, b, a <= b),
+        BinaryOp::Greater => f32::from(u8::from(a > b)),
+        BinaryOp::GreaterEqual => f32::from(u8::from(a >= b)),
+        BinaryOp::Less => f32::from(u8::from(a < b)),
+        BinaryOp::LessEqual => f32::from(u8::from(a <= b)),
+        BinaryOp::Equal => f32::from(u8::from(a == b)),
+    }
+}
+
+/// One element of a binary int32 op: wrapping arithmetic, `/` truncating toward zero
+/// (`i32::MIN / -1 = i32::MIN`). The caller has already refused zero divisors and
+/// negative exponents; they give 0 here rather than a crash.
+pub fn binary_i32(op: BinaryOp, a: i32, b: i32) -> i32 {
+    match op {
+        BinaryOp::Add => a.wrapping_add(b),
+        BinaryOp::Sub => a.wrapping_sub(b),
+        BinaryOp::Mul => a.wrapping_mul(b),
+        BinaryOp::Div => if b == 0 { 0 } else { a.wrapping_div(b) },
+        BinaryOp::Pow => u32::try_from(b).map_or(0, |e| a.wrapping_pow(e)),
+        BinaryOp::Maximum => a.max(b),
+        BinaryOp::Minimum => a.min(b),
+        BinaryOp::Greater => i32::from(a > b),
+        BinaryOp::GreaterEqual => i32::from(a >= b),
+        BinaryOp::Less => i32::from(a < b),
+        BinaryOp::LessEqual => i32::from(a <= b),
+        BinaryOp::Equal => i32::from(a == b),
+    }
+}
+
+/// Row-major `c[m×n] = op(a)[m×k] · op(b)[k×n]` for one matrix pair, accumulating in f32
+/// in k order. `a` is `m×k` (or `k×m` when `transpose_a`), `b` is `k×n` (or `n×k`).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_f32(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize, transpose_a: bool, transpose_b: bool) {
+    c.fill(0.0);
+    for i in 0..m {
+        let row = &mut c[i * n..(i + 1) * n];
+        for p in 0..k {
+            let av = if transpose_a { a[p * m + i] } else { a[i * k + p] };
+            if transpose_b {
+                for (j, out) in row.iter_mut().enumerate() {
+                    *out += av * b[j * k + p];
+                }
+            } else {
+                let brow = &b[p * n..(p + 1) * n];
+                for (out, &bv) in row.iter_mut().zip(brow) {
+                    *out += av * bv;
+                }
+            }
+        }
+    }
+}
+
+/// The int32 form of [`matmul_f32`], wrapping.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_i32(a: &[i32], b: &[i32], c: &mut [i32], m: usize, k: usize, n: usize, transpose_a: bool, transpose_b: bool) {
+    c.fill(0);
+    for i in 0..m {
+        for p in 0..k {
+            let av = if transpose_a { a[p * m + i] } else { a[i * k + p] };
+            for j in 0..n {
+                let bv = if transpose_b { b[j * k + p] } else { b[p * n + j] };
+                c[i * n + j] = c[i * n + j].wrapping_add(av.wrapping_mul(bv));
+            }
+        }
+    }
+}
