@@ -1,1 +1,38 @@
-//! tapeflow
+//! # tapeflow
+//!
+//! TensorFlow's `GradientTape` autodiff for Rust, on a SIMD, multithreaded CPU tensor
+//! runtime. Write `use tapeflow::prelude::*;` and port TensorFlow code line by line:
+//!
+//! ```
+//! use tapeflow::prelude::*;
+//!
+//! # fn main() -> Result<()> {
+//! let x = Variable::new(20.0);
+//! let tape = GradientTape::new();
+//! let y = tape.record(|| x.pow(2.0))?;               // y = x²
+//! let dy_dx = tape.gradient(&y, &x)?.unwrap();        // 2x = 40
+//! println!("{dy_dx}");                                // Tensor(40.0, shape=(), dtype=float32)
+//! assert_eq!(dy_dx.to_scalar::<f32>()?, 40.0);
+//! # Ok(()) }
+//! ```
+//!
+//! This package is a facade: values live in `tapeflow-dtype`, kernels in
+//! `tapeflow-kernels`, autodiff in `tapeflow-tape`.
+
+pub use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, TensorId, f16};
+pub use tapeflow_tape::{
+    Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Tensor,
+    TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, concat, constant, ops,
+    stop_gradient,
+};
+
+/// The kernels, for users who want them without autodiff.
+pub use tapeflow_kernels as kernels;
+
+/// Everything a program needs: `use tapeflow::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        DType, Error, GradientOptions, GradientTape, JacobianOptions, Result, Shape, Tensor, TensorMath,
+        UnconnectedGradients, Variable, concat, constant, f16, stop_gradient,
+    };
+}

@@ -102,7 +102,9 @@ macro_rules! arith_operator {
                 R::arith($op, &self, &rhs?)
             }
         }
-        arith_operator!(@literals $Trait, $method, $op, f64, f32, f16, i32, i64);
+        // One float and one integer type only, so a bare literal (`x * 2.0`, `x + 1`) infers its
+        // type from the single candidate impl.
+        arith_operator!(@literals $Trait, $method, $op, f64, f16, i32);
     };
     (@literals $Trait:ident, $method:ident, $op:expr, $($lit:ty),*) => {$(
         impl<R: Runtime> $Trait<$lit> for &Tensor<R> {

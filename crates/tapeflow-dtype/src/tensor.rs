@@ -283,15 +283,23 @@ impl<R> Tensor<R> {
     }
 }
 
-impl<R> fmt::Display for Tensor<R> {
-    /// TensorFlow's `tf.Tensor` print: numpy-style values, then shape and dtype.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl<R> Tensor<R> {
+    /// The values as numpy prints them (`str(tensor.numpy())`): `40.0`, `[ 1.  8. 27.]`,
+    /// several lines for rank ≥ 2, summarised with `...` past 1000 elements.
+    pub fn values_text(&self) -> String {
         let values = match self.dtype() {
             DType::F32 => Values::F32(self.typed()),
             DType::F16 => Values::F16(self.typed()),
             DType::I32 => Values::I32(self.typed()),
         };
-        let text = format_numpy(values, self.dims());
+        format_numpy(values, self.dims())
+    }
+}
+
+impl<R> fmt::Display for Tensor<R> {
+    /// TensorFlow's `tf.Tensor` print: numpy-style values, then shape and dtype.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.values_text();
         let sep = if text.contains('\n') { "\n" } else { "" };
         write!(f, "Tensor({sep}{text}, shape={}, dtype={})", self.shape, self.dtype())
     }

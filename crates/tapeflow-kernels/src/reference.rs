@@ -18,9 +18,7 @@ pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {
         UnaryOp::Tanh => x.tanh(),
         UnaryOp::Sigmoid => sigmoid_f32(x),
         UnaryOp::Relu => {
-            if x.is_nan() {
-                x
-            } else if x > 0.0 {
+            if x > 0.0 || x.is_nan() {
                 x
             } else {
                 0.0

@@ -1,1 +1,24 @@
-//! tape
+//! tapeflow's autodiff: differentiable ops, [`Variable`], [`GradientTape`].
+//!
+//! Every op computes its value with `tapeflow-kernels` and records itself on each active
+//! tape that watches one of its inputs. Backward rules are written with the same
+//! differentiable ops, so a gradient computed while an outer tape records is itself
+//! recorded: higher-order gradients to any order.
+
+mod backward;
+mod context;
+mod jacobian;
+mod operand;
+mod operators;
+pub mod ops;
+mod runtime;
+mod tape;
+mod variable;
+
+pub use backward::{GradientOptions, UnconnectedGradients};
+pub use jacobian::JacobianOptions;
+pub use operand::{GradSource, IntoOperand, Operand, Watchable};
+pub use ops::{TensorMath, concat, constant, stop_gradient};
+pub use runtime::{Autodiff, Tensor};
+pub use tape::GradientTape;
+pub use variable::{Variable, VariableBuilder};

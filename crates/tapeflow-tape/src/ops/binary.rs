@@ -1,0 +1,105 @@
+//! Broadcasting binary ops, `select`, and reducing a gradient back to an operand's shape.
+
+use std::sync::Arc;
+
+use tapeflow_dtype::{Result, Shape};
+use tapeflow_kernels::{self as kernels, BinaryOp};
+
+use crate::context::record;
+use crate::operand::IntoOperand;
+use crate::ops::{TensorMath, reduce, scalar_like, shape};
+use crate::runtime::Tensor;
+
+/// `op(a, b)` with a right operand that may be a literal (it adopts `a`'s dtype).
+pub(crate) fn with_operand(op: BinaryOp, a: &Tensor, b: impl IntoOperand) -> Result<Tensor> {
+    let b = b.into_operand().resolve(a.dtype(), op.name())?;
+    binary(op, a, &b)
+}
+
+/// `op(a, b)`, recorded with its derivative. Comparisons are piecewise constant and are
+/// not recorded.
+pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let out = kernels::binary(op, a, b)?;
+    let differentiable = matches!(
+        op,
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Maximum | BinaryOp::Minimum
+    );
+    if differentiable {
+        record(&[a, b], &out, || {
+            let (a, b, out) = (a.clone(), b.clone(), out.clone());
+            Arc::new(move |g: &Tensor, needs: &[bool]| derivatives(op, &a, &b, &out, g, needs))
+        });
+    }
+    Ok(out)
+}
+
+/// Sum of two gradient contributions (recorded, so it is differentiable too).
+pub(crate) fn add_gradients(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(BinaryOp::Add, a, b)
+}
+
+/// Gradients of `out = op(a, b)` for the inputs that need one, reduced to their shapes.
+fn derivatives(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+    let c = |v: f64| scalar_like(a, v);
+    let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
+    let (ga, gb) = match op {
+        BinaryOp::Add => (need_a.then(|| Ok(g.clone())), need_b.then(|| Ok(g.clone()))),
+        BinaryOp::Sub => (need_a.then(|| Ok(g.clone())), need_b.then(|| -g)),
+        // d(ab) = b da + a db
+        BinaryOp::Mul => (need_a.then(|| g * b), need_b.then(|| a * g)),
+        // d(a/b) = da / b - a / b² db
+        BinaryOp::Div => (need_a.then(|| g / b), need_b.then(|| g * ((-a)? / b / b)?)),
+        // d(a^b) = b a^(b-1) da + a^b log(a) db, with log(a) taken as 0 where a <= 0
+        BinaryOp::Pow => (
+            need_a.then(|| (g * b)? * a.pow((b - c(1.0))?)?),
+            need_b.then(|| {
+                let positive = kernels::binary(BinaryOp::Greater, a, &c(0.0))?;
+                let safe_a = select(&positive, a, &c(1.0))?;
+                let log_a = select(&positive, &safe_a.log()?, &c(0.0))?;
+                (g * out)? * log_a
+            }),
+        ),
+        // Ties send the gradient to the first argument; NaN compares false, so it goes to b.
+        BinaryOp::Maximum | BinaryOp::Minimum => {
+            let cmp = if op == BinaryOp::Maximum { BinaryOp::GreaterEqual } else { BinaryOp::LessEqual };
+            let mask = kernels::binary(cmp, a, b)?;
+            (need_a.then(|| select(&mask, g, &c(0.0))), need_b.then(|| select(&mask, &c(0.0), g)))
+        }
+        _ => (None, None),
+    };
+    Ok(vec![reduce_opt(ga, a.shape())?, reduce_opt(gb, b.shape())?])
+}
+
+fn reduce_opt(grad: Option<Result<Tensor>>, shape: &Shape) -> Result<Option<Tensor>> {
+    grad.map(|g| unbroadcast(&g?, shape)).transpose()
+}
+
+/// Sums `grad` over the dimensions that broadcasting added or stretched, so it gets
+/// `shape` back (the gradient of broadcasting).
+pub(crate) fn unbroadcast(grad: &Tensor, shape: &Shape) -> Result<Tensor> {
+    if grad.shape() == shape {
+        return Ok(grad.clone());
+    }
+    let extra = grad.rank().saturating_sub(shape.rank());
+    let axes: Vec<isize> = (0..grad.rank())
+        .filter(|&i| i < extra || (shape.dims()[i - extra] == 1 && grad.dims()[i] != 1))
+        .map(|i| i as isize)
+        .collect();
+    let summed = reduce::reduce(kernels::ReduceOp::Sum, grad, Some(&axes), false)?;
+    shape::reshape(&summed, &shape.dims().iter().map(|&d| d as isize).collect::<Vec<_>>())
+}
+
+/// `where(cond, a, b)`; `cond` is treated as a constant.
+pub(crate) fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let out = kernels::select(cond, a, b)?;
+    record(&[a, b], &out, || {
+        let (cond, a_shape, b_shape) = (cond.clone(), a.shape().clone(), b.shape().clone());
+        Arc::new(move |g: &Tensor, needs: &[bool]| {
+            let zero = scalar_like(g, 0.0);
+            let ga = needs[0].then(|| select(&cond, g, &zero));
+            let gb = needs[1].then(|| select(&cond, &zero, g));
+            Ok(vec![reduce_opt(ga, &a_shape)?, reduce_opt(gb, &b_shape)?])
+        })
+    });
+    Ok(out)
+}

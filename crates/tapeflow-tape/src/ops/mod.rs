@@ -1,0 +1,230 @@
+//! Differentiable ops, one file per family, each op's backward rule beside its forward.
+//!
+//! Every op computes its value with `tapeflow-kernels` and calls
+//! [`record`](crate::context::record) with a backward rule. Backward rules are written with
+//! these same ops, so gradients are differentiable again (higher order to any order).
+
+pub(crate) mod binary;
+pub(crate) mod matmul;
+pub(crate) mod nn;
+pub(crate) mod reduce;
+pub(crate) mod shape;
+pub(crate) mod unary;
+
+use tapeflow_dtype::{DType, Result, Shape};
+use tapeflow_kernels::{BinaryOp, ReduceOp, UnaryOp};
+
+use crate::operand::IntoOperand;
+use crate::runtime::Tensor;
+use crate::variable::Variable;
+
+/// The math of the op catalog, as methods on [`Tensor`] and [`Variable`] (a variable is
+/// read when the op runs, which counts as an access on active tapes). Every tensor argument
+/// accepts a `Tensor`, a `Variable` or a Rust scalar, by reference or by value; a scalar
+/// adopts the receiver's dtype.
+pub trait TensorMath {
+    /// The receiver's value as a tensor (a variable read).
+    fn to_tensor(&self) -> Tensor;
+
+    /// `-x`
+    fn neg(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Neg, &self.to_tensor())
+    }
+    /// `|x|`; the gradient at 0 is 0.
+    fn abs(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Abs, &self.to_tensor())
+    }
+    /// `e^x`
+    fn exp(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Exp, &self.to_tensor())
+    }
+    /// Natural logarithm; `log(0) = -inf`.
+    fn log(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Log, &self.to_tensor())
+    }
+    /// Square root; the gradient at 0 is +inf.
+    fn sqrt(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Sqrt, &self.to_tensor())
+    }
+    /// `1 / sqrt(x)`
+    fn rsqrt(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Rsqrt, &self.to_tensor())
+    }
+    /// `x * x`
+    fn square(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Square, &self.to_tensor())
+    }
+    /// Hyperbolic tangent.
+    fn tanh(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Tanh, &self.to_tensor())
+    }
+    /// Logistic sigmoid `1 / (1 + e^-x)`.
+    fn sigmoid(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Sigmoid, &self.to_tensor())
+    }
+    /// `max(x, 0)`, NaN propagating; the gradient at 0 (and at NaN) is 0.
+    fn relu(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Relu, &self.to_tensor())
+    }
+    /// Sine.
+    fn sin(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Sin, &self.to_tensor())
+    }
+    /// Cosine.
+    fn cos(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Cos, &self.to_tensor())
+    }
+    /// `log(1 + e^x)`
+    fn softplus(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Softplus, &self.to_tensor())
+    }
+    /// `log(1 + x)`
+    fn log1p(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Log1p, &self.to_tensor())
+    }
+    /// `e^x - 1`
+    fn expm1(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Expm1, &self.to_tensor())
+    }
+    /// `1 / x`
+    fn reciprocal(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Reciprocal, &self.to_tensor())
+    }
+
+    /// `x + y`, broadcasting.
+    fn add(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::Add, &self.to_tensor(), other)
+    }
+    /// `x - y`, broadcasting.
+    fn sub(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::Sub, &self.to_tensor(), other)
+    }
+    /// `x * y`, broadcasting.
+    fn mul(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::Mul, &self.to_tensor(), other)
+    }
+    /// `x / y`, broadcasting; int32 truncates toward zero, and divides by zero as an `Err`.
+    fn div(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::Div, &self.to_tensor(), other)
+    }
+    /// `x ** y`, broadcasting.
+    fn pow(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::Pow, &self.to_tensor(), other)
+    }
+    /// Elementwise maximum, NaN propagating; on ties the gradient goes to `self`.
+    fn maximum(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::Maximum, &self.to_tensor(), other)
+    }
+    /// Elementwise minimum, NaN propagating; on ties the gradient goes to `self`.
+    fn minimum(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::Minimum, &self.to_tensor(), other)
+    }
+
+    /// Sum over `axes` (negative count from the end; `&[]` reduces nothing).
+    fn sum(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Sum, &self.to_tensor(), Some(axes), keepdims)
+    }
+    /// Mean over `axes`.
+    fn mean(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Mean, &self.to_tensor(), Some(axes), keepdims)
+    }
+    /// Maximum over `axes`; ties share the gradient equally.
+    fn max(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Max, &self.to_tensor(), Some(axes), keepdims)
+    }
+    /// Sum of all elements (a scalar).
+    fn sum_all(&self) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Sum, &self.to_tensor(), None, false)
+    }
+    /// Mean of all elements.
+    fn mean_all(&self) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Mean, &self.to_tensor(), None, false)
+    }
+    /// Maximum of all elements.
+    fn max_all(&self) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Max, &self.to_tensor(), None, false)
+    }
+
+    /// Matrix product (rank ≥ 2; batch dimensions broadcast).
+    fn matmul(&self, other: impl IntoOperand) -> Result<Tensor> {
+        self.matmul_transposed(other, false, false)
+    }
+    /// `tf.linalg.matmul(a, b, transpose_a, transpose_b)`.
+    fn matmul_transposed(&self, other: impl IntoOperand, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+        let a = self.to_tensor();
+        let b = other.into_operand().resolve(a.dtype(), "matmul")?;
+        matmul::matmul(&a, &b, transpose_a, transpose_b)
+    }
+
+    /// The same elements in a new shape; one dimension may be -1.
+    fn reshape(&self, dims: impl AsRef<[isize]>) -> Result<Tensor> {
+        shape::reshape(&self.to_tensor(), dims.as_ref())
+    }
+    /// Permutes the dimensions: output dimension `i` is input dimension `perm[i]`.
+    fn transpose(&self, perm: &[usize]) -> Result<Tensor> {
+        shape::transpose(&self.to_tensor(), perm)
+    }
+    /// Broadcasts to `shape` (NumPy rules).
+    fn broadcast_to(&self, shape: impl Into<Shape>) -> Result<Tensor> {
+        shape::broadcast_to(&self.to_tensor(), &shape.into())
+    }
+    /// Converts to `dtype`; float → int32 truncates toward zero. Gradients flow between
+    /// float dtypes only.
+    fn cast(&self, dtype: DType) -> Result<Tensor> {
+        shape::cast(&self.to_tensor(), dtype)
+    }
+
+    /// Softmax along `axis`.
+    fn softmax(&self, axis: isize) -> Result<Tensor> {
+        nn::softmax(&self.to_tensor(), axis)
+    }
+    /// Log-softmax along `axis`.
+    fn log_softmax(&self, axis: isize) -> Result<Tensor> {
+        nn::log_softmax(&self.to_tensor(), axis)
+    }
+    /// Per-example cross-entropy of logits `[N, C]` against int32 class labels `[N]`; a
+    /// label outside `[0, C)` is an `Err`.
+    fn sparse_softmax_cross_entropy(&self, labels: impl IntoOperand) -> Result<Tensor> {
+        let logits = self.to_tensor();
+        let labels = labels.into_operand().resolve(DType::I32, "sparse_softmax_cross_entropy")?;
+        nn::sparse_softmax_cross_entropy(&logits, &labels)
+    }
+}
+
+impl TensorMath for Tensor {
+    fn to_tensor(&self) -> Tensor {
+        self.clone()
+    }
+}
+
+impl TensorMath for Variable {
+    fn to_tensor(&self) -> Tensor {
+        self.read()
+    }
+}
+
+/// A tensor from a Rust literal, as `tf.constant`: `constant(3.0)` is a float32 scalar,
+/// `constant(30)` int32, `constant([1.0, 2.0])` shape (2,), nested arrays for rank 2 and 3.
+pub fn constant(value: impl Into<Tensor>) -> Tensor {
+    value.into()
+}
+
+/// The same value with no gradient path: `tf.stop_gradient`.
+pub fn stop_gradient(x: &impl TensorMath) -> Tensor {
+    x.to_tensor().with_new_id()
+}
+
+/// `tf.concat(values, axis)`: joins tensors (or variables) along an existing axis.
+pub fn concat<T: TensorMath>(values: &[T], axis: isize) -> Result<Tensor> {
+    let tensors: Vec<Tensor> = values.iter().map(TensorMath::to_tensor).collect();
+    shape::concat(&tensors, axis)
+}
+
+/// A scalar of `like`'s dtype (for constants inside backward rules).
+pub(crate) fn scalar_like(like: &Tensor, value: f64) -> Tensor {
+    match like.dtype() {
+        DType::F32 => Tensor::scalar(value as f32),
+        DType::F16 => Tensor::scalar(tapeflow_dtype::f16::from_f64(value)),
+        DType::I32 => Tensor::scalar(value as i32),
+    }
+}

@@ -1,0 +1,55 @@
+//! softmax, log_softmax and sparse softmax cross-entropy.
+
+use std::sync::Arc;
+
+use tapeflow_dtype::Result;
+use tapeflow_kernels as kernels;
+
+use crate::context::record;
+use crate::ops::TensorMath;
+use crate::runtime::Tensor;
+
+/// `tf.nn.softmax`: dx = (g - sum(g·y, axis)) · y.
+pub(crate) fn softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
+    let y = kernels::softmax(x, axis)?;
+    record(&[x], &y, || {
+        let y = y.clone();
+        Arc::new(move |g: &Tensor, _: &[bool]| {
+            let dot = (g * &y)?.sum(&[axis], true)?;
+            Ok(vec![Some(((g - dot)? * &y)?)])
+        })
+    });
+    Ok(y)
+}
+
+/// `tf.nn.log_softmax`: dx = g - exp(y) · sum(g, axis).
+pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
+    let y = kernels::log_softmax(x, axis)?;
+    record(&[x], &y, || {
+        let y = y.clone();
+        Arc::new(move |g: &Tensor, _: &[bool]| {
+            let total = g.sum(&[axis], true)?;
+            Ok(vec![Some((g - (y.exp()? * total)?)?)])
+        })
+    });
+    Ok(y)
+}
+
+/// `tf.nn.sparse_softmax_cross_entropy_with_logits`:
+/// d logits = (softmax(logits) - one_hot(labels)) · g[:, None]; labels get no gradient.
+pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    let loss = kernels::sparse_softmax_cross_entropy(logits, labels)?;
+    record(&[logits, labels], &loss, || {
+        let (logits, labels) = (logits.clone(), labels.clone());
+        Arc::new(move |g: &Tensor, needs: &[bool]| {
+            if !needs[0] {
+                return Ok(vec![None, None]);
+            }
+            let one_hot = kernels::one_hot(&logits, &labels)?;
+            let probs = softmax(&logits, -1)?;
+            let column = g.reshape([-1, 1])?;
+            Ok(vec![Some(((probs - one_hot)? * column)?), None])
+        })
+    });
+    Ok(loss)
+}

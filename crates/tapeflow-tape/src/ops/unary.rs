@@ -1,0 +1,65 @@
+//! Unary ops and their derivatives.
+
+use std::sync::Arc;
+
+use tapeflow_dtype::Result;
+use tapeflow_kernels::{self as kernels, UnaryOp};
+
+use crate::context::record;
+use crate::ops::scalar_like;
+use crate::ops::TensorMath;
+use crate::runtime::Tensor;
+
+/// `op(x)`, recorded with its derivative.
+pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
+    let y = kernels::unary(op, x)?;
+    if op != UnaryOp::Sign {
+        record(&[x], &y, || {
+            let (x, y) = (x.clone(), y.clone());
+            Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(derivative(op, &x, &y, g)?)]))
+        });
+    }
+    Ok(y)
+}
+
+/// The gradient of `y = op(x)` given upstream `g`, in the form TensorFlow's gradient
+/// functions use (so results match TF's to the last bit where it matters).
+fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let c = |v: f64| scalar_like(x, v);
+    match op {
+        // d(-x) = -1
+        UnaryOp::Neg => -g,
+        // d|x| = sign(x), 0 at 0; sign is piecewise constant: not recorded.
+        UnaryOp::Abs => g * kernels::unary(UnaryOp::Sign, x)?,
+        // d e^x = e^x = y
+        UnaryOp::Exp => g * y,
+        // d log x = 1/x
+        UnaryOp::Log => g * x.reciprocal()?,
+        // d sqrt(x) = 0.5 / y (inf at 0)
+        UnaryOp::Sqrt => (g * c(0.5)) / y,
+        // d x^-1/2 = -0.5 y^3
+        UnaryOp::Rsqrt => (g * c(-0.5)) * ((y * y) * y)?,
+        // d x² = 2x
+        UnaryOp::Square => g * (c(2.0) * x)?,
+        // d tanh = 1 - y²
+        UnaryOp::Tanh => g * (c(1.0) - (y * y)?)?,
+        // d sigmoid = y (1 - y)
+        UnaryOp::Sigmoid => (g * y) * (c(1.0) - y)?,
+        // d relu = 1 where x > 0 (0 at 0 and at NaN)
+        UnaryOp::Relu => super::binary::select(&kernels::binary(kernels::BinaryOp::Greater, x, &c(0.0))?, g, &c(0.0)),
+        // d sin = cos
+        UnaryOp::Sin => g * x.cos()?,
+        // d cos = -sin
+        UnaryOp::Cos => (-g)? * x.sin()?,
+        // d softplus = sigmoid
+        UnaryOp::Softplus => g * x.sigmoid()?,
+        // d log(1+x) = 1 / (1 + x)
+        UnaryOp::Log1p => g * (c(1.0) + x)?.reciprocal()?,
+        // d (e^x - 1) = e^x
+        UnaryOp::Expm1 => g * x.exp()?,
+        // d 1/x = -y²
+        UnaryOp::Reciprocal => (-g)? * (y * y)?,
+        // sign is piecewise constant and never recorded.
+        UnaryOp::Sign => Ok(Tensor::zeros(x.shape().clone(), x.dtype())),
+    }
+}

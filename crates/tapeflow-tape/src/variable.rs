@@ -1,0 +1,249 @@
+//! Mutable, shared tensors: model parameters.
+
+use std::fmt;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use tapeflow_dtype::{DType, Error, Result, Shape, TensorId};
+use tapeflow_kernels::BinaryOp;
+
+use crate::context;
+use crate::operand::IntoOperand;
+use crate::runtime::Tensor;
+
+struct VariableInner {
+    handle: TensorId,
+    name: String,
+    trainable: bool,
+    value: RwLock<Tensor>,
+}
+
+/// A mutable tensor with a fixed shape and dtype, like `tf.Variable`. Handles are cheap
+/// clones sharing one value. Reading it inside a recording tape is an *access*: a
+/// trainable variable is watched on first access (unless the tape was built with
+/// `watch_accessed_variables(false)`).
+#[derive(Clone)]
+pub struct Variable {
+    inner: Arc<VariableInner>,
+}
+
+impl Variable {
+    /// A trainable variable named `Variable:0` holding `value` (a tensor or a Rust literal:
+    /// `Variable::new(20.0)` is float32, `Variable::new(30)` int32).
+    pub fn new(value: impl Into<Tensor>) -> Self {
+        Self::create(value.into(), true, None)
+    }
+
+    /// Like `tf.Variable(value, dtype=...)`: the value converted to `dtype`. Converting a
+    /// float that is not a whole number (or is NaN or out of range) to int32 is an `Err`.
+    pub fn with_dtype(value: impl Into<Tensor>, dtype: DType) -> Result<Self> {
+        Self::builder(value).dtype(dtype).build()
+    }
+
+    /// A builder for the name, trainability and dtype.
+    pub fn builder(value: impl Into<Tensor>) -> VariableBuilder {
+        VariableBuilder { value: value.into(), trainable: true, name: None, dtype: None }
+    }
+
+    fn create(value: Tensor, trainable: bool, name: Option<String>) -> Self {
+        let name = match name {
+            Some(n) if n.contains(':') => n,
+            Some(n) => format!("{n}:0"),
+            None => "Variable:0".to_string(),
+        };
+        // A fresh id: the variable's value is never the same tensor as the caller's.
+        let value = value.with_new_id();
+        Variable { inner: Arc::new(VariableInner { handle: TensorId::fresh(), name, trainable, value: RwLock::new(value) }) }
+    }
+
+    /// The value, read as an access on every active tape (see the type's docs).
+    pub fn read(&self) -> Tensor {
+        let value = self.value_lock().clone();
+        context::read_variable(self, value)
+    }
+
+    /// The current value without recording an access.
+    pub fn value(&self) -> Tensor {
+        self.value_lock().clone()
+    }
+
+    /// The name, as TensorFlow shows it (`Variable:0` by default; a user name `w` is `w:0`).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Whether tapes watch it automatically on access.
+    pub fn trainable(&self) -> bool {
+        self.inner.trainable
+    }
+
+    /// The id tapes know the variable by (stable across assignments).
+    pub fn handle_id(&self) -> TensorId {
+        self.inner.handle
+    }
+
+    /// The shape (fixed).
+    pub fn shape(&self) -> Shape {
+        self.value_lock().shape().clone()
+    }
+
+    /// The dimensions (fixed).
+    pub fn dims(&self) -> Vec<usize> {
+        self.value_lock().dims().to_vec()
+    }
+
+    /// The dtype (fixed).
+    pub fn dtype(&self) -> DType {
+        self.value_lock().dtype()
+    }
+
+    /// Replaces the value. The new value must have the variable's shape and dtype (a Rust
+    /// literal adopts the dtype and works for scalar variables); otherwise `Err`, and the
+    /// variable is unchanged.
+    pub fn assign(&self, value: impl IntoOperand) -> Result<()> {
+        let mut guard = self.value_write();
+        let new = value.into_operand().resolve(guard.dtype(), "assign")?;
+        check_same_kind("assign", &guard, &new)?;
+        *guard = new.with_new_id();
+        Ok(())
+    }
+
+    /// `self += delta`, atomically with respect to other `assign*` calls (no lost updates).
+    /// `delta` must have the variable's dtype and broadcast to its shape without changing it.
+    pub fn assign_add(&self, delta: impl IntoOperand) -> Result<()> {
+        self.update("assign_add", BinaryOp::Add, delta)
+    }
+
+    /// `self -= delta`; see [`assign_add`](Self::assign_add).
+    pub fn assign_sub(&self, delta: impl IntoOperand) -> Result<()> {
+        self.update("assign_sub", BinaryOp::Sub, delta)
+    }
+
+    fn update(&self, op: &'static str, kind: BinaryOp, delta: impl IntoOperand) -> Result<()> {
+        let mut guard = self.value_write();
+        let delta = delta.into_operand().resolve(guard.dtype(), op)?;
+        if delta.dtype() != guard.dtype() {
+            return Err(mismatch_dtype(op, &guard, &delta));
+        }
+        // Updates are not differentiable (as in TensorFlow): computed with the kernel.
+        let new = tapeflow_kernels::binary(kind, &guard, &delta)?;
+        check_same_kind(op, &guard, &new).map_err(|_| Error::ShapeMismatch {
+            op,
+            lhs: guard.shape().clone(),
+            lhs_dtype: guard.dtype(),
+            rhs: delta.shape().clone(),
+            rhs_dtype: delta.dtype(),
+            reason: "the update would change the variable's shape".into(),
+        })?;
+        *guard = new;
+        Ok(())
+    }
+
+    fn value_lock(&self) -> RwLockReadGuard<'_, Tensor> {
+        self.inner.value.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn value_write(&self) -> RwLockWriteGuard<'_, Tensor> {
+        self.inner.value.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn mismatch_dtype(op: &'static str, current: &Tensor, new: &Tensor) -> Error {
+    Error::DTypeMismatch {
+        op,
+        lhs: current.shape().clone(),
+        lhs_dtype: current.dtype(),
+        rhs: new.shape().clone(),
+        rhs_dtype: new.dtype(),
+    }
+}
+
+fn check_same_kind(op: &'static str, current: &Tensor, new: &Tensor) -> Result<()> {
+    if current.dtype() != new.dtype() {
+        return Err(mismatch_dtype(op, current, new));
+    }
+    if current.shape() != new.shape() {
+        return Err(Error::ShapeMismatch {
+            op,
+            lhs: current.shape().clone(),
+            lhs_dtype: current.dtype(),
+            rhs: new.shape().clone(),
+            rhs_dtype: new.dtype(),
+            reason: "a variable's shape is fixed".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Builds a [`Variable`]: `Variable::builder(5.0).trainable(false).name("frozen").build()?`.
+#[must_use]
+pub struct VariableBuilder {
+    value: Tensor,
+    trainable: bool,
+    name: Option<String>,
+    dtype: Option<DType>,
+}
+
+impl VariableBuilder {
+    /// Whether tapes watch the variable on access (default true).
+    pub fn trainable(mut self, trainable: bool) -> Self {
+        self.trainable = trainable;
+        self
+    }
+
+    /// The name; TensorFlow's `:0` suffix is added unless the name has one.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Converts the initial value to `dtype`.
+    pub fn dtype(mut self, dtype: DType) -> Self {
+        self.dtype = Some(dtype);
+        self
+    }
+
+    /// The variable; `Err` if the value cannot be converted to the requested dtype exactly
+    /// enough (a float that is not a whole int32 value into int32).
+    pub fn build(self) -> Result<Variable> {
+        let value = match self.dtype {
+            Some(dtype) if dtype != self.value.dtype() => {
+                let converted = self.value.to_dtype(dtype);
+                if dtype == DType::I32 {
+                    let exact = self.value.to_f64_vec().iter().zip(converted.to_f64_vec()).all(|(a, b)| *a == b);
+                    if !exact {
+                        return Err(Error::InvalidValue {
+                            op: "Variable",
+                            shape: self.value.shape().clone(),
+                            dtype: self.value.dtype(),
+                            reason: "the value has elements that are not int32 values".into(),
+                        });
+                    }
+                }
+                converted
+            }
+            _ => self.value,
+        };
+        Ok(Variable::create(value, self.trainable, self.name))
+    }
+}
+
+impl fmt::Display for Variable {
+    /// `<Variable 'Variable:0' shape=() dtype=float32, value=20.0>`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = self.value();
+        write!(
+            f,
+            "<Variable '{}' shape={} dtype={}, value={}>",
+            self.name(),
+            value.shape(),
+            value.dtype(),
+            value.values_text()
+        )
+    }
+}
+
+impl fmt::Debug for Variable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
