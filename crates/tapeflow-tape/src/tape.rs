@@ -17,8 +17,8 @@ use crate::variable::Variable;
 /// variables are recorded, and [`gradient`](Self::gradient) differentiates through them.
 ///
 /// ```
-/// use tapeflow::prelude::*;
-/// # fn main() -> Result<()> {
+/// use tapeflow_tape::{GradientTape, TensorMath, Variable};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let x = Variable::new(3.0);
 /// let tape = GradientTape::new();
 /// let y = tape.record(|| x.pow(2.0))?;              // y = x²
