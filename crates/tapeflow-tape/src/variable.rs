@@ -124,16 +124,19 @@ impl Variable {
         if delta.dtype() != guard.dtype() {
             return Err(mismatch_dtype(op, &guard, &delta));
         }
+        let fits = tapeflow_kernels::layout::broadcast_dims(guard.dims(), delta.dims()).is_some_and(|s| &s == guard.shape());
+        if !fits {
+            return Err(Error::ShapeMismatch {
+                op,
+                lhs: guard.shape().clone(),
+                lhs_dtype: guard.dtype(),
+                rhs: delta.shape().clone(),
+                rhs_dtype: delta.dtype(),
+                reason: "the update must broadcast to the variable's fixed shape".into(),
+            });
+        }
         // Updates are not differentiable (as in TensorFlow): computed with the kernel.
         let new = tapeflow_kernels::binary(kind, &guard, &delta)?;
-        check_same_kind(op, &guard, &new).map_err(|_| Error::ShapeMismatch {
-            op,
-            lhs: guard.shape().clone(),
-            lhs_dtype: guard.dtype(),
-            rhs: delta.shape().clone(),
-            rhs_dtype: delta.dtype(),
-            reason: "the update would change the variable's shape".into(),
-        })?;
         *guard = new;
         Ok(())
     }
