@@ -26,6 +26,11 @@ pub use tapeflow_tape::{
     stop_gradient,
 };
 
+// The README's examples run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The kernels, for users who want them without autodiff.
 pub use tapeflow_kernels as kernels;
 
