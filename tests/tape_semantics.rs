@@ -278,3 +278,14 @@ fn values_and_handles_are_send_and_sync() {
     assert_send_sync::<GradientTape>();
     assert_send_sync::<Error>();
 }
+
+#[test]
+fn concat_takes_references_and_splits_the_gradient() -> Result<()> {
+    let (a, b) = (Variable::new([1.0, 2.0]), Variable::new([3.0]));
+    let tape = GradientTape::new().persistent(true);
+    let y = tape.record(|| concat(&[&a, &b], 0)?.pow(2))?;
+    assert_eq!(y.to_vec::<f32>()?, vec![1.0, 4.0, 9.0]);
+    assert_eq!(values(tape.gradient(&y, &a)?), vec![2.0, 4.0]); // 2x
+    assert_eq!(values(tape.gradient(&y, &b)?), vec![6.0]);
+    Ok(())
+}

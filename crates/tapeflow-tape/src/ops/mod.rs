@@ -203,6 +203,13 @@ impl TensorMath for Variable {
     }
 }
 
+/// References work too, so `concat(&[&a, &b], 0)` needs no clones.
+impl<T: TensorMath + ?Sized> TensorMath for &T {
+    fn to_tensor(&self) -> Tensor {
+        (**self).to_tensor()
+    }
+}
+
 /// A tensor from a Rust literal, as `tf.constant`: `constant(3.0)` is a float32 scalar,
 /// `constant(30)` int32, `constant([1.0, 2.0])` shape (2,), nested arrays for rank 2 and 3.
 pub fn constant(value: impl Into<Tensor>) -> Tensor {
