@@ -31,254 +31,7 @@ use std::path::{Path, PathBuf};
 
 use tapeflow::prelude::*;
 
-use json::Json;
-
-/// A minimal JSON reader: the test depends only on `tapeflow`, and the case files use
-/// nothing beyond plain JSON.
-mod json {
-    use std::fmt;
-
-    /// A JSON value; object members keep their order in the file.
-    #[derive(Debug, Clone, PartialEq)]
-    pub enum Json {
-        /// `null`
-        Null,
-        /// `true` / `false`
-        Bool(bool),
-        /// Any number (every float32, float16 and int32 value is exact as f64).
-        Number(f64),
-        /// A string.
-        String(String),
-        /// An array.
-        Array(Vec<Json>),
-        /// An object, members in file order.
-        Object(Vec<(String, Json)>),
-    }
-
-    impl Json {
-        /// The member `key` of an object; `None` if missing or if this is not an object.
-        pub fn get(&self, key: &str) -> Option<&Json> {
-            match self {
-                Json::Object(members) => members.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-                _ => None,
-            }
-        }
-    }
-
-    impl fmt::Display for Json {
-        /// Compact JSON text (used to show attributes in failure reports).
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            match self {
-                Json::Null => f.write_str("null"),
-                Json::Bool(b) => write!(f, "{b}"),
-                Json::Number(n) => write!(f, "{n}"),
-                Json::String(s) => write!(f, "{s:?}"),
-                Json::Array(items) => {
-                    f.write_str("[")?;
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            f.write_str(", ")?;
-                        }
-                        write!(f, "{item}")?;
-                    }
-                    f.write_str("]")
-                }
-                Json::Object(members) => {
-                    f.write_str("{")?;
-                    for (i, (key, value)) in members.iter().enumerate() {
-                        if i > 0 {
-                            f.write_str(", ")?;
-                        }
-                        write!(f, "{key:?}: {value}")?;
-                    }
-                    f.write_str("}")
-                }
-            }
-        }
-    }
-
-    /// Parses a whole JSON document.
-    pub fn parse(text: &str) -> Result<Json, String> {
-        let mut parser = Parser { bytes: text.as_bytes(), pos: 0 };
-        let value = parser.value()?;
-        parser.skip_whitespace();
-        if parser.pos != parser.bytes.len() {
-            return Err(parser.error("trailing characters after the document"));
-        }
-        Ok(value)
-    }
-
-    /// A recursive-descent parser over the document's bytes.
-    struct Parser<'a> {
-        bytes: &'a [u8],
-        pos: usize,
-    }
-
-    impl Parser<'_> {
-        /// An error message naming the current byte offset.
-        fn error(&self, what: &str) -> String {
-            format!("JSON: {what} at byte {}", self.pos)
-        }
-
-        /// Skips spaces, tabs and line breaks.
-        fn skip_whitespace(&mut self) {
-            while matches!(self.bytes.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
-                self.pos += 1;
-            }
-        }
-
-        /// The next non-whitespace byte, not consumed.
-        fn peek(&mut self) -> Option<u8> {
-            self.skip_whitespace();
-            self.bytes.get(self.pos).copied()
-        }
-
-        /// Consumes `byte` (after whitespace) or fails.
-        fn expect(&mut self, byte: u8) -> Result<(), String> {
-            if self.peek() == Some(byte) {
-                self.pos += 1;
-                Ok(())
-            } else {
-                Err(self.error(&format!("expected '{}'", byte as char)))
-            }
-        }
-
-        /// Any value.
-        fn value(&mut self) -> Result<Json, String> {
-            match self.peek() {
-                Some(b'{') => self.object(),
-                Some(b'[') => self.array(),
-                Some(b'"') => self.string().map(Json::String),
-                Some(b't') => self.literal("true", Json::Bool(true)),
-                Some(b'f') => self.literal("false", Json::Bool(false)),
-                Some(b'n') => self.literal("null", Json::Null),
-                Some(b'-' | b'0'..=b'9') => self.number(),
-                _ => Err(self.error("expected a value")),
-            }
-        }
-
-        /// The keyword `word`, standing for `value`.
-        fn literal(&mut self, word: &str, value: Json) -> Result<Json, String> {
-            if self.bytes[self.pos..].starts_with(word.as_bytes()) {
-                self.pos += word.len();
-                Ok(value)
-            } else {
-                Err(self.error("unknown keyword"))
-            }
-        }
-
-        /// A number.
-        fn number(&mut self) -> Result<Json, String> {
-            let start = self.pos;
-            while matches!(self.bytes.get(self.pos), Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')) {
-                self.pos += 1;
-            }
-            let text = std::str::from_utf8(&self.bytes[start..self.pos]).map_err(|_| self.error("bad number"))?;
-            text.parse::<f64>().map(Json::Number).map_err(|_| self.error(&format!("bad number {text:?}")))
-        }
-
-        /// Four hex digits of a `\u` escape.
-        fn hex4(&mut self) -> Result<u32, String> {
-            let digits = self.bytes.get(self.pos..self.pos + 4).ok_or_else(|| self.error("short \\u escape"))?;
-            let text = std::str::from_utf8(digits).map_err(|_| self.error("bad \\u escape"))?;
-            let code = u32::from_str_radix(text, 16).map_err(|_| self.error("bad \\u escape"))?;
-            self.pos += 4;
-            Ok(code)
-        }
-
-        /// A string, escapes resolved.
-        fn string(&mut self) -> Result<String, String> {
-            self.expect(b'"')?;
-            let mut out = Vec::new();
-            loop {
-                let byte = *self.bytes.get(self.pos).ok_or_else(|| self.error("unterminated string"))?;
-                self.pos += 1;
-                match byte {
-                    b'"' => break,
-                    b'\\' => {
-                        let escape = *self.bytes.get(self.pos).ok_or_else(|| self.error("unterminated string"))?;
-                        self.pos += 1;
-                        let simple = match escape {
-                            b'"' => Some('"'),
-                            b'\\' => Some('\\'),
-                            b'/' => Some('/'),
-                            b'b' => Some('\u{8}'),
-                            b'f' => Some('\u{c}'),
-                            b'n' => Some('\n'),
-                            b'r' => Some('\r'),
-                            b't' => Some('\t'),
-                            b'u' => None,
-                            _ => return Err(self.error("unknown escape")),
-                        };
-                        let ch = match simple {
-                            Some(ch) => ch,
-                            None => {
-                                let mut code = self.hex4()?;
-                                if (0xD800..0xDC00).contains(&code) && self.bytes[self.pos..].starts_with(b"\\u") {
-                                    self.pos += 2;
-                                    let low = self.hex4()?;
-                                    code = 0x10000 + ((code - 0xD800) << 10) + (low.wrapping_sub(0xDC00) & 0x3FF);
-                                }
-                                char::from_u32(code).ok_or_else(|| self.error("bad \\u escape"))?
-                            }
-                        };
-                        let mut buf = [0; 4];
-                        out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                    }
-                    _ => out.push(byte),
-                }
-            }
-            String::from_utf8(out).map_err(|_| self.error("string is not UTF-8"))
-        }
-
-        /// An array.
-        fn array(&mut self) -> Result<Json, String> {
-            self.expect(b'[')?;
-            let mut items = Vec::new();
-            if self.peek() == Some(b']') {
-                self.pos += 1;
-                return Ok(Json::Array(items));
-            }
-            loop {
-                items.push(self.value()?);
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        return Ok(Json::Array(items));
-                    }
-                    _ => return Err(self.error("expected ',' or ']'")),
-                }
-            }
-        }
-
-        /// An object.
-        fn object(&mut self) -> Result<Json, String> {
-            self.expect(b'{')?;
-            let mut members = Vec::new();
-            if self.peek() == Some(b'}') {
-                self.pos += 1;
-                return Ok(Json::Object(members));
-            }
-            loop {
-                if self.peek() != Some(b'"') {
-                    return Err(self.error("expected a member name"));
-                }
-                let key = self.string()?;
-                self.expect(b':')?;
-                members.push((key, self.value()?));
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        return Ok(Json::Object(members));
-                    }
-                    _ => return Err(self.error("expected ',' or '}'")),
-                }
-            }
-        }
-    }
-}
+use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------------------
 // Case files
@@ -300,23 +53,23 @@ struct TensorSpec {
 impl TensorSpec {
     /// Reads `{"dtype": .., "shape": [..], "data": [..]}`; float data may hold the strings
     /// `"nan"`, `"inf"` and `"-inf"`.
-    fn from_json(value: &Json) -> Result<Self, String> {
-        let Json::Object(members) = value else {
+    fn from_json(value: &Value) -> Result<Self, String> {
+        let Some(members) = value.as_object() else {
             return Err(format!("a tensor must be an object, not {value}"));
         };
-        if let Some((key, _)) = members.iter().find(|(k, _)| !["dtype", "shape", "data"].contains(&k.as_str())) {
+        if let Some(key) = members.keys().find(|k| !["dtype", "shape", "data"].contains(&k.as_str())) {
             return Err(format!("unknown tensor field {key:?}"));
         }
         let dtype = match value.get("dtype") {
-            Some(Json::String(name)) => parse_dtype(name)?,
+            Some(Value::String(name)) => parse_dtype(name)?,
             other => return Err(format!("bad tensor dtype {other:?}")),
         };
         let shape = match value.get("shape") {
-            Some(Json::Array(dims)) => dims.iter().map(json_usize).collect::<Result<Vec<_>, _>>()?,
+            Some(Value::Array(dims)) => dims.iter().map(json_usize).collect::<Result<Vec<_>, _>>()?,
             other => return Err(format!("bad tensor shape {other:?}")),
         };
         let data = match value.get("data") {
-            Some(Json::Array(items)) => {
+            Some(Value::Array(items)) => {
                 items.iter().map(|item| json_element(item, dtype)).collect::<Result<Vec<_>, _>>()?
             }
             other => return Err(format!("bad tensor data {other:?}")),
@@ -351,29 +104,28 @@ fn parse_dtype(name: &str) -> Result<DType, String> {
 }
 
 /// A JSON integer (which may be negative).
-fn json_int(value: &Json) -> Result<isize, String> {
-    match value {
-        Json::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => Ok(*n as isize),
+fn json_int(value: &Value) -> Result<isize, String> {
+    match value.as_f64() {
+        Some(n) if n.fract() == 0.0 && n.abs() < 1e15 => Ok(n as isize),
         _ => Err(format!("expected an integer, found {value}")),
     }
 }
 
 /// A JSON non-negative integer.
-fn json_usize(value: &Json) -> Result<usize, String> {
+fn json_usize(value: &Value) -> Result<usize, String> {
     usize::try_from(json_int(value)?).map_err(|_| format!("expected a non-negative integer, found {value}"))
 }
 
 /// One element of a tensor's data, checked against the dtype.
-fn json_element(value: &Json, dtype: DType) -> Result<f64, String> {
-    let number = match (value, dtype.is_float()) {
-        (Json::Number(n), _) => *n,
-        (Json::String(s), true) => match s.as_str() {
+fn json_element(value: &Value, dtype: DType) -> Result<f64, String> {
+    let number = match value {
+        Value::String(s) if dtype.is_float() => match s.as_str() {
             "nan" => f64::NAN,
             "inf" => f64::INFINITY,
             "-inf" => f64::NEG_INFINITY,
             _ => return Err(format!("bad float element {value}")),
         },
-        _ => return Err(format!("bad {dtype} element {value}")),
+        _ => value.as_f64().ok_or_else(|| format!("bad {dtype} element {value}"))?,
     };
     if dtype == DType::I32 && (number.fract() != 0.0 || number < f64::from(i32::MIN) || number > f64::from(i32::MAX)) {
         return Err(format!("bad int32 element {value}"));
@@ -382,7 +134,7 @@ fn json_element(value: &Json, dtype: DType) -> Result<f64, String> {
 }
 
 /// An optional tensor field.
-fn optional_tensor(case: &Json, key: &str) -> Result<Option<TensorSpec>, String> {
+fn optional_tensor(case: &Value, key: &str) -> Result<Option<TensorSpec>, String> {
     match case.get(key) {
         None => Ok(None),
         Some(value) => TensorSpec::from_json(value).map(Some).map_err(|e| format!("{key}: {e}")),
@@ -390,14 +142,14 @@ fn optional_tensor(case: &Json, key: &str) -> Result<Option<TensorSpec>, String>
 }
 
 /// An optional list of gradients (`null` entries stay `None`).
-fn optional_grads(case: &Json, key: &str) -> Result<Option<Vec<Option<TensorSpec>>>, String> {
+fn optional_grads(case: &Value, key: &str) -> Result<Option<Vec<Option<TensorSpec>>>, String> {
     match case.get(key) {
         None => Ok(None),
-        Some(Json::Array(items)) => items
+        Some(Value::Array(items)) => items
             .iter()
             .enumerate()
             .map(|(i, item)| match item {
-                Json::Null => Ok(None),
+                Value::Null => Ok(None),
                 _ => TensorSpec::from_json(item).map(Some).map_err(|e| format!("{key}[{i}]: {e}")),
             })
             .collect::<Result<Vec<_>, _>>()
@@ -410,7 +162,7 @@ fn optional_grads(case: &Json, key: &str) -> Result<Option<Vec<Option<TensorSpec
 #[derive(Debug)]
 struct Case {
     op: String,
-    attrs: Json,
+    attrs: Map<String, Value>,
     inputs: Vec<TensorSpec>,
     output: TensorSpec,
     upstream: Option<TensorSpec>,
@@ -428,24 +180,24 @@ struct SecondOrder {
 
 impl Case {
     /// Reads and validates one case.
-    fn from_json(case: &Json) -> Result<Self, String> {
-        let Json::Object(members) = case else {
+    fn from_json(case: &Value) -> Result<Self, String> {
+        let Some(members) = case.as_object() else {
             return Err("a case must be an object".into());
         };
-        if let Some((key, _)) = members.iter().find(|(k, _)| !CASE_FIELDS.contains(&k.as_str())) {
+        if let Some(key) = members.keys().find(|k| !CASE_FIELDS.contains(&k.as_str())) {
             return Err(format!("unknown case field {key:?}"));
         }
         let op = match case.get("op") {
-            Some(Json::String(op)) => op.clone(),
+            Some(Value::String(op)) => op.clone(),
             other => return Err(format!("bad op {other:?}")),
         };
         let attrs = match case.get("attrs") {
-            None => Json::Object(Vec::new()),
-            Some(attrs @ Json::Object(_)) => attrs.clone(),
+            None => Map::new(),
+            Some(Value::Object(attrs)) => attrs.clone(),
             Some(other) => return Err(format!("attrs must be an object, not {other}")),
         };
         let inputs = match case.get("inputs") {
-            Some(Json::Array(items)) => items
+            Some(Value::Array(items)) => items
                 .iter()
                 .enumerate()
                 .map(|(i, item)| TensorSpec::from_json(item).map_err(|e| format!("inputs[{i}]: {e}")))
@@ -521,24 +273,24 @@ enum Op {
 /// A case's attributes; every lookup marks the key as read, so keys no op reads are
 /// reported instead of ignored.
 struct Attrs<'a> {
-    attrs: &'a Json,
+    attrs: &'a Map<String, Value>,
     read: RefCell<Vec<&'static str>>,
 }
 
 impl<'a> Attrs<'a> {
     /// Wraps a case's `attrs` object.
-    fn new(attrs: &'a Json) -> Self {
+    fn new(attrs: &'a Map<String, Value>) -> Self {
         Attrs { attrs, read: RefCell::new(Vec::new()) }
     }
 
     /// The attribute `key`, if present (`null` counts as present).
-    fn get(&self, key: &'static str) -> Option<&'a Json> {
+    fn get(&self, key: &'static str) -> Option<&'a Value> {
         self.read.borrow_mut().push(key);
         self.attrs.get(key)
     }
 
     /// A required attribute.
-    fn required(&self, key: &'static str) -> Result<&'a Json, String> {
+    fn required(&self, key: &'static str) -> Result<&'a Value, String> {
         self.get(key).ok_or_else(|| format!("missing attr {key:?}"))
     }
 
@@ -551,7 +303,7 @@ impl<'a> Attrs<'a> {
     fn bool_or(&self, key: &'static str, default: bool) -> Result<bool, String> {
         match self.get(key) {
             None => Ok(default),
-            Some(Json::Bool(b)) => Ok(*b),
+            Some(Value::Bool(b)) => Ok(*b),
             Some(other) => Err(format!("attr {key} must be a bool, not {other}")),
         }
     }
@@ -559,7 +311,7 @@ impl<'a> Attrs<'a> {
     /// A required list of integers.
     fn ints(&self, key: &'static str) -> Result<Vec<isize>, String> {
         match self.required(key)? {
-            Json::Array(items) => {
+            Value::Array(items) => {
                 items.iter().map(json_int).collect::<Result<_, _>>().map_err(|e| format!("attr {key}: {e}"))
             }
             other => Err(format!("attr {key} must be a list, not {other}")),
@@ -576,16 +328,15 @@ impl<'a> Attrs<'a> {
 
     /// Fails if the attributes hold a key that was never read.
     fn check_all_read(&self) -> Result<(), String> {
-        let Json::Object(members) = self.attrs else { return Ok(()) };
         let read = self.read.borrow();
-        let unknown: Vec<&str> = members.iter().map(|(k, _)| k.as_str()).filter(|k| !read.contains(k)).collect();
+        let unknown: Vec<&str> = self.attrs.keys().map(String::as_str).filter(|k| !read.contains(k)).collect();
         if unknown.is_empty() { Ok(()) } else { Err(format!("unknown attr(s) {unknown:?} for this op")) }
     }
 }
 
 impl Op {
     /// The op `name` with its attributes; unknown ops and attributes are errors.
-    fn parse(name: &str, attrs: &Json) -> Result<Self, String> {
+    fn parse(name: &str, attrs: &Map<String, Value>) -> Result<Self, String> {
         let attrs = Attrs::new(attrs);
         let unary = |f: UnaryFn| Ok(Op::Unary(f));
         let binary = |f: BinaryFn| Ok(Op::Binary(f));
@@ -629,7 +380,7 @@ impl Op {
             "log_softmax" => Ok(Op::LogSoftmax(attrs.int_or("axis", -1)?)),
             "sparse_softmax_cross_entropy" => Ok(Op::SparseSoftmaxCrossEntropy),
             "cast" => match attrs.required("dtype")? {
-                Json::String(name) => parse_dtype(name).map(Op::Cast),
+                Value::String(name) => parse_dtype(name).map(Op::Cast),
                 other => Err(format!("attr dtype must be a string, not {other}")),
             },
             _ => Err(format!("unknown op {name:?}")),
@@ -641,9 +392,9 @@ impl Op {
     /// A reduction: `axis` null (all axes), an int or a list; `keepdims` defaults to false.
     fn reduce(attrs: &Attrs<'_>, some_axes: ReduceFn, all: UnaryFn) -> Result<Self, String> {
         let axes = match attrs.get("axis") {
-            None | Some(Json::Null) => None,
-            Some(axis @ Json::Number(_)) => Some(vec![json_int(axis)?]),
-            Some(Json::Array(items)) => Some(items.iter().map(json_int).collect::<Result<_, _>>()?),
+            None | Some(Value::Null) => None,
+            Some(axis @ Value::Number(_)) => Some(vec![json_int(axis)?]),
+            Some(Value::Array(items)) => Some(items.iter().map(json_int).collect::<Result<_, _>>()?),
             Some(other) => return Err(format!("attr axis must be null, an int or a list, not {other}")),
         };
         let keepdims = attrs.bool_or("keepdims", false)?;
@@ -1018,11 +769,11 @@ fn run_file(path: &Path) -> Vec<Failure> {
         Ok(text) => text,
         Err(e) => return unreadable(format!("{}: {e}", path.display())),
     };
-    let document = match json::parse(&text) {
+    let document = match serde_json::from_str::<Value>(&text) {
         Ok(document) => document,
-        Err(e) => return unreadable(e),
+        Err(e) => return unreadable(format!("JSON: {e}")),
     };
-    let Some(Json::Array(cases)) = document.get("cases") else {
+    let Some(Value::Array(cases)) = document.get("cases") else {
         return unreadable("no \"cases\" array".into());
     };
 
@@ -1031,7 +782,7 @@ fn run_file(path: &Path) -> Vec<Failure> {
         let field = |key: &str| raw.get(key).map_or_else(|| "-".to_string(), |v| v.to_string());
         let (op, attrs) = (field("op").trim_matches('"').to_string(), field("attrs"));
         let note = match raw.get("note") {
-            Some(Json::String(note)) => Some(note.clone()),
+            Some(Value::String(note)) => Some(note.clone()),
             _ => None,
         };
         let (dtype, reasons) = match Case::from_json(raw) {

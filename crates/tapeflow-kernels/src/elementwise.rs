@@ -4,10 +4,12 @@ use std::borrow::Cow;
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
+use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, Tensor};
 
 use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
+use crate::parallel::for_each_chunk;
 use crate::reference;
+use crate::simd::{self, IntOperand, Operand};
 
 /// The unary ops of the catalog (plus `sign`, used by gradients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -126,21 +128,96 @@ pub(crate) fn float_storage(dtype: DType, n: usize, fill: impl FnOnce(&mut [f32]
 /// `op(x)` elementwise. int32 supports neg, abs, square, relu and sign.
 pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
     let n = x.num_elements();
-    let storage = match float_view(x) {
-        Some(src) => float_storage(x.dtype(), n, |out| {
-            out.iter_mut().zip(src.iter()).for_each(|(o, &v)| *o = reference::unary_f32(op, v))
-        }),
-        None => {
+    let storage = match x.dtype() {
+        DType::F32 => unary_float(op, x.as_slice::<f32>()?),
+        DType::F16 => unary_float(op, x.as_slice::<f16>()?),
+        DType::I32 => {
             let src = x.as_slice::<i32>()?;
             if reference::unary_i32(op, 0).is_none() {
                 return Err(Error::UnsupportedDType { op: op.name(), shape: x.shape().clone(), dtype: x.dtype() });
             }
-            Storage::from_fn::<i32>(n, |out| {
-                out.iter_mut().zip(src).for_each(|(o, &v)| *o = reference::unary_i32(op, v).unwrap_or(0))
+            Storage::from_fn::<i32>(n, |dst| {
+                for_each_chunk(dst, |start, out| {
+                    let src = &src[start..start + out.len()];
+                    out.iter_mut().zip(src).for_each(|(o, &v)| *o = reference::unary_i32(op, v).unwrap_or(0))
+                })
             })
         }
     };
     Tensor::from_storage(storage, x.shape().clone())
+}
+
+/// Elements converted to f32 per block when the tensor is float16 (4 KiB on the stack).
+const BLOCK: usize = 1024;
+
+/// A float element type as the SIMD kernels see it: f32 directly, f16 converted in blocks
+/// with `half`'s slice conversions (F16C), never element by element.
+pub(crate) trait FloatIo: Element {
+    /// The slice as f32, when it already is.
+    fn as_f32(s: &[Self]) -> Option<&[f32]>;
+    /// The slice as mutable f32, when it already is.
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
+    /// Widens `src` into `dst` (same length).
+    fn load(src: &[Self], dst: &mut [f32]);
+    /// Narrows `src` into `dst` (same length), rounding once.
+    fn store(src: &[f32], dst: &mut [Self]);
+    /// One element as f32.
+    fn to_f32(self) -> f32;
+}
+
+impl FloatIo for f32 {
+    fn as_f32(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
+    fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
+        Some(s)
+    }
+    fn load(src: &[Self], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
+    }
+    fn store(src: &[f32], dst: &mut [Self]) {
+        dst.copy_from_slice(src);
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl FloatIo for f16 {
+    fn as_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
+    fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
+        None
+    }
+    fn load(src: &[Self], dst: &mut [f32]) {
+        src.convert_to_f32_slice(dst);
+    }
+    fn store(src: &[f32], dst: &mut [Self]) {
+        dst.convert_from_f32_slice(src);
+    }
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+}
+
+fn unary_float<T: FloatIo>(op: UnaryOp, src: &[T]) -> Storage {
+    Storage::from_fn::<T>(src.len(), |dst| {
+        for_each_chunk(dst, |start, out| {
+            let src = &src[start..start + out.len()];
+            if let (Some(s), Some(o)) = (T::as_f32(src), T::as_f32_mut(out)) {
+                simd::unary_f32(op, s, o);
+                return;
+            }
+            let (mut wide_in, mut wide_out) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
+            for (s, o) in src.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
+                let len = s.len();
+                T::load(s, &mut wide_in[..len]);
+                simd::unary_f32(op, &wide_in[..len], &mut wide_out[..len]);
+                T::store(&wide_out[..len], o);
+            }
+        })
+    })
 }
 
 fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result<()> {
@@ -159,31 +236,160 @@ fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result
 
 /// `op(a, b)` with NumPy broadcasting; both operands must share a dtype. int32 `div` by
 /// zero and `pow` with a negative exponent are an `Err` (TensorFlow refuses both).
+///
+/// The broadcast operand is never materialised: the output is walked in runs along which
+/// each operand is either contiguous or a single repeated element (tensor–scalar, row and
+/// column broadcasts are one run per row), and each run goes to a SIMD kernel.
 pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>> {
     check_same_dtype(op.name(), a, b)?;
     let out = broadcast_shapes(op.name(), a, b)?;
+    let plan = BroadcastPlan::new(a.dims(), b.dims(), out.dims());
     let n = out.num_elements();
-    let sa = broadcast_strides(a.dims(), out.dims());
-    let sb = broadcast_strides(b.dims(), out.dims());
-    let storage = match (float_view(a), float_view(b)) {
-        (Some(x), Some(y)) => float_storage(a.dtype(), n, |dst| {
-            if a.shape() == b.shape() {
-                dst.iter_mut().zip(x.iter().zip(y.iter())).for_each(|(o, (&p, &q))| *o = reference::binary_f32(op, p, q));
-            } else {
-                for_each_strided(out.dims(), [&sa, &sb], |o, [i, j]| dst[o] = reference::binary_f32(op, x[i], y[j]));
-            }
-        }),
-        _ => {
+    let storage = match a.dtype() {
+        DType::F32 => binary_float(op, &plan, a.as_slice::<f32>()?, b.as_slice::<f32>()?, n),
+        DType::F16 => binary_float(op, &plan, a.as_slice::<f16>()?, b.as_slice::<f16>()?, n),
+        DType::I32 => {
             let (x, y) = (a.as_slice::<i32>()?, b.as_slice::<i32>()?);
             if n > 0 {
                 check_int_operands(op, a, b, y)?;
             }
             Storage::from_fn::<i32>(n, |dst| {
-                for_each_strided(out.dims(), [&sa, &sb], |o, [i, j]| dst[o] = reference::binary_i32(op, x[i], y[j]));
+                for_each_chunk(dst, |start, chunk| {
+                    plan.for_each_run(start, chunk, |a_run, b_run, out| {
+                        let p = a_run.map_or_else(|o| IntOperand::Splat(x[o]), |r| IntOperand::Run(&x[r]));
+                        let q = b_run.map_or_else(|o| IntOperand::Splat(y[o]), |r| IntOperand::Run(&y[r]));
+                        simd::binary_i32(op, p, q, out);
+                    })
+                })
             })
         }
     };
     Tensor::from_storage(storage, out)
+}
+
+fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T], n: usize) -> Storage {
+    Storage::from_fn::<T>(n, |dst| {
+        for_each_chunk(dst, |start, chunk| {
+            plan.for_each_run(start, chunk, |a_run, b_run, out| {
+                if let Some(o) = T::as_f32_mut(out) {
+                    let p = a_run.map_or_else(|i| Operand::Splat(x[i].to_f32()), |r| Operand::Run(T::as_f32(&x[r]).unwrap_or(&[])));
+                    let q = b_run.map_or_else(|i| Operand::Splat(y[i].to_f32()), |r| Operand::Run(T::as_f32(&y[r]).unwrap_or(&[])));
+                    simd::binary_f32(op, p, q, o);
+                    return;
+                }
+                let (mut wa, mut wb, mut wo) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
+                for (k, o) in out.chunks_mut(BLOCK).enumerate() {
+                    let len = o.len();
+                    let p = match &a_run {
+                        Ok(r) => {
+                            T::load(&x[r.start + k * BLOCK..][..len], &mut wa[..len]);
+                            Operand::Run(&wa[..len])
+                        }
+                        Err(i) => Operand::Splat(x[*i].to_f32()),
+                    };
+                    let q = match &b_run {
+                        Ok(r) => {
+                            T::load(&y[r.start + k * BLOCK..][..len], &mut wb[..len]);
+                            Operand::Run(&wb[..len])
+                        }
+                        Err(i) => Operand::Splat(y[*i].to_f32()),
+                    };
+                    simd::binary_f32(op, p, q, &mut wo[..len]);
+                    T::store(&wo[..len], o);
+                }
+            })
+        })
+    })
+}
+
+/// How a broadcasting binary op walks its output: the trailing dimensions along which each
+/// operand is either contiguous or constant form one run of `inner` elements; the leading
+/// dimensions index runs.
+pub(crate) struct BroadcastPlan {
+    inner: usize,
+    outer_dims: Vec<usize>,
+    /// Per operand: element strides over the outer dims, and whether it is contiguous
+    /// along a run (else one element repeats).
+    strides: [Vec<usize>; 2],
+    contiguous: [bool; 2],
+}
+
+impl BroadcastPlan {
+    pub(crate) fn new(a: &[usize], b: &[usize], out: &[usize]) -> Self {
+        let rank = out.len();
+        let padded = |d: &[usize]| -> Vec<usize> {
+            let mut p = vec![1; rank - d.len()];
+            p.extend_from_slice(d);
+            p
+        };
+        let dims = [padded(a), padded(b)];
+        // Grow the run from the last dimension while each operand keeps one kind
+        // (contiguous or repeated); a dimension of length 1 fits either kind.
+        let mut kinds: [Option<bool>; 2] = [None, None];
+        let mut split = rank;
+        while split > 0 {
+            let d = split - 1;
+            let fits = (0..2).all(|k| {
+                out[d] == 1 || kinds[k].is_none_or(|contig| contig == (dims[k][d] == out[d]))
+            });
+            if !fits {
+                break;
+            }
+            for k in 0..2 {
+                if out[d] != 1 && kinds[k].is_none() {
+                    kinds[k] = Some(dims[k][d] == out[d]);
+                }
+            }
+            split = d;
+        }
+        let inner: usize = out[split..].iter().product();
+        let contiguous = [kinds[0].unwrap_or(true), kinds[1].unwrap_or(true)];
+        let strides = std::array::from_fn(|k| {
+            let run = if contiguous[k] { inner } else { 1 };
+            let mut s = broadcast_strides(&dims[k][..split], &out[..split]).to_vec();
+            s.iter_mut().for_each(|v| *v *= run);
+            s
+        });
+        BroadcastPlan { inner, outer_dims: out[..split].to_vec(), strides, contiguous }
+    }
+
+    /// Offsets of run number `o` in each operand.
+    fn run_offsets(&self, mut o: usize) -> [usize; 2] {
+        let mut offsets = [0usize; 2];
+        for d in (0..self.outer_dims.len()).rev() {
+            let len = self.outer_dims[d];
+            let idx = o % len;
+            o /= len;
+            offsets[0] += idx * self.strides[0][d];
+            offsets[1] += idx * self.strides[1][d];
+        }
+        offsets
+    }
+
+    /// Calls `f(a, b, out)` for each run piece of `chunk` (output elements `start..`), where
+    /// each operand is `Ok(range)` of contiguous elements or `Err(index)` of one element.
+    pub(crate) fn for_each_run<T>(
+        &self,
+        start: usize,
+        chunk: &mut [T],
+        mut f: impl FnMut(std::result::Result<std::ops::Range<usize>, usize>, std::result::Result<std::ops::Range<usize>, usize>, &mut [T]),
+    ) {
+        if self.inner == 0 {
+            return;
+        }
+        let mut done = 0;
+        while done < chunk.len() {
+            let pos = start + done;
+            let (run, within) = (pos / self.inner, pos % self.inner);
+            let len = (self.inner - within).min(chunk.len() - done);
+            let offsets = self.run_offsets(run);
+            let piece = |k: usize| {
+                if self.contiguous[k] { Ok(offsets[k] + within..offsets[k] + within + len) } else { Err(offsets[k]) }
+            };
+            f(piece(0), piece(1), &mut chunk[done..done + len]);
+            done += len;
+        }
+    }
 }
 
 fn check_int_operands<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>, divisor: &[i32]) -> Result<()> {

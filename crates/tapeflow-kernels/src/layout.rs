@@ -135,7 +135,7 @@ pub fn reshape<R>(x: &Tensor<R>, dims: &[isize]) -> Result<Tensor<R>> {
     let n = x.num_elements();
     let mut out: Vec<usize> = dims.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = inferred {
-        if known == 0 || n % known != 0 {
+        if known == 0 || !n.is_multiple_of(known) {
             return Err(bad("the element count is not divisible by the known dimensions"));
         }
         out[i] = n / known;

@@ -10,8 +10,10 @@ pub mod elementwise;
 pub mod layout;
 pub mod matmul;
 pub mod nn;
+pub mod parallel;
 pub mod reduce;
 pub mod reference;
+pub mod simd;
 
 pub use elementwise::{BinaryOp, UnaryOp, binary, select, unary};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};

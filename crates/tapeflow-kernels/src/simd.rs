@@ -1,0 +1,485 @@
+//! SIMD element functions and slice kernels on `wide` vectors.
+//!
+//! `f32x16` is one AVX-512 register under `-C target-cpu=native` on this machine (two AVX2
+//! registers, or four SSE registers, elsewhere: `wide` picks at compile time). Every slice
+//! kernel processes whole vectors and finishes a tail by padding it into one more vector,
+//! so an element's result never depends on its position: the same input gives the same
+//! bits whether it sits in a long tensor, at its end, or alone in a scalar.
+//!
+//! Accuracy against a correctly rounded f64 reference is pinned by the tests at the bottom
+//! and stated in docs/PERFORMANCE.md.
+
+use wide::{f32x16, i32x16};
+
+use crate::elementwise::{BinaryOp, UnaryOp};
+use crate::reference;
+
+/// Elements per vector.
+pub const LANES: usize = 16;
+
+/// Beyond this magnitude `wide`'s sin/cos range reduction loses accuracy (over 100 ulp
+/// near 3e3); such lanes are recomputed with the scalar reference.
+const TRIG_SIMD_LIMIT: f32 = 256.0;
+
+/// Lanes where `mask` is set take `fallback(x)` computed per lane with the scalar
+/// reference; rare, so the branch is almost never taken.
+#[inline]
+fn patch_lanes(mask: f32x16, x: f32x16, y: f32x16, fallback: impl Fn(f32) -> f32) -> f32x16 {
+    if !mask.any() {
+        return y;
+    }
+    let (m, xs, mut ys) = (mask.to_array(), x.to_array(), y.to_array());
+    for i in 0..LANES {
+        if m[i].to_bits() != 0 {
+            ys[i] = fallback(xs[i]);
+        }
+    }
+    f32x16::new(ys)
+}
+
+/// Lanes holding a subnormal value (nonzero, below the smallest normal).
+#[inline]
+fn subnormal(x: f32x16) -> f32x16 {
+    let a = x.abs();
+    a.simd_lt(f32x16::splat(f32::MIN_POSITIVE)) & a.simd_gt(f32x16::ZERO)
+}
+
+/// `op` on one vector, with TensorFlow's NaN and infinity rules.
+#[inline]
+pub fn unary_vec(op: UnaryOp, x: f32x16) -> f32x16 {
+    let zero = f32x16::ZERO;
+    let one = f32x16::ONE;
+    match op {
+        UnaryOp::Neg => -x,
+        UnaryOp::Abs => x.abs(),
+        UnaryOp::Exp => x.exp(),
+        // wide's ln does not take subnormal inputs: those lanes use the reference.
+        UnaryOp::Log => patch_lanes(subnormal(x), x, x.ln(), f32::ln),
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Rsqrt => one / x.sqrt(),
+        UnaryOp::Square => x * x,
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sigmoid => sigmoid_vec(x),
+        // NaN compares false everywhere, so keep lanes that are > 0 or NaN.
+        UnaryOp::Relu => (x.simd_gt(zero) | x.is_nan()).select(x, zero),
+        UnaryOp::Sin => {
+            let y = x.sin_cos().0;
+            patch_lanes(x.abs().simd_gt(f32x16::splat(TRIG_SIMD_LIMIT)), x, y, f32::sin)
+        }
+        UnaryOp::Cos => {
+            let y = x.sin_cos().1;
+            patch_lanes(x.abs().simd_gt(f32x16::splat(TRIG_SIMD_LIMIT)), x, y, f32::cos)
+        }
+        UnaryOp::Softplus => {
+            // max(x, 0) + log1p(exp(-|x|)): never overflows.
+            let y = x.simd_gt(zero).select(x, zero) + (-x.abs()).exp().ln_1p();
+            x.is_nan().select(x, y)
+        }
+        UnaryOp::Log1p => x.ln_1p(),
+        UnaryOp::Expm1 => x.exp_m1(),
+        UnaryOp::Reciprocal => one / x,
+        UnaryOp::Sign => {
+            let s = x.simd_gt(zero).select(one, x.simd_lt(zero).select(-one, zero));
+            x.is_nan().select(x, s)
+        }
+    }
+}
+
+/// The logistic function; exp is only taken of a non-positive number.
+#[inline]
+fn sigmoid_vec(x: f32x16) -> f32x16 {
+    let e = (-x.abs()).exp();
+    let one = f32x16::ONE;
+    let positive = one / (one + e);
+    let y = x.simd_ge(f32x16::ZERO).select(positive, e * positive);
+    x.is_nan().select(x, y)
+}
+
+/// `op` on two vectors; comparisons give 1.0 or 0.0.
+#[inline]
+pub fn binary_vec(op: BinaryOp, a: f32x16, b: f32x16) -> f32x16 {
+    let one = f32x16::ONE;
+    let zero = f32x16::ZERO;
+    let any_nan = a.is_nan() | b.is_nan();
+    match op {
+        BinaryOp::Add => a + b,
+        BinaryOp::Sub => a - b,
+        BinaryOp::Mul => a * b,
+        BinaryOp::Div => a / b,
+        BinaryOp::Pow => {
+            // Per lane with the scalar reference: integer powers stay exact (x**2 at 20 is
+            // 400, and its gradient 2·20¹ exactly 40), which a SIMD exp/log pow loses.
+            let (xa, xb) = (a.to_array(), b.to_array());
+            f32x16::new(std::array::from_fn(|i| xa[i].powf(xb[i])))
+        }
+        BinaryOp::Maximum => any_nan.select(f32x16::splat(f32::NAN), a.simd_ge(b).select(a, b)),
+        BinaryOp::Minimum => any_nan.select(f32x16::splat(f32::NAN), a.simd_le(b).select(a, b)),
+        BinaryOp::Greater => a.simd_gt(b).select(one, zero),
+        BinaryOp::GreaterEqual => a.simd_ge(b).select(one, zero),
+        BinaryOp::Less => a.simd_lt(b).select(one, zero),
+        BinaryOp::LessEqual => a.simd_le(b).select(one, zero),
+        BinaryOp::Equal => a.simd_eq(b).select(one, zero),
+    }
+}
+
+/// Loads up to 16 elements, padding with `pad`.
+#[inline]
+fn load_padded(src: &[f32], pad: f32) -> f32x16 {
+    let mut lanes = [pad; LANES];
+    lanes[..src.len()].copy_from_slice(src);
+    f32x16::new(lanes)
+}
+
+/// `dst[i] = op(src[i])`.
+pub fn unary_f32(op: UnaryOp, src: &[f32], dst: &mut [f32]) {
+    let n = dst.len().min(src.len());
+    let (src_vecs, src_tail) = src[..n].as_chunks::<LANES>();
+    let (dst_vecs, dst_tail) = dst[..n].as_chunks_mut::<LANES>();
+    for (s, d) in src_vecs.iter().zip(dst_vecs) {
+        *d = unary_vec(op, f32x16::new(*s)).to_array();
+    }
+    if !src_tail.is_empty() {
+        let y = unary_vec(op, load_padded(src_tail, 1.0)).to_array();
+        dst_tail.copy_from_slice(&y[..dst_tail.len()]);
+    }
+}
+
+/// One operand of a binary slice kernel: a run of elements or one element repeated.
+#[derive(Clone, Copy)]
+pub enum Operand<'a> {
+    /// Elements, one per output.
+    Run(&'a [f32]),
+    /// One value for every output (a broadcast scalar, row or column element).
+    Splat(f32),
+}
+
+impl Operand<'_> {
+    #[inline]
+    fn vec_at(&self, i: usize) -> f32x16 {
+        match *self {
+            Operand::Run(s) => match s.get(i..i + LANES) {
+                Some(chunk) => load_padded(chunk, 1.0),
+                None => load_padded(s.get(i..).unwrap_or(&[]), 1.0),
+            },
+            Operand::Splat(v) => f32x16::splat(v),
+        }
+    }
+}
+
+/// `dst[i] = op(a[i], b[i])` where each operand is a run or a splat.
+pub fn binary_f32(op: BinaryOp, a: Operand<'_>, b: Operand<'_>, dst: &mut [f32]) {
+    // The common case, two runs, gets a loop the compiler sees through.
+    if let (Operand::Run(x), Operand::Run(y)) = (a, b) {
+        let n = dst.len().min(x.len()).min(y.len());
+        let (xv, xt) = x[..n].as_chunks::<LANES>();
+        let (yv, yt) = y[..n].as_chunks::<LANES>();
+        let (dv, dt) = dst[..n].as_chunks_mut::<LANES>();
+        for ((p, q), d) in xv.iter().zip(yv).zip(dv) {
+            *d = binary_vec(op, f32x16::new(*p), f32x16::new(*q)).to_array();
+        }
+        if !dt.is_empty() {
+            let r = binary_vec(op, load_padded(xt, 1.0), load_padded(yt, 1.0)).to_array();
+            dt.copy_from_slice(&r[..dt.len()]);
+        }
+        return;
+    }
+    let n = dst.len();
+    let mut i = 0;
+    let (dv, dt) = dst.as_chunks_mut::<LANES>();
+    for d in dv {
+        *d = binary_vec(op, a.vec_at(i), b.vec_at(i)).to_array();
+        i += LANES;
+    }
+    if !dt.is_empty() {
+        let r = binary_vec(op, a.vec_at(i), b.vec_at(i)).to_array();
+        dt.copy_from_slice(&r[..n - i]);
+    }
+}
+
+/// int32 one operand: a run or a splat.
+#[derive(Clone, Copy)]
+pub enum IntOperand<'a> {
+    /// Elements, one per output.
+    Run(&'a [i32]),
+    /// One value for every output.
+    Splat(i32),
+}
+
+impl IntOperand<'_> {
+    #[inline]
+    fn get(&self, i: usize) -> i32 {
+        match *self {
+            IntOperand::Run(s) => s.get(i).copied().unwrap_or(0),
+            IntOperand::Splat(v) => v,
+        }
+    }
+
+    #[inline]
+    fn vec_at(&self, i: usize) -> i32x16 {
+        match *self {
+            IntOperand::Run(s) => {
+                let mut lanes = [0i32; LANES];
+                let part = s.get(i..).unwrap_or(&[]);
+                let len = part.len().min(LANES);
+                lanes[..len].copy_from_slice(&part[..len]);
+                i32x16::new(lanes)
+            }
+            IntOperand::Splat(v) => i32x16::splat(v),
+        }
+    }
+}
+
+/// `dst[i] = op(a[i], b[i])` for int32, wrapping. add, sub, mul, maximum and minimum run
+/// in `i32x16`; the rest per element with the reference. The caller has refused zero
+/// divisors and negative exponents.
+pub fn binary_i32(op: BinaryOp, a: IntOperand<'_>, b: IntOperand<'_>, dst: &mut [i32]) {
+    let vector: Option<fn(i32x16, i32x16) -> i32x16> = match op {
+        BinaryOp::Add => Some(|p, q| p + q),
+        BinaryOp::Sub => Some(|p, q| p - q),
+        BinaryOp::Mul => Some(|p, q| p * q),
+        BinaryOp::Maximum => Some(|p: i32x16, q| p.max(q)),
+        BinaryOp::Minimum => Some(|p: i32x16, q| p.min(q)),
+        _ => None,
+    };
+    match vector {
+        Some(f) => {
+            let n = dst.len();
+            let (dv, dt) = dst.as_chunks_mut::<LANES>();
+            let mut i = 0;
+            for d in dv {
+                *d = f(a.vec_at(i), b.vec_at(i)).to_array();
+                i += LANES;
+            }
+            if !dt.is_empty() {
+                let r = f(a.vec_at(i), b.vec_at(i)).to_array();
+                dt.copy_from_slice(&r[..n - i]);
+            }
+        }
+        None => dst.iter_mut().enumerate().for_each(|(i, d)| *d = reference::binary_i32(op, a.get(i), b.get(i))),
+    }
+}
+
+/// Sum of a run, in 4 × 16 lanes of f32 partial sums combined in a fixed order.
+pub fn sum_f32(src: &[f32]) -> f32 {
+    let (vecs, tail) = src.as_chunks::<LANES>();
+    let mut acc = [f32x16::ZERO; 4];
+    let (quads, rest) = vecs.as_chunks::<4>();
+    for q in quads {
+        for k in 0..4 {
+            acc[k] += f32x16::new(q[k]);
+        }
+    }
+    for (k, v) in rest.iter().enumerate() {
+        acc[k] += f32x16::new(*v);
+    }
+    acc[0] += load_padded(tail, 0.0);
+    ((acc[0] + acc[1]) + (acc[2] + acc[3])).reduce_add()
+}
+
+/// Maximum of a run (−inf if empty); NaN if any element is NaN.
+pub fn max_f32(src: &[f32]) -> f32 {
+    let (vecs, tail) = src.as_chunks::<LANES>();
+    let mut acc = f32x16::splat(f32::NEG_INFINITY);
+    let mut nan = f32x16::ZERO.simd_ne(f32x16::ZERO);
+    for v in vecs {
+        let v = f32x16::new(*v);
+        nan |= v.is_nan();
+        acc = acc.fast_max(v);
+    }
+    let t = load_padded(tail, f32::NEG_INFINITY);
+    nan |= t.is_nan();
+    acc = acc.fast_max(t);
+    if nan.any() { f32::NAN } else { acc.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max) }
+}
+
+/// `acc[i] += src[i]`.
+pub fn add_into_f32(acc: &mut [f32], src: &[f32]) {
+    binary_in_place(acc, src, |a, b| a + b);
+}
+
+/// `acc[i] = max(acc[i], src[i])`, NaN sticking.
+pub fn max_into_f32(acc: &mut [f32], src: &[f32]) {
+    binary_in_place(acc, src, |a, b| binary_vec(BinaryOp::Maximum, a, b));
+}
+
+fn binary_in_place(acc: &mut [f32], src: &[f32], f: impl Fn(f32x16, f32x16) -> f32x16) {
+    let n = acc.len().min(src.len());
+    let (av, at) = acc[..n].as_chunks_mut::<LANES>();
+    let (sv, st) = src[..n].as_chunks::<LANES>();
+    for (a, s) in av.iter_mut().zip(sv) {
+        *a = f(f32x16::new(*a), f32x16::new(*s)).to_array();
+    }
+    if !at.is_empty() {
+        let r = f(load_padded(at, 0.0), load_padded(st, 0.0)).to_array();
+        let len = at.len();
+        at.copy_from_slice(&r[..len]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ALL_UNARY: [UnaryOp; 17] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Square,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Relu,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Softplus,
+        UnaryOp::Log1p,
+        UnaryOp::Expm1,
+        UnaryOp::Reciprocal,
+        UnaryOp::Sign,
+    ];
+
+    /// The correctly rounded f64 value of each op, and the worst error (in f32 ulps of
+    /// the result) the SIMD kernel may show. 0 means bit-exact against the reference.
+    fn exact_and_bound(op: UnaryOp, x: f64) -> (f64, f64) {
+        match op {
+            UnaryOp::Exp => (x.exp(), 2.0),
+            UnaryOp::Log => (x.ln(), 2.0),
+            UnaryOp::Sqrt => (x.sqrt(), 0.0),
+            UnaryOp::Rsqrt => (1.0 / x.sqrt(), 1.5),
+            UnaryOp::Tanh => (x.tanh(), 3.0),
+            UnaryOp::Sigmoid => (1.0 / (1.0 + (-x).exp()), 3.0),
+            UnaryOp::Sin => (x.sin(), 2.0),
+            UnaryOp::Cos => (x.cos(), 2.0),
+            UnaryOp::Softplus => (x.max(0.0) + (-x.abs()).exp().ln_1p(), 4.0),
+            UnaryOp::Log1p => (x.ln_1p(), 3.0),
+            UnaryOp::Expm1 => (x.exp_m1(), 4.0),
+            _ => (f64::NAN, 0.0),
+        }
+    }
+
+    /// |got − want| in ulps of the f32 nearest `want` (subnormal results count in
+    /// the smallest normal's ulp, as libm accuracy tables do).
+    fn ulps(got: f32, want: f64) -> f64 {
+        if want.is_nan() || got.is_nan() {
+            return if want.is_nan() && got.is_nan() { 0.0 } else { f64::INFINITY };
+        }
+        let w = want as f32;
+        if w.is_infinite() || got.is_infinite() {
+            return if got == w { 0.0 } else { f64::INFINITY };
+        }
+        let magnitude = w.abs().max(f32::MIN_POSITIVE);
+        let ulp = f64::from(f32::from_bits(magnitude.to_bits() + 1) - magnitude);
+        (f64::from(got) - want).abs() / ulp
+    }
+
+    fn values() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            4 => -10.0f32..10.0,
+            2 => -100.0f32..100.0,
+            1 => -1e-3f32..1e-3,
+            1 => prop::sample::select(vec![
+                0.0, -0.0, 1.0, -1.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE,
+                1e-40, -1e-40, 88.7, -87.3, -103.0, 89.0, 1e30, -1e30, f32::MAX, f32::MIN, 256.0, 300.0,
+            ]),
+        ]
+    }
+
+    /// Lengths around the vector width and beyond, plus an unaligned start.
+    fn slices() -> impl Strategy<Value = (Vec<f32>, usize)> {
+        (prop::collection::vec(values(), 0..80), 0usize..3)
+    }
+
+    fn check_unary(op: UnaryOp, data: &[f32]) -> std::result::Result<(), TestCaseError> {
+        let mut out = vec![0.0f32; data.len()];
+        unary_f32(op, data, &mut out);
+        for (&x, &y) in data.iter().zip(&out) {
+            let r = reference::unary_f32(op, x);
+            let (exact, bound) = exact_and_bound(op, f64::from(x));
+            if bound == 0.0 || exact.is_nan() && r.is_nan() && !x.is_nan() {
+                prop_assert!(y.to_bits() == r.to_bits() || (y.is_nan() && r.is_nan()), "{op:?}({x}) = {y}, reference {r}");
+            } else {
+                let e = ulps(y, exact);
+                prop_assert!(e <= bound, "{op:?}({x}) = {y}, exact {exact}: {e} ulp > {bound}");
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn unary_kernels_match_the_reference_within_their_ulp_bounds((data, skip) in slices()) {
+            let data = &data[skip.min(data.len())..];
+            for op in ALL_UNARY {
+                check_unary(op, data)?;
+            }
+        }
+
+        #[test]
+        fn exactly_rounded_binary_ops_are_bit_exact((a, skip) in slices(), b in prop::collection::vec(values(), 80)) {
+            let a = &a[skip.min(a.len())..];
+            let b = &b[..a.len()];
+            for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum, BinaryOp::Minimum,
+                       BinaryOp::Pow, BinaryOp::Greater, BinaryOp::GreaterEqual, BinaryOp::Less, BinaryOp::LessEqual, BinaryOp::Equal] {
+                let mut out = vec![0.0f32; a.len()];
+                binary_f32(op, Operand::Run(a), Operand::Run(b), &mut out);
+                let mut splat = vec![0.0f32; a.len()];
+                let s = b.first().copied().unwrap_or(2.0);
+                binary_f32(op, Operand::Run(a), Operand::Splat(s), &mut splat);
+                for i in 0..a.len() {
+                    let want = reference::binary_f32(op, a[i], b[i]);
+                    prop_assert!(out[i].to_bits() == want.to_bits() || (out[i].is_nan() && want.is_nan()), "{op:?}({}, {}) = {}, reference {want}", a[i], b[i], out[i]);
+                    let want = reference::binary_f32(op, a[i], s);
+                    prop_assert!(splat[i].to_bits() == want.to_bits() || (splat[i].is_nan() && want.is_nan()), "{op:?}({}, {s}) splat", a[i]);
+                }
+            }
+        }
+
+        #[test]
+        fn int_kernels_wrap_like_the_reference(a in prop::collection::vec(any::<i32>(), 0..70), b in prop::collection::vec(any::<i32>(), 70)) {
+            let b = &b[..a.len()];
+            for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Equal] {
+                let mut out = vec![0i32; a.len()];
+                binary_i32(op, IntOperand::Run(&a), IntOperand::Run(b), &mut out);
+                for i in 0..a.len() {
+                    prop_assert_eq!(out[i], reference::binary_i32(op, a[i], b[i]));
+                }
+            }
+        }
+
+        #[test]
+        fn reductions_stay_within_one_millionth_per_element(data in prop::collection::vec(-100.0f32..100.0, 0..3000)) {
+            let exact: f64 = data.iter().map(|&v| f64::from(v)).sum();
+            let n = data.len().max(1) as f64;
+            prop_assert!((f64::from(sum_f32(&data)) - exact).abs() / n <= 1e-6 * 100.0);
+            let want = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            prop_assert_eq!(max_f32(&data), want);
+        }
+    }
+
+    #[test]
+    fn nan_wins_in_max_and_empty_max_is_negative_infinity() {
+        assert_eq!(max_f32(&[]), f32::NEG_INFINITY);
+        let mut v = vec![1.0f32; 40];
+        v[33] = f32::NAN;
+        assert!(max_f32(&v).is_nan());
+        assert_eq!(sum_f32(&[]), 0.0);
+    }
+
+    #[test]
+    fn an_element_gives_the_same_bits_anywhere_in_a_slice() {
+        let x = 0.7315f32;
+        for len in [1usize, 15, 16, 17, 33] {
+            let data = vec![x; len];
+            for op in ALL_UNARY {
+                let mut out = vec![0.0f32; len];
+                unary_f32(op, &data, &mut out);
+                assert!(out.iter().all(|y| y.to_bits() == out[0].to_bits()), "{op:?} at length {len}");
+            }
+        }
+    }
+}
