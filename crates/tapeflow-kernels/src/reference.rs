@@ -160,3 +160,27 @@ pub fn matmul_i32(a: &[i32], b: &[i32], c: &mut [i32], m: usize, k: usize, n: us
         }
     }
 }
+
+/// Reduction of `src` (row-major, shape `dims`) over `axes` in f64, output in row-major
+/// order of the kept axes: the plainest loop, for testing the SIMD reductions.
+pub fn reduce_f64(sum_or_max: bool, src: &[f64], dims: &[usize], axes: &[usize]) -> Vec<f64> {
+    let kept: Vec<usize> = dims.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+    let m: usize = kept.iter().product();
+    let mut out = vec![if sum_or_max { 0.0 } else { f64::NEG_INFINITY }; m];
+    let mut index = vec![0usize; dims.len()];
+    for &v in src {
+        let mut o = 0;
+        for (d, &i) in index.iter().enumerate() {
+            o = o * kept[d] + if axes.contains(&d) { 0 } else { i };
+        }
+        out[o] = if sum_or_max { out[o] + v } else if v.is_nan() || out[o].is_nan() { f64::NAN } else { out[o].max(v) };
+        for d in (0..dims.len()).rev() {
+            index[d] += 1;
+            if index[d] < dims[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    out
+}
