@@ -20,12 +20,75 @@ enum Lines {
     Heap(Vec<Line>),
 }
 
+/// Large freed buffers kept for reuse. A fresh large allocation comes from the OS as
+/// untouched pages, and the first write to each page faults: for a 16 MiB tensor that costs
+/// more than the kernel that fills it. Reusing buffers of finished tensors avoids it.
+mod pool {
+    use std::sync::Mutex;
+
+    use super::Line;
+
+    /// Buffers smaller than this (64 KiB) go back to the allocator, which serves small sizes
+    /// from warm memory anyway.
+    const MIN_LINES: usize = 1024;
+    /// At most this many bytes wait in the pool; beyond, freed buffers are released.
+    const CAP_BYTES: usize = 1 << 30;
+    const LINE_BYTES: usize = std::mem::size_of::<Line>();
+
+    struct Pool {
+        buffers: Vec<Vec<Line>>,
+        lines: usize,
+    }
+
+    static POOL: Mutex<Pool> = Mutex::new(Pool { buffers: Vec::new(), lines: 0 });
+
+    fn lock() -> std::sync::MutexGuard<'static, Pool> {
+        POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A buffer of at least `lines` lines (at most twice that) from the pool, if one waits.
+    pub(super) fn take(lines: usize) -> Option<Vec<Line>> {
+        if lines < MIN_LINES {
+            return None;
+        }
+        let mut pool = lock();
+        let i = pool.buffers.iter().position(|b| b.len() >= lines && b.len() <= 2 * lines)?;
+        let buffer = pool.buffers.swap_remove(i);
+        pool.lines -= buffer.len();
+        Some(buffer)
+    }
+
+    /// Returns a buffer for reuse (or frees it when the pool is full or it is small).
+    pub(super) fn give(buffer: Vec<Line>) {
+        if buffer.len() < MIN_LINES {
+            return;
+        }
+        let mut pool = lock();
+        if (pool.lines + buffer.len()) * LINE_BYTES <= CAP_BYTES {
+            pool.lines += buffer.len();
+            pool.buffers.push(buffer);
+        }
+    }
+}
+
 impl Lines {
+    /// Lines whose previous contents are unspecified (reused or zero), for a caller that
+    /// overwrites every element.
+    fn for_overwrite(bytes: usize) -> Self {
+        let lines = bytes.div_ceil(LINE);
+        match pool::take(lines) {
+            Some(buffer) => Lines::Heap(buffer),
+            None => Self::zeroed(bytes),
+        }
+    }
+
     fn zeroed(bytes: usize) -> Self {
         if bytes <= LINE {
             Lines::Inline(Line::zeroed())
         } else {
-            Lines::Heap(vec![Line::zeroed(); bytes.div_ceil(LINE)])
+            // alloc_zeroed: large buffers come as fresh zero pages, so no memset pass
+            // precedes the kernel that fills them.
+            Lines::Heap(bytemuck::allocation::zeroed_vec(bytes.div_ceil(LINE)))
         }
     }
 
@@ -65,9 +128,18 @@ impl Storage {
         storage
     }
 
+    /// A buffer of `len` elements filled by `fill`, which must write every element: the
+    /// slice it receives holds unspecified (initialized) values, because large buffers are
+    /// recycled from tensors that were dropped. The fast path of every kernel.
+    pub fn for_overwrite<T: Element>(len: usize, fill: impl FnOnce(&mut [T])) -> Self {
+        let mut storage = Storage { lines: Lines::for_overwrite(len * std::mem::size_of::<T>()), len, dtype: T::DTYPE };
+        fill(storage.typed_mut::<T>());
+        storage
+    }
+
     /// A buffer holding a copy of `values`.
     pub fn from_slice<T: Element>(values: &[T]) -> Self {
-        Self::from_fn(values.len(), |out: &mut [T]| out.copy_from_slice(values))
+        Self::for_overwrite(values.len(), |out: &mut [T]| out.copy_from_slice(values))
     }
 
     /// Number of elements.
@@ -106,6 +178,14 @@ impl Storage {
     }
 }
 
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Lines::Heap(buffer) = std::mem::replace(&mut self.lines, Lines::Inline(Line::zeroed())) {
+            pool::give(buffer);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +199,18 @@ mod tests {
             assert_eq!(slice.as_ptr() as usize % 64, 0);
             assert!(slice.iter().enumerate().all(|(i, &x)| x == i as f32));
         }
+    }
+
+    #[test]
+    fn recycled_buffers_are_fully_overwritten() {
+        let first = Storage::from_fn::<f32>(100_000, |v| v.fill(7.0));
+        drop(first);
+        let second = Storage::for_overwrite::<f32>(100_000, |v| v.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32));
+        assert!(second.as_slice::<f32>().unwrap().iter().enumerate().all(|(i, &x)| x == i as f32));
+        // from_fn still hands out zeros, recycled or not
+        drop(second);
+        let third = Storage::from_fn::<f32>(100_000, |_| {});
+        assert!(third.as_slice::<f32>().unwrap().iter().all(|&x| x == 0.0));
     }
 
     #[test]

@@ -91,7 +91,7 @@ impl<R> Tensor<R> {
 
     /// A rank-0 tensor.
     pub fn scalar<T: Element>(value: T) -> Self {
-        let storage = Storage::from_fn::<T>(1, |out| out[0] = value);
+        let storage = Storage::for_overwrite::<T>(1, |out| out[0] = value);
         Tensor { storage: Arc::new(storage), shape: Shape::scalar(), id: TensorId::fresh(), runtime: PhantomData }
     }
 
@@ -112,9 +112,9 @@ impl<R> Tensor<R> {
         let shape = shape.into();
         let n = shape.num_elements();
         let storage = match dtype {
-            DType::F32 => Storage::from_fn::<f32>(n, |v| v.fill(1.0)),
-            DType::F16 => Storage::from_fn::<f16>(n, |v| v.fill(f16::ONE)),
-            DType::I32 => Storage::from_fn::<i32>(n, |v| v.fill(1)),
+            DType::F32 => Storage::for_overwrite::<f32>(n, |v| v.fill(1.0)),
+            DType::F16 => Storage::for_overwrite::<f16>(n, |v| v.fill(f16::ONE)),
+            DType::I32 => Storage::for_overwrite::<i32>(n, |v| v.fill(1)),
         };
         Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData }
     }
@@ -125,8 +125,8 @@ impl<R> Tensor<R> {
         let shape = shape.into();
         let n = shape.num_elements();
         let storage = match dtype {
-            DType::F32 => Storage::from_fn::<f32>(n, |v| v.fill(value as f32)),
-            DType::F16 => Storage::from_fn::<f16>(n, |v| v.fill(f16::from_f64(value))),
+            DType::F32 => Storage::for_overwrite::<f32>(n, |v| v.fill(value as f32)),
+            DType::F16 => Storage::for_overwrite::<f16>(n, |v| v.fill(f16::from_f64(value))),
             DType::I32 => {
                 let int = float_to_i32(value);
                 if f64::from(int) != value {
@@ -137,7 +137,7 @@ impl<R> Tensor<R> {
                         reason: format!("{value} is not an int32 value"),
                     });
                 }
-                Storage::from_fn::<i32>(n, |v| v.fill(int))
+                Storage::for_overwrite::<i32>(n, |v| v.fill(int))
             }
         };
         Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
@@ -251,21 +251,21 @@ impl<R> Tensor<R> {
         let n = self.num_elements();
         let storage = match (self.dtype(), dtype) {
             (DType::F32, DType::F16) => {
-                Storage::from_fn::<f16>(n, |out| half::slice::HalfFloatSliceExt::convert_from_f32_slice(out, self.typed::<f32>()))
+                Storage::for_overwrite::<f16>(n, |out| half::slice::HalfFloatSliceExt::convert_from_f32_slice(out, self.typed::<f32>()))
             }
             (DType::F16, DType::F32) => {
-                Storage::from_fn::<f32>(n, |out| half::slice::HalfFloatSliceExt::convert_to_f32_slice(self.typed::<f16>(), out))
+                Storage::for_overwrite::<f32>(n, |out| half::slice::HalfFloatSliceExt::convert_to_f32_slice(self.typed::<f16>(), out))
             }
-            (DType::F32, DType::I32) => Storage::from_fn::<i32>(n, |out| {
+            (DType::F32, DType::I32) => Storage::for_overwrite::<i32>(n, |out| {
                 out.iter_mut().zip(self.typed::<f32>()).for_each(|(o, &v)| *o = float_to_i32(f64::from(v)))
             }),
-            (DType::F16, DType::I32) => Storage::from_fn::<i32>(n, |out| {
+            (DType::F16, DType::I32) => Storage::for_overwrite::<i32>(n, |out| {
                 out.iter_mut().zip(self.typed::<f16>()).for_each(|(o, v)| *o = float_to_i32(v.to_f64()))
             }),
-            (DType::I32, DType::F32) => Storage::from_fn::<f32>(n, |out| {
+            (DType::I32, DType::F32) => Storage::for_overwrite::<f32>(n, |out| {
                 out.iter_mut().zip(self.typed::<i32>()).for_each(|(o, &v)| *o = v as f32)
             }),
-            (DType::I32, DType::F16) => Storage::from_fn::<f16>(n, |out| {
+            (DType::I32, DType::F16) => Storage::for_overwrite::<f16>(n, |out| {
                 out.iter_mut().zip(self.typed::<i32>()).for_each(|(o, &v)| *o = f16::from_f32(v as f32))
             }),
             (DType::F32, DType::F32) | (DType::F16, DType::F16) | (DType::I32, DType::I32) => {

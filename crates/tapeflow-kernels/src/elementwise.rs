@@ -119,9 +119,9 @@ pub(crate) fn float_storage(dtype: DType, n: usize, fill: impl FnOnce(&mut [f32]
         DType::F16 => {
             let mut wide = vec![0.0f32; n];
             fill(&mut wide);
-            Storage::from_fn::<f16>(n, |out| out.convert_from_f32_slice(&wide))
+            Storage::for_overwrite::<f16>(n, |out| out.convert_from_f32_slice(&wide))
         }
-        _ => Storage::from_fn::<f32>(n, fill),
+        _ => Storage::for_overwrite::<f32>(n, fill),
     }
 }
 
@@ -136,7 +136,7 @@ pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
             if reference::unary_i32(op, 0).is_none() {
                 return Err(Error::UnsupportedDType { op: op.name(), shape: x.shape().clone(), dtype: x.dtype() });
             }
-            Storage::from_fn::<i32>(n, |dst| {
+            Storage::for_overwrite::<i32>(n, |dst| {
                 for_each_chunk(dst, |start, out| {
                     let src = &src[start..start + out.len()];
                     out.iter_mut().zip(src).for_each(|(o, &v)| *o = reference::unary_i32(op, v).unwrap_or(0))
@@ -202,7 +202,7 @@ impl FloatIo for f16 {
 }
 
 fn unary_float<T: FloatIo>(op: UnaryOp, src: &[T]) -> Storage {
-    Storage::from_fn::<T>(src.len(), |dst| {
+    Storage::for_overwrite::<T>(src.len(), |dst| {
         for_each_chunk(dst, |start, out| {
             let src = &src[start..start + out.len()];
             if let (Some(s), Some(o)) = (T::as_f32(src), T::as_f32_mut(out)) {
@@ -253,7 +253,7 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
             if n > 0 {
                 check_int_operands(op, a, b, y)?;
             }
-            Storage::from_fn::<i32>(n, |dst| {
+            Storage::for_overwrite::<i32>(n, |dst| {
                 for_each_chunk(dst, |start, chunk| {
                     plan.for_each_run(start, chunk, |a_run, b_run, out| {
                         let p = a_run.map_or_else(|o| IntOperand::Splat(x[o]), |r| IntOperand::Run(&x[r]));
@@ -268,7 +268,7 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
 }
 
 fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T], n: usize) -> Storage {
-    Storage::from_fn::<T>(n, |dst| {
+    Storage::for_overwrite::<T>(n, |dst| {
         for_each_chunk(dst, |start, chunk| {
             plan.for_each_run(start, chunk, |a_run, b_run, out| {
                 if let Some(o) = T::as_f32_mut(out) {
@@ -431,7 +431,7 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
     ];
     let strides = [&strides[0][..], &strides[1][..], &strides[2][..]];
     fn run<T: tapeflow_dtype::Element>(out: &Shape, strides: [&[usize]; 3], truth: &[bool], x: &[T], y: &[T]) -> Storage {
-        Storage::from_fn::<T>(out.num_elements(), |dst| {
+        Storage::for_overwrite::<T>(out.num_elements(), |dst| {
             for_each_strided(out.dims(), strides, |o, [c, i, j]| dst[o] = if truth[c] { x[i] } else { y[j] });
         })
     }

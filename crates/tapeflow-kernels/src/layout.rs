@@ -100,7 +100,7 @@ pub fn for_each_strided<const N: usize>(out: &[usize], strides: [&[usize]; N], m
 /// shape `out`: the single copy routine behind transpose and broadcast_to.
 fn gather<R>(x: &Tensor<R>, out: &Shape, strides: &[usize]) -> Result<Tensor<R>> {
     fn run<T: Element>(src: &[T], out: &Shape, strides: &[usize]) -> Storage {
-        Storage::from_fn::<T>(out.num_elements(), |dst| {
+        Storage::for_overwrite::<T>(out.num_elements(), |dst| {
             for_each_strided(out.dims(), [strides], |o, [i]| dst[o] = src[i]);
         })
     }
@@ -236,7 +236,7 @@ pub fn concat<R>(values: &[&Tensor<R>], axis: isize) -> Result<Tensor<R>> {
 
     fn run<R, T: Element>(values: &[&Tensor<R>], outer: usize, inner: usize, axis: usize, total: usize) -> Result<Storage> {
         let parts = values.iter().map(|v| Ok((v.as_slice::<T>()?, v.dims()[axis] * inner))).collect::<Result<Vec<_>>>()?;
-        Ok(Storage::from_fn::<T>(outer * total * inner, |dst| {
+        Ok(Storage::for_overwrite::<T>(outer * total * inner, |dst| {
             let mut pos = 0;
             for o in 0..outer {
                 for (src, width) in &parts {
@@ -272,7 +272,7 @@ pub fn slice_axis<R>(x: &Tensor<R>, axis: isize, start: usize, len: usize) -> Re
     let mut out_dims = x.dims().to_vec();
     out_dims[resolved] = len;
     fn run<T: Element>(src: &[T], outer: usize, length: usize, inner: usize, start: usize, len: usize) -> Storage {
-        Storage::from_fn::<T>(outer * len * inner, |dst| {
+        Storage::for_overwrite::<T>(outer * len * inner, |dst| {
             for o in 0..outer {
                 let from = (o * length + start) * inner;
                 dst[o * len * inner..(o + 1) * len * inner].copy_from_slice(&src[from..from + len * inner]);

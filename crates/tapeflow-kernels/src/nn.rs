@@ -115,6 +115,7 @@ pub fn one_hot<R>(logits: &Tensor<R>, labels: &Tensor<R>) -> Result<Tensor<R>> {
     let labels_idx = check_labels("one_hot", logits, labels)?;
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
     let storage = float_storage(logits.dtype(), n * classes, |dst| {
+        dst.fill(0.0);
         labels_idx.iter().enumerate().for_each(|(i, &l)| dst[i * classes + l] = 1.0);
     });
     debug_assert_eq!(storage.len(), n * classes);

@@ -80,7 +80,7 @@ pub fn reduce<R>(op: ReduceOp, x: &Tensor<R>, axes: &[usize], keepdims: bool) ->
             }
             let to_out = broadcast_strides(&kept, x.dims());
             let contiguous = x.shape().strides();
-            Storage::from_fn::<i32>(m, |dst| {
+            Storage::for_overwrite::<i32>(m, |dst| {
                 dst.fill(if op == ReduceOp::Max { i32::MIN } else { 0 });
                 for_each_strided(x.dims(), [&contiguous[..], &to_out[..]], |_, [i, o]| {
                     dst[o] = match op {

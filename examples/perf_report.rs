@@ -1,0 +1,178 @@
+//! The perf report: first measures this machine's own limits — peak FMA throughput on all
+//! threads and memory bandwidth (copy, triad) on arrays far larger than cache — then times
+//! tapeflow's workloads and prints each median beside the limit that bounds it.
+//!
+//! Run: `cargo run --release --example perf_report` (add `-- --quick` for fewer repeats).
+//! Machines are shared and noisy: compare the ratios of one run, not absolute times.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use tapeflow::prelude::*;
+use wide::f32x16;
+
+/// Median wall time of `f` over `runs` runs (after one warm-up).
+fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
+    f();
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Peak f32 FMA throughput in GFLOP/s on every rayon thread: independent `f32x16`
+/// multiply-add chains, enough of them to cover the FMA latency on each core.
+fn peak_fma_gflops(runs: usize) -> f64 {
+    const CHAINS: usize = 16;
+    const ITERS: usize = 2_000_000;
+    let threads = rayon::current_num_threads();
+    let t = median_time(runs, || {
+        let total: f32 = (0..threads)
+            .into_par_iter()
+            .map(|seed| {
+                let mut acc = [f32x16::splat(seed as f32 * 1e-3); CHAINS];
+                let (m, a) = (f32x16::splat(0.999_999), f32x16::splat(1e-7));
+                for _ in 0..ITERS {
+                    for c in acc.iter_mut() {
+                        *c = c.mul_add(m, a);
+                    }
+                }
+                acc.iter().map(|v| v.reduce_add()).sum::<f32>()
+            })
+            .sum();
+        black_box(total);
+    });
+    (threads * CHAINS * ITERS * 16 * 2) as f64 / t.as_secs_f64() / 1e9
+}
+
+/// (copy, triad) bandwidth in GB/s on all threads over arrays of `n` f32 (far beyond L2),
+/// counting bytes read plus bytes written.
+fn bandwidth_gbs(n: usize, runs: usize) -> (f64, f64) {
+    let a = vec![1.0f32; n];
+    let b = vec![2.0f32; n];
+    let mut c = vec![0.0f32; n];
+    const PIECE: usize = 1 << 16;
+    let copy = median_time(runs, || {
+        c.par_chunks_mut(PIECE).zip(a.par_chunks(PIECE)).for_each(|(d, s)| d.copy_from_slice(s));
+        black_box(&c);
+    });
+    let triad = median_time(runs, || {
+        c.par_chunks_mut(PIECE).zip(a.par_chunks(PIECE).zip(b.par_chunks(PIECE))).for_each(|(d, (x, y))| {
+            d.iter_mut().zip(x.iter().zip(y)).for_each(|(o, (p, q))| *o = p + 3.0 * q);
+        });
+        black_box(&c);
+    });
+    let bytes = |arrays: usize| (arrays * n * 4) as f64;
+    (bytes(2) / copy.as_secs_f64() / 1e9, bytes(3) / triad.as_secs_f64() / 1e9)
+}
+
+struct Row {
+    workload: String,
+    time: Duration,
+    rate: f64,
+    unit: &'static str,
+    limit: f64,
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| workload | median | rate | limit | % of limit |");
+    println!("|---|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.3} ms | {:.1} {} | {:.1} {} | {:.0} % |",
+            r.workload,
+            r.time.as_secs_f64() * 1e3,
+            r.rate,
+            r.unit,
+            r.limit,
+            r.unit,
+            100.0 * r.rate / r.limit
+        );
+    }
+}
+
+fn random(n: usize, dtype: DType) -> Tensor {
+    let values: Vec<f32> = (0..n).map(|i| ((i.wrapping_mul(2654435761) % 2001) as f32 - 1000.0) * 1e-3).collect();
+    Tensor::from_vec(values, [n]).expect("length matches").cast(dtype).expect("float cast")
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    // Optional: only workloads whose name contains this word (e.g. `matmul`, `f16`).
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
+    let wanted = |name: &str| name.contains(filter.as_str());
+    let runs = if quick { 3 } else { 9 };
+    println!("tapeflow perf report — {} rayon threads", rayon::current_num_threads());
+
+    let peak = peak_fma_gflops(runs);
+    let (copy, triad) = bandwidth_gbs(64 << 20, runs.min(5));
+    println!("machine limits: FMA peak {peak:.1} GFLOP/s; copy {copy:.1} GB/s; triad {triad:.1} GB/s\n");
+
+    let mut rows = Vec::new();
+    let mut flops = |name: String, flop: f64, runs: usize, f: &mut dyn FnMut()| {
+        let time = median_time(runs, f);
+        rows.push(Row { workload: name, time, rate: flop / time.as_secs_f64() / 1e9, unit: "GFLOP/s", limit: peak });
+    };
+    for (n, dtype) in [(256usize, DType::F32), (512, DType::F32), (1024, DType::F32), (2048, DType::F32), (512, DType::F16)] {
+        let a = random(n * n, dtype).reshape([n as isize, n as isize])?;
+        let b = random(n * n, dtype).reshape([n as isize, n as isize])?;
+        let reps = if n >= 2048 { runs.min(5) } else { runs };
+        if !wanted(&format!("matmul {dtype} {n}")) {
+            continue;
+        }
+        flops(format!("matmul {dtype} {n}"), 2.0 * (n * n * n) as f64, reps, &mut || {
+            black_box(a.matmul(&b).expect("square"));
+        });
+    }
+
+    let mut elems = |name: &str, n: usize, runs: usize, bytes_per_elem: f64, f: &mut dyn FnMut()| {
+        if !wanted(name) {
+            return;
+        }
+        let time = median_time(runs, f);
+        let gbs = bytes_per_elem * n as f64 / time.as_secs_f64() / 1e9;
+        rows.push(Row { workload: format!("{name} ({} M elements)", n >> 20), time, rate: gbs, unit: "GB/s", limit: triad });
+    };
+    for n in [4usize << 20, 64 << 20] {
+        let (x, y) = (random(n, DType::F32), random(n, DType::F32));
+        elems("add f32", n, runs, 12.0, &mut || {
+            black_box((&x + &y).expect("same shape"));
+        });
+        elems("mul f32", n, runs, 12.0, &mut || {
+            black_box((&x * &y).expect("same shape"));
+        });
+    }
+    let n = 4 << 20;
+    let (h1, h2) = (random(n, DType::F16), random(n, DType::F16));
+    elems("add f16", n, runs, 6.0, &mut || {
+        black_box((&h1 + &h2).expect("same shape"));
+    });
+    let x = random(n, DType::F32);
+    for (name, op) in [
+        ("exp f32", TensorMath::exp as fn(&Tensor) -> Result<Tensor>),
+        ("tanh f32", TensorMath::tanh),
+        ("sigmoid f32", TensorMath::sigmoid),
+        ("log f32", TensorMath::log),
+    ] {
+        elems(name, n, runs, 8.0, &mut || {
+            black_box(op(&x).expect("float"));
+        });
+    }
+    elems("sum f32", n, runs, 4.0, &mut || {
+        black_box(x.sum_all().expect("float"));
+    });
+    print_table(&rows);
+
+    println!("\nelement rates (G elements/s): ");
+    for r in rows.iter().filter(|r| r.unit == "GB/s") {
+        let n: f64 = r.workload.split('(').nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        println!("  {}: {:.2}", r.workload, n * (1u64 << 20) as f64 / r.time.as_secs_f64() / 1e9);
+    }
+    Ok(())
+}
