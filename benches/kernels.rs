@@ -1,0 +1,70 @@
+//! Criterion benchmarks of each kernel family through the public API: elementwise
+//! (binary, transcendental, float16), reductions and matmul, each with its throughput.
+//! `examples/perf_report.rs` prints the same workloads beside this machine's limits.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tapeflow::prelude::*;
+
+fn random(n: usize, dtype: DType) -> Tensor {
+    let values: Vec<f32> = (0..n).map(|i| ((i.wrapping_mul(2654435761) % 2001) as f32 - 1000.0) * 1e-3).collect();
+    Tensor::from_vec(values, [n]).expect("length matches").cast(dtype).expect("float cast")
+}
+
+fn elementwise(c: &mut Criterion) {
+    let mut group = c.benchmark_group("elementwise");
+    for n in [1usize << 10, 1 << 16, 1 << 22] {
+        let (x, y) = (random(n, DType::F32), random(n, DType::F32));
+        group.throughput(Throughput::Bytes((12 * n) as u64));
+        group.bench_function(format!("add_f32/{n}"), |b| b.iter(|| black_box((&x + &y).unwrap())));
+        let (h1, h2) = (random(n, DType::F16), random(n, DType::F16));
+        group.throughput(Throughput::Bytes((6 * n) as u64));
+        group.bench_function(format!("add_f16/{n}"), |b| b.iter(|| black_box((&h1 + &h2).unwrap())));
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("mul_scalar_f32/{n}"), |b| b.iter(|| black_box((&x * 1.5).unwrap())));
+        for (name, op) in [
+            ("exp", TensorMath::exp as fn(&Tensor) -> Result<Tensor>),
+            ("log", TensorMath::log),
+            ("tanh", TensorMath::tanh),
+            ("sigmoid", TensorMath::sigmoid),
+        ] {
+            group.bench_function(format!("{name}_f32/{n}"), |b| b.iter(|| black_box(op(&x).unwrap())));
+        }
+    }
+    let rows = random(1 << 20, DType::F32).reshape([1024, 1024]).unwrap();
+    let row = random(1024, DType::F32);
+    group.throughput(Throughput::Elements(1 << 20));
+    group.bench_function("add_row_broadcast_f32/1024x1024", |b| b.iter(|| black_box((&rows + &row).unwrap())));
+    group.finish();
+}
+
+fn reductions(c: &mut Criterion) {
+    let mut group = c.benchmark_group("reduce");
+    for n in [1usize << 10, 1 << 16, 1 << 22] {
+        let x = random(n, DType::F32);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_function(format!("sum_all_f32/{n}"), |b| b.iter(|| black_box(x.sum_all().unwrap())));
+    }
+    let m = random(1 << 20, DType::F32).reshape([1024, 1024]).unwrap();
+    group.throughput(Throughput::Elements(1 << 20));
+    group.bench_function("sum_rows_f32/1024x1024", |b| b.iter(|| black_box(m.sum(&[1], false).unwrap())));
+    group.bench_function("sum_columns_f32/1024x1024", |b| b.iter(|| black_box(m.sum(&[0], false).unwrap())));
+    group.bench_function("max_columns_f32/1024x1024", |b| b.iter(|| black_box(m.max(&[0], false).unwrap())));
+    group.finish();
+}
+
+fn matmul(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matmul");
+    group.sample_size(10);
+    for (n, dtype) in [(64usize, DType::F32), (256, DType::F32), (512, DType::F32), (512, DType::F16)] {
+        let a = random(n * n, dtype).reshape([n as isize, n as isize]).unwrap();
+        let b = random(n * n, dtype).reshape([n as isize, n as isize]).unwrap();
+        group.throughput(Throughput::Elements((2 * n * n * n) as u64));
+        group.bench_function(format!("{dtype}/{n}"), |bench| bench.iter(|| black_box(a.matmul(&b).unwrap())));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, elementwise, reductions, matmul);
+criterion_main!(benches);
