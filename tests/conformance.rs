@@ -486,6 +486,11 @@ fn compare(got: &Tensor, want: &TensorSpec, accuracy: Accuracy) -> Result<(), St
     // (index, excess = error / allowed error), the largest excess over the failing elements
     let mut worst: Option<(usize, f64)> = None;
     let mut failing = 0;
+    for (&g, &w) in values.iter().zip(&want.data) {
+        if g.is_finite() && w.is_finite() {
+            report::observe(want.dtype, (g - w).abs(), tolerance.allowed(w));
+        }
+    }
     for (i, (&g, &w)) in values.iter().zip(&want.data).enumerate() {
         let excess = if w.is_nan() || g.is_nan() || w.is_infinite() || g.is_infinite() {
             if (w.is_nan() && g.is_nan()) || g == w { 0.0 } else { f64::INFINITY }
@@ -575,8 +580,60 @@ fn seeded(upstream: Option<&Tensor>) -> GradientOptions {
     }
 }
 
+/// Worst errors per op family and dtype, printed when `TAPEFLOW_CONFORMANCE_REPORT` is set
+/// (the default output stays one line per file).
+mod report {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    use tapeflow::prelude::DType;
+
+    thread_local! {
+        static FAMILY: RefCell<&'static str> = const { RefCell::new("-") };
+        /// (family, dtype) → (worst |error|, worst |error| / allowed)
+        static WORST: RefCell<BTreeMap<(&'static str, String), (f64, f64)>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    /// The catalog family of an op name.
+    pub fn family(op: &str) -> &'static str {
+        match op {
+            "add" | "sub" | "mul" | "div" | "pow" | "maximum" | "minimum" => "binary",
+            "sum" | "mean" | "max" => "reduce",
+            "matmul" => "matmul",
+            "reshape" | "transpose" | "broadcast_to" | "concat" | "cast" => "shape",
+            "softmax" | "log_softmax" | "sparse_softmax_cross_entropy" => "nn",
+            _ => "unary",
+        }
+    }
+
+    pub fn set_family(op: &str) {
+        FAMILY.with(|f| *f.borrow_mut() = family(op));
+    }
+
+    pub fn observe(dtype: DType, error: f64, allowed: f64) {
+        let family = FAMILY.with(|f| *f.borrow());
+        WORST.with(|w| {
+            let mut w = w.borrow_mut();
+            let entry = w.entry((family, dtype.to_string())).or_insert((0.0, 0.0));
+            entry.0 = entry.0.max(error);
+            if allowed > 0.0 {
+                entry.1 = entry.1.max(error / allowed);
+            }
+        });
+    }
+
+    pub fn print() {
+        WORST.with(|w| {
+            for ((family, dtype), (error, ratio)) in w.borrow().iter() {
+                println!("  worst {family:7} {dtype:8}: |err| {error:.3e}, {:.1} % of the tolerance", 100.0 * ratio);
+            }
+        });
+    }
+}
+
 /// Runs one case; returns one `field: reason` line per failing field.
 fn run_case(case: &Case) -> Vec<String> {
+    report::set_family(&case.op);
     let op = match Op::parse(&case.op, &case.attrs) {
         Ok(op) => op,
         Err(reason) => return vec![format!("op/attrs: {reason}")],
@@ -824,6 +881,9 @@ fn case_files() -> Result<Vec<PathBuf>, String> {
 fn tensorflow_conformance() {
     let files = case_files().unwrap_or_else(|e| panic!("conformance: {e}"));
     let failures: Vec<Failure> = files.iter().flat_map(|path| run_file(path)).collect();
+    if std::env::var_os("TAPEFLOW_CONFORMANCE_REPORT").is_some() {
+        report::print();
+    }
     if !failures.is_empty() {
         let list = failures.iter().map(Failure::to_string).collect::<Vec<_>>().join("\n");
         panic!("{} conformance case(s) failed:\n{list}", failures.len());
