@@ -26,6 +26,7 @@ pub enum UnconnectedGradients {
 pub struct GradientOptions {
     pub(crate) output_gradients: Option<Vec<Tensor>>,
     pub(crate) unconnected: UnconnectedGradients,
+    pub(crate) sequential: bool,
 }
 
 impl GradientOptions {
@@ -39,6 +40,14 @@ impl GradientOptions {
     /// What to return for unconnected sources.
     pub fn unconnected(mut self, unconnected: UnconnectedGradients) -> Self {
         self.unconnected = unconnected;
+        self
+    }
+
+    /// Runs every backward op on the calling thread, one after another (the benchmarks
+    /// use it to show the parallel schedule's speedup). Results are bitwise identical
+    /// either way.
+    pub fn sequential(mut self, sequential: bool) -> Self {
+        self.sequential = sequential;
         self
     }
 }
@@ -62,6 +71,7 @@ pub(crate) struct Request {
     pub seeds: Vec<(TensorId, Tensor)>,
     pub sources: Vec<SourceInfo>,
     pub unconnected: UnconnectedGradients,
+    pub sequential: bool,
 }
 
 impl Request {
@@ -103,39 +113,54 @@ impl Request {
         for s in &sources {
             warn_if_int("source", s.dtype);
         }
-        Ok(Request { seeds, sources, unconnected: options.unconnected })
+        Ok(Request { seeds, sources, unconnected: options.unconnected, sequential: options.sequential })
     }
 }
 
-/// Gradients keyed by tensor id. The one place gradients are written: contributions are
-/// summed (never overwritten) in the order the backward pass produces them, which is fixed
-/// (reverse recording order), so results do not depend on timing.
+/// Gradient contributions keyed by tensor id. The one place gradients are written:
+/// contributions are kept with an order key (seeds first, in the order given, then
+/// consumers in reverse recording order) and summed in that order once all have arrived,
+/// never overwritten. The order does not depend on scheduling, so results are bitwise
+/// identical for any thread count and for the parallel and sequential schedules.
 #[derive(Default)]
 pub(crate) struct Gradients {
-    by_id: HashMap<TensorId, Tensor>,
+    by_id: HashMap<TensorId, Vec<(usize, Tensor)>>,
 }
 
 impl Gradients {
-    pub fn accumulate(&mut self, id: TensorId, grad: Tensor) -> Result<()> {
-        let sum = match self.by_id.remove(&id) {
-            Some(existing) => add_gradients(&existing, &grad)?,
-            None => grad,
-        };
-        self.by_id.insert(id, sum);
-        Ok(())
+    pub fn accumulate(&mut self, id: TensorId, order: usize, grad: Tensor) {
+        self.by_id.entry(id).or_default().push((order, grad));
     }
 
-    pub fn get(&self, id: &TensorId) -> Option<&Tensor> {
-        self.by_id.get(id)
+    /// The sum of every contribution to `id` (recorded, so it is differentiable too).
+    pub fn total(&mut self, id: &TensorId) -> Result<Option<Tensor>> {
+        let Some(mut parts) = self.by_id.remove(id) else { return Ok(None) };
+        parts.sort_by_key(|(order, _)| *order);
+        let mut parts = parts.into_iter().map(|(_, g)| g);
+        let Some(first) = parts.next() else { return Ok(None) };
+        let sum = parts.try_fold(first, |acc, g| add_gradients(&acc, &g))?;
+        self.by_id.insert(*id, vec![(0, sum.clone())]);
+        Ok(Some(sum))
     }
 
-    pub fn take(&mut self, id: &TensorId) -> Option<Tensor> {
-        self.by_id.remove(id)
+    pub fn forget(&mut self, id: &TensorId) {
+        self.by_id.remove(id);
     }
 }
 
+/// An op's upstream gradient must have at least this many elements for its backward rule
+/// to be worth a rayon task (below, scheduling costs more than the rule).
+const PARALLEL_MIN_ELEMENTS: usize = 2048;
+
 /// Runs the backward pass of `request` over `snapshot`; one result per source.
+///
+/// Only ops on a path from a source to a target run. Each recorded tensor counts its
+/// pending consumers; an op runs once its output's gradient is complete. All ops that are
+/// ready together form a wave; a wave with several expensive ops runs on rayon in
+/// parallel (independent chains side by side), otherwise inline. Waves run on the calling
+/// thread whenever a tape records there, so higher-order gradients see every op.
 pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<Tensor>>> {
+    let entries = &snapshot.entries;
     // Ids that lead back to a source: a source the tape tracks, or the output of an op
     // with such an input. Recording order is topological, so one forward sweep suffices.
     let mut connected: HashSet<TensorId> = request
@@ -144,52 +169,98 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
         .filter(|s| s.dtype.is_float() && snapshot.tracked.contains(&s.id))
         .map(|s| s.id)
         .collect();
-    let source_ids: HashSet<TensorId> = connected.clone();
-    let live: Vec<bool> = snapshot
-        .entries
+    let mut producer: HashMap<TensorId, usize> = HashMap::new();
+    let mut pending: HashMap<TensorId, usize> = HashMap::new();
+    let live: Vec<bool> = entries
         .iter()
-        .map(|e| {
-            let is_live = e.inputs.iter().any(|i| connected.contains(i));
+        .enumerate()
+        .map(|(i, e)| {
+            let is_live = e.inputs.iter().any(|id| connected.contains(id));
             if is_live {
+                for id in e.inputs.iter().filter(|id| connected.contains(id)) {
+                    *pending.entry(*id).or_default() += 1;
+                }
                 connected.insert(e.output);
+                producer.insert(e.output, i);
             }
             is_live
         })
         .collect();
 
     let mut grads = Gradients::default();
-    for (id, seed) in &request.seeds {
+    for (k, (id, seed)) in request.seeds.iter().enumerate() {
         if connected.contains(id) {
-            grads.accumulate(*id, seed.clone())?;
+            grads.accumulate(*id, k, seed.clone());
         }
     }
+    let seed_count = request.seeds.len();
+    let sources: HashSet<TensorId> = request.sources.iter().map(|s| s.id).collect();
+    let parallel = !request.sequential && !crate::context::records_on_this_thread();
 
-    for (entry, _) in snapshot.entries.iter().zip(&live).rev().filter(|(_, live)| **live) {
-        let upstream = if source_ids.contains(&entry.output) {
-            grads.get(&entry.output).cloned()
-        } else {
-            grads.take(&entry.output)
+    // The first wave: live ops whose output nothing live consumes.
+    let mut wave: Vec<usize> = (0..entries.len()).filter(|&i| live[i] && !pending.contains_key(&entries[i].output)).collect();
+    while !wave.is_empty() {
+        wave.sort_unstable_by(|a, b| b.cmp(a));
+        let mut jobs = Vec::with_capacity(wave.len());
+        for &i in &wave {
+            let entry = &entries[i];
+            let upstream = grads.total(&entry.output)?;
+            if !sources.contains(&entry.output) {
+                grads.forget(&entry.output);
+            }
+            let needs: Vec<bool> = entry.inputs.iter().map(|id| connected.contains(id)).collect();
+            jobs.push((i, upstream, needs));
+        }
+        let run_one = |(i, upstream, needs): (usize, Option<Tensor>, Vec<bool>)| -> Result<(usize, Vec<Option<Tensor>>)> {
+            match upstream {
+                Some(g) => Ok((i, (entries[i].backward)(&g, &needs)?)),
+                None => Ok((i, Vec::new())),
+            }
         };
-        let Some(upstream) = upstream else { continue };
-        let needs: Vec<bool> = entry.inputs.iter().map(|i| connected.contains(i)).collect();
-        let input_grads = (entry.backward)(&upstream, &needs)?;
-        for ((input, grad), needed) in entry.inputs.iter().zip(input_grads).zip(needs) {
-            if let (Some(grad), true) = (grad, needed) {
-                grads.accumulate(*input, grad)?;
+        let expensive = jobs.iter().filter(|(_, g, _)| g.as_ref().is_some_and(|g| g.num_elements() >= PARALLEL_MIN_ELEMENTS)).count();
+        let results: Vec<Result<(usize, Vec<Option<Tensor>>)>> = if parallel && expensive >= 2 {
+            use rayon::prelude::*;
+            jobs.into_par_iter().map(run_one).collect()
+        } else {
+            jobs.into_iter().map(run_one).collect()
+        };
+        let mut next = Vec::new();
+        for result in results {
+            let (i, input_grads) = result?;
+            let entry = &entries[i];
+            let order = seed_count + (entries.len() - 1 - i);
+            let mut input_grads = input_grads.into_iter();
+            for id in entry.inputs.iter() {
+                let grad = input_grads.next().flatten();
+                if !connected.contains(id) {
+                    continue;
+                }
+                if let Some(grad) = grad {
+                    grads.accumulate(*id, order, grad);
+                }
+                if let Some(count) = pending.get_mut(id) {
+                    *count -= 1;
+                    if *count == 0 {
+                        if let Some(&p) = producer.get(id) {
+                            next.push(p);
+                        }
+                    }
+                }
             }
         }
+        wave = next;
     }
 
-    Ok(request
+    request
         .sources
         .iter()
         .map(|s| {
-            let found = if s.dtype.is_float() { grads.get(&s.id).cloned() } else { None };
-            match (found, request.unconnected) {
+            let found = if s.dtype.is_float() { grads.total(&s.id)? } else { None };
+            Ok(match (found, request.unconnected) {
                 (Some(g), _) => Some(g),
                 (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
                 (None, UnconnectedGradients::None) => None,
-            }
+            })
         })
-        .collect())
+        .collect()
 }

@@ -46,7 +46,12 @@ fn seed(shape: &Shape, dtype: DType, ones: impl Iterator<Item = usize>) -> Resul
 /// this thread (a recording outer tape must see every op, so then they run here, in order).
 fn vjp_rows(snapshot: &Snapshot, target: &Tensor, source: &SourceInfo, seeds: Vec<Tensor>, options: &JacobianOptions) -> Result<Vec<Option<Tensor>>> {
     let one = |seed: Tensor| -> Result<Option<Tensor>> {
-        let request = Request { seeds: vec![(target.id(), seed)], sources: vec![source.clone()], unconnected: UnconnectedGradients::None };
+        let request = Request {
+            seeds: vec![(target.id(), seed)],
+            sources: vec![source.clone()],
+            unconnected: UnconnectedGradients::None,
+            sequential: false,
+        };
         Ok(backward::run(snapshot, &request)?.pop().flatten())
     };
     if context::records_on_this_thread() {
