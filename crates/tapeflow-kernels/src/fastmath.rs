@@ -79,7 +79,7 @@ pub fn tanh(x: f32x16) -> f32x16 {
     let a = x.abs();
     let z = x * x;
     let mut p = f32x16::splat(-5.704_988_7e-3);
-    for c in [2.063_908_9e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1] {
+    for c in [2.063_909e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1] {
         p = p.mul_add(z, f32x16::splat(c));
     }
     let small = (p * z).mul_add(x, x);

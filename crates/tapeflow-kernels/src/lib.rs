@@ -7,6 +7,7 @@
 //! runtime parameter and never record anything.
 
 pub mod elementwise;
+pub mod fastmath;
 pub mod layout;
 pub mod matmul;
 pub mod nn;
