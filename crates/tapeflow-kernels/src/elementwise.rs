@@ -242,8 +242,14 @@ fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result
 /// column broadcasts are one run per row), and each run goes to a SIMD kernel.
 pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>> {
     check_same_dtype(op.name(), a, b)?;
-    let out = broadcast_shapes(op.name(), a, b)?;
-    let plan = BroadcastPlan::new(a.dims(), b.dims(), out.dims());
+    let (out, plan) = match BroadcastPlan::trivial(a, b) {
+        Some(found) => found,
+        None => {
+            let out = broadcast_shapes(op.name(), a, b)?;
+            let plan = BroadcastPlan::new(a.dims(), b.dims(), out.dims());
+            (out, plan)
+        }
+    };
     let n = out.num_elements();
     let storage = match a.dtype() {
         DType::F32 => binary_float(op, &plan, a.as_slice::<f32>()?, b.as_slice::<f32>()?, n),
@@ -315,6 +321,21 @@ pub(crate) struct BroadcastPlan {
 }
 
 impl BroadcastPlan {
+    /// The allocation-free plan of the common cases: equal shapes, or one operand a single
+    /// element (a scalar) of no higher rank. `None` otherwise.
+    pub(crate) fn trivial<R>(a: &Tensor<R>, b: &Tensor<R>) -> Option<(Shape, Self)> {
+        let plan = |n: usize, contiguous: [bool; 2]| BroadcastPlan { inner: n, outer_dims: Vec::new(), strides: [Vec::new(), Vec::new()], contiguous };
+        if a.shape() == b.shape() {
+            Some((a.shape().clone(), plan(a.num_elements(), [true, true])))
+        } else if b.num_elements() == 1 && b.rank() <= a.rank() {
+            Some((a.shape().clone(), plan(a.num_elements(), [true, false])))
+        } else if a.num_elements() == 1 && a.rank() <= b.rank() {
+            Some((b.shape().clone(), plan(b.num_elements(), [false, true])))
+        } else {
+            None
+        }
+    }
+
     pub(crate) fn new(a: &[usize], b: &[usize], out: &[usize]) -> Self {
         let rank = out.len();
         let padded = |d: &[usize]| -> Vec<usize> {

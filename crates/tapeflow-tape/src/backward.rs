@@ -1,11 +1,9 @@
 //! The backward pass: from the targets' seeds back to the sources, through the recorded
 //! ops that connect them.
 
-use std::collections::{HashMap, HashSet};
-
 use tapeflow_dtype::{DType, Error, Result, Shape, TensorId};
 
-use crate::context::Entry;
+use crate::context::{Entry, IdMap, IdSet};
 use crate::operand::GradSource;
 use crate::ops::binary::add_gradients;
 use crate::runtime::Tensor;
@@ -55,7 +53,7 @@ impl GradientOptions {
 /// A tape's recorded ops and tracked ids, as one gradient computation reads them.
 pub(crate) struct Snapshot {
     pub entries: Vec<Entry>,
-    pub tracked: HashSet<TensorId>,
+    pub tracked: IdSet,
 }
 
 /// A source as the backward pass needs it.
@@ -124,7 +122,7 @@ impl Request {
 /// identical for any thread count and for the parallel and sequential schedules.
 #[derive(Default)]
 pub(crate) struct Gradients {
-    by_id: HashMap<TensorId, Vec<(usize, Tensor)>>,
+    by_id: IdMap<Vec<(usize, Tensor)>>,
 }
 
 impl Gradients {
@@ -163,14 +161,14 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
     let entries = &snapshot.entries;
     // Ids that lead back to a source: a source the tape tracks, or the output of an op
     // with such an input. Recording order is topological, so one forward sweep suffices.
-    let mut connected: HashSet<TensorId> = request
+    let mut connected: IdSet = request
         .sources
         .iter()
         .filter(|s| s.dtype.is_float() && snapshot.tracked.contains(&s.id))
         .map(|s| s.id)
         .collect();
-    let mut producer: HashMap<TensorId, usize> = HashMap::new();
-    let mut pending: HashMap<TensorId, usize> = HashMap::new();
+    let mut producer: IdMap<usize> = IdMap::default();
+    let mut pending: IdMap<usize> = IdMap::default();
     let live: Vec<bool> = entries
         .iter()
         .enumerate()
@@ -194,7 +192,7 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
         }
     }
     let seed_count = request.seeds.len();
-    let sources: HashSet<TensorId> = request.sources.iter().map(|s| s.id).collect();
+    let sources: IdSet = request.sources.iter().map(|s| s.id).collect();
     let parallel = !request.sequential && !crate::context::records_on_this_thread();
 
     // The first wave: live ops whose output nothing live consumes.

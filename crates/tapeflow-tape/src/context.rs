@@ -1,7 +1,8 @@
 //! The thread's active tapes and the one function every op calls to record itself.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use smallvec::SmallVec;
@@ -9,6 +10,30 @@ use tapeflow_dtype::{Result, TensorId};
 
 use crate::runtime::Tensor;
 use crate::variable::Variable;
+
+/// Hashes a tensor id (a counter) with one multiply: ids need no DoS-resistant hashing, and
+/// the tape's sets and maps sit on every recorded op's path.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A set of tensor ids.
+pub(crate) type IdSet = HashSet<TensorId, BuildHasherDefault<IdHasher>>;
+/// A map keyed by tensor id.
+pub(crate) type IdMap<V> = HashMap<TensorId, V, BuildHasherDefault<IdHasher>>;
 
 /// An op's backward rule: given the gradient of its output and which inputs need a
 /// gradient, the gradients of its inputs (`None` where not needed or not defined).
@@ -29,7 +54,7 @@ pub(crate) struct TapeState {
     /// Recorded ops in recording order (a topological order).
     pub entries: Vec<Entry>,
     /// Ids the tape tracks: watched tensors, watched variables' handles, recorded outputs.
-    pub tracked: HashSet<TensorId>,
+    pub tracked: IdSet,
     /// Watched variables, in the order they were first watched.
     pub variables: Vec<Variable>,
     /// A non-persistent tape that has computed its one set of gradients.
@@ -106,7 +131,9 @@ pub(crate) fn record(inputs: &[&Tensor], output: &Tensor, make_backward: impl Fn
     let ids: SmallVec<[TensorId; 2]> = inputs.iter().map(|t| t.id()).collect();
     let mut backward: Option<BackwardFn> = None;
     let mut make = Some(make_backward);
-    for tape in active_tapes() {
+    // Neither locking a tape nor building the rule touches the active list, so it stays
+    // borrowed for the loop instead of being copied.
+    ACTIVE.with(|active| for tape in active.borrow().iter() {
         let mut state = tape.state();
         if ids.iter().any(|id| state.tracked.contains(id)) {
             let rule = match &backward {
@@ -119,7 +146,7 @@ pub(crate) fn record(inputs: &[&Tensor], output: &Tensor, make_backward: impl Fn
             state.tracked.insert(output.id());
             state.entries.push(Entry { inputs: ids.clone(), output: output.id(), backward: rule });
         }
-    }
+    });
 }
 
 /// Called on every read of `variable` whose current value is `value`: on each active tape

@@ -1,0 +1,126 @@
+//! The tape workloads of the benchmarks, shared by `benches/tape.rs` and
+//! `examples/perf_report.rs` (included with `#[path]`).
+
+use tapeflow::prelude::*;
+
+/// Deterministic values in [-scale, scale].
+pub fn values(n: usize, seed: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|i| ((((i + 7919 * seed) * 2654435761) % 2001) as f32 / 1000.0 - 1.0) * scale).collect()
+}
+
+pub fn matrix(rows: usize, cols: usize, seed: usize, scale: f32) -> Tensor {
+    Tensor::from_vec(values(rows * cols, seed, scale), [rows, cols]).expect("sized")
+}
+
+/// The seed snippet: y = x², dy/dx.
+pub fn seed_snippet(x: &Variable) -> Tensor {
+    let tape = GradientTape::new();
+    let y = tape.record(|| x.pow(2.0)).expect("float");
+    tape.gradient(&y, x).expect("one gradient").expect("connected")
+}
+
+/// 100 × (y = y·1.0001 + 0.5), then dy/dx.
+pub fn scalar_chain(x: &Variable) -> Tensor {
+    let tape = GradientTape::new();
+    let y = tape
+        .record(|| {
+            let mut y = x.read();
+            for _ in 0..100 {
+                y = ((&y * 1.0001)? + 0.5)?;
+            }
+            Ok::<_, Error>(y)
+        })
+        .expect("float");
+    tape.gradient(&y, x).expect("one gradient").expect("connected")
+}
+
+/// 16 independent chains of 10 × (matmul 64×64, tanh); the gradients of all 16 weights.
+pub struct Chains {
+    pub x: Tensor,
+    pub weights: Vec<Variable>,
+}
+
+impl Chains {
+    pub fn new() -> Self {
+        Chains { x: matrix(64, 64, 0, 0.5), weights: (1..=16).map(|s| Variable::new(matrix(64, 64, s, 0.05))).collect() }
+    }
+
+    /// Forward and backward; `sequential` forces the one-op-at-a-time schedule.
+    pub fn step(&self, sequential: bool) -> Vec<Option<Tensor>> {
+        let tape = GradientTape::new();
+        let outputs = tape
+            .record(|| {
+                self.weights
+                    .iter()
+                    .map(|w| {
+                        let mut h = self.x.clone();
+                        for _ in 0..10 {
+                            h = w.matmul(&h)?.tanh()?;
+                        }
+                        Ok(h)
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })
+            .expect("shapes agree");
+        tape.gradients_with(&outputs, &self.weights, GradientOptions::default().sequential(sequential)).expect("one gradient")
+    }
+}
+
+impl Default for Chains {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// jacobian of tanh(W x) with respect to x, n = 256.
+pub fn jacobian_tanh(w: &Tensor, x: &Variable) -> Tensor {
+    let tape = GradientTape::new();
+    let y = tape.record(|| w.matmul(x)?.tanh()).expect("shapes agree");
+    tape.jacobian(&y, x).expect("one jacobian").expect("connected")
+}
+
+/// batch_jacobian of tanh(x W) with respect to x, 64 × 64.
+pub fn batch_jacobian_tanh(x: &Variable, w: &Tensor) -> Tensor {
+    let tape = GradientTape::new();
+    let y = tape.record(|| x.matmul(w)?.tanh()).expect("shapes agree");
+    tape.batch_jacobian(&y, x).expect("one jacobian").expect("connected")
+}
+
+/// A 64-64-1 tanh MLP on a batch of 64: the Hessian of the mean output with respect to
+/// the first layer's weights, times `v` (nested tapes).
+pub struct Mlp {
+    pub x: Tensor,
+    pub w1: Variable,
+    pub w2: Variable,
+    pub v: Tensor,
+}
+
+impl Mlp {
+    pub fn new() -> Self {
+        Mlp {
+            x: matrix(64, 64, 3, 1.0),
+            w1: Variable::new(matrix(64, 64, 4, 0.1)),
+            w2: Variable::new(matrix(64, 1, 5, 0.1)),
+            v: matrix(64, 64, 6, 1.0),
+        }
+    }
+
+    pub fn hessian_vector_product(&self) -> Tensor {
+        let outer = GradientTape::new();
+        let g = outer
+            .record(|| {
+                let inner = GradientTape::new();
+                let loss = inner.record(|| self.x.matmul(&self.w1)?.tanh()?.matmul(&self.w2)?.mean_all())?;
+                let g = inner.gradient(&loss, &self.w1)?.expect("connected");
+                (g * &self.v)?.sum_all()
+            })
+            .expect("shapes agree");
+        outer.gradient(&g, &self.w1).expect("one gradient").expect("connected")
+    }
+}
+
+impl Default for Mlp {
+    fn default() -> Self {
+        Self::new()
+    }
+}

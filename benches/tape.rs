@@ -1,0 +1,47 @@
+//! Criterion benchmarks of the tape engine: per-op overhead on scalar code, the parallel
+//! backward schedule against the forced-sequential one, jacobians and a Hessian-vector
+//! product through nested tapes.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tapeflow::prelude::*;
+
+#[path = "common/tape_workloads.rs"]
+mod workloads;
+
+fn overhead(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tape");
+    let x = Variable::new(20.0);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("seed_snippet", |b| b.iter(|| black_box(workloads::seed_snippet(&x))));
+    group.throughput(Throughput::Elements(200));
+    group.bench_function("scalar_chain_100", |b| b.iter(|| black_box(workloads::scalar_chain(&x))));
+    group.finish();
+}
+
+fn parallel_backward(c: &mut Criterion) {
+    let mut group = c.benchmark_group("chains16");
+    group.sample_size(20);
+    let chains = workloads::Chains::new();
+    group.bench_function("parallel", |b| b.iter(|| black_box(chains.step(false))));
+    group.bench_function("sequential", |b| b.iter(|| black_box(chains.step(true))));
+    group.finish();
+}
+
+fn jacobians(c: &mut Criterion) {
+    let mut group = c.benchmark_group("jacobian");
+    group.sample_size(20);
+    let w = workloads::matrix(256, 256, 1, 0.05);
+    let x = Variable::new(workloads::matrix(256, 1, 2, 1.0));
+    group.bench_function("tanh_wx_256", |b| b.iter(|| black_box(workloads::jacobian_tanh(&w, &x))));
+    let xb = Variable::new(workloads::matrix(64, 64, 3, 1.0));
+    let wb = workloads::matrix(64, 64, 4, 0.1);
+    group.bench_function("batch_tanh_xw_64x64", |b| b.iter(|| black_box(workloads::batch_jacobian_tanh(&xb, &wb))));
+    let mlp = workloads::Mlp::new();
+    group.bench_function("hvp_mlp_64_64_1", |b| b.iter(|| black_box(mlp.hessian_vector_product())));
+    group.finish();
+}
+
+criterion_group!(benches, overhead, parallel_backward, jacobians);
+criterion_main!(benches);
