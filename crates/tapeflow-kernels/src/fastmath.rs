@@ -77,15 +77,33 @@ pub fn log(x: f32x16) -> f32x16 {
 #[inline]
 pub fn tanh(x: f32x16) -> f32x16 {
     let a = x.abs();
+    let is_small = a.simd_lt(f32x16::splat(0.625));
+    // Compute only the branch the lanes need; mixed vectors compute both.
+    let y = if is_small.all() {
+        tanh_small(x)
+    } else if is_small.any() {
+        is_small.select(tanh_small(x), tanh_large(x, a))
+    } else {
+        tanh_large(x, a)
+    };
+    x.is_nan().select(x, y)
+}
+
+/// The odd polynomial of tanh for |x| < 0.625.
+#[inline(always)]
+fn tanh_small(x: f32x16) -> f32x16 {
     let z = x * x;
     let mut p = f32x16::splat(-5.704_988_7e-3);
     for c in [2.063_909e-2, -5.373_971_6e-2, 1.333_144_2e-1, -3.333_328e-1] {
         p = p.mul_add(z, f32x16::splat(c));
     }
-    let small = (p * z).mul_add(x, x);
+    (p * z).mul_add(x, x)
+}
+
+/// 1 − 2/(e^{2|x|} + 1) with x's sign, for |x| ≥ 0.625 (clamped at 9, where it rounds to 1).
+#[inline(always)]
+fn tanh_large(x: f32x16, a: f32x16) -> f32x16 {
     let e = exp_core(a.min(f32x16::splat(9.0)) * f32x16::splat(2.0));
     let large = f32x16::ONE - f32x16::splat(2.0) / (e + f32x16::ONE);
-    let large = x.is_sign_negative().select(-large, large);
-    let y = a.simd_lt(f32x16::splat(0.625)).select(small, large);
-    x.is_nan().select(x, y)
+    x.is_sign_negative().select(-large, large)
 }

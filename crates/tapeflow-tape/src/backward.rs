@@ -130,19 +130,18 @@ impl Gradients {
         self.by_id.entry(id).or_default().push((order, grad));
     }
 
-    /// The sum of every contribution to `id` (recorded, so it is differentiable too).
-    pub fn total(&mut self, id: &TensorId) -> Result<Option<Tensor>> {
+    /// The sum of every contribution to `id` (recorded, so it is differentiable too); with
+    /// `keep`, the sum stays as the id's one contribution (a source read again at the end).
+    pub fn total(&mut self, id: &TensorId, keep: bool) -> Result<Option<Tensor>> {
         let Some(mut parts) = self.by_id.remove(id) else { return Ok(None) };
         parts.sort_by_key(|(order, _)| *order);
         let mut parts = parts.into_iter().map(|(_, g)| g);
         let Some(first) = parts.next() else { return Ok(None) };
         let sum = parts.try_fold(first, |acc, g| add_gradients(&acc, &g))?;
-        self.by_id.insert(*id, vec![(0, sum.clone())]);
+        if keep {
+            self.by_id.insert(*id, vec![(0, sum.clone())]);
+        }
         Ok(Some(sum))
-    }
-
-    pub fn forget(&mut self, id: &TensorId) {
-        self.by_id.remove(id);
     }
 }
 
@@ -202,10 +201,7 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
         let mut jobs = Vec::with_capacity(wave.len());
         for &i in &wave {
             let entry = &entries[i];
-            let upstream = grads.total(&entry.output)?;
-            if !sources.contains(&entry.output) {
-                grads.forget(&entry.output);
-            }
+            let upstream = grads.total(&entry.output, sources.contains(&entry.output))?;
             let needs: Vec<bool> = entry.inputs.iter().map(|id| connected.contains(id)).collect();
             jobs.push((i, upstream, needs));
         }
@@ -253,7 +249,7 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
         .sources
         .iter()
         .map(|s| {
-            let found = if s.dtype.is_float() { grads.total(&s.id)? } else { None };
+            let found = if s.dtype.is_float() { grads.total(&s.id, true)? } else { None };
             Ok(match (found, request.unconnected) {
                 (Some(g), _) => Some(g),
                 (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
