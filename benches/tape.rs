@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use tapeflow::prelude::*;
 
 #[path = "common/tape_workloads.rs"]
@@ -24,8 +24,16 @@ fn parallel_backward(c: &mut Criterion) {
     let mut group = c.benchmark_group("chains16");
     group.sample_size(20);
     let chains = workloads::Chains::new();
-    group.bench_function("parallel", |b| b.iter(|| black_box(chains.step(false))));
-    group.bench_function("sequential", |b| b.iter(|| black_box(chains.step(true))));
+    group.bench_function("step_parallel", |b| b.iter(|| black_box(chains.step(false))));
+    for (name, sequential) in [("backward_parallel", false), ("backward_sequential", true)] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || chains.forward(),
+                |(tape, outputs)| black_box(chains.backward(&tape, &outputs, sequential)),
+                BatchSize::SmallInput,
+            )
+        });
+    }
     group.finish();
 }
 

@@ -12,6 +12,10 @@ use rayon::prelude::*;
 use tapeflow::prelude::*;
 use wide::f32x16;
 
+#[path = "../benches/common/tape_workloads.rs"]
+#[allow(dead_code)]
+mod workloads;
+
 /// Median wall time of `f` over `runs` runs (after one warm-up).
 fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
     f();
@@ -77,6 +81,7 @@ struct Row {
     time: Duration,
     rate: f64,
     unit: &'static str,
+    /// The machine limit bounding this workload (0: none applies, e.g. tape overhead).
     limit: f64,
 }
 
@@ -84,16 +89,20 @@ fn print_table(rows: &[Row]) {
     println!("| workload | median | rate | limit | % of limit |");
     println!("|---|---:|---:|---:|---:|");
     for r in rows {
-        println!(
-            "| {} | {:.3} ms | {:.1} {} | {:.1} {} | {:.0} % |",
-            r.workload,
-            r.time.as_secs_f64() * 1e3,
-            r.rate,
-            r.unit,
-            r.limit,
-            r.unit,
-            100.0 * r.rate / r.limit
-        );
+        if r.limit > 0.0 {
+            println!(
+                "| {} | {:.3} ms | {:.1} {} | {:.1} {} | {:.0} % |",
+                r.workload,
+                r.time.as_secs_f64() * 1e3,
+                r.rate,
+                r.unit,
+                r.limit,
+                r.unit,
+                100.0 * r.rate / r.limit
+            );
+        } else {
+            println!("| {} | {:.4} ms | {} | — | — |", r.workload, r.time.as_secs_f64() * 1e3, r.unit);
+        }
     }
 }
 
@@ -167,6 +176,56 @@ fn main() -> Result<()> {
     elems("sum f32", n, runs, 4.0, &mut || {
         black_box(x.sum_all().expect("float"));
     });
+
+    // The tape engine: no machine limit bounds these; the ratio that matters is parallel
+    // against sequential backward, measured side by side.
+    let mut tape_row = |name: &str, runs: usize, f: &mut dyn FnMut()| {
+        if !wanted(name) {
+            return;
+        }
+        let time = median_time(runs, f);
+        rows.push(Row { workload: name.to_string(), time, rate: 0.0, unit: "tape", limit: 0.0 });
+    };
+    let scalar = Variable::new(20.0);
+    let many = runs * 1000;
+    tape_row("tape: seed snippet (x², gradient)", many, &mut || {
+        black_box(workloads::seed_snippet(&scalar));
+    });
+    tape_row("tape: scalar chain of 100", runs * 20, &mut || {
+        black_box(workloads::scalar_chain(&scalar));
+    });
+    let chains = workloads::Chains::new();
+    tape_row("tape: 16 chains, whole step (parallel backward)", runs, &mut || {
+        black_box(chains.step(false));
+    });
+    let (w, xv) = (workloads::matrix(256, 256, 1, 0.05), Variable::new(workloads::matrix(256, 1, 2, 1.0)));
+    tape_row("tape: jacobian tanh(W x), n = 256", runs, &mut || {
+        black_box(workloads::jacobian_tanh(&w, &xv));
+    });
+    let (xb, wb) = (Variable::new(workloads::matrix(64, 64, 3, 1.0)), workloads::matrix(64, 64, 4, 0.1));
+    tape_row("tape: batch_jacobian tanh(x W), 64 x 64", runs, &mut || {
+        black_box(workloads::batch_jacobian_tanh(&xb, &wb));
+    });
+    let mlp = workloads::Mlp::new();
+    tape_row("tape: Hessian-vector product, 64-64-1 MLP", runs * 10, &mut || {
+        black_box(mlp.hessian_vector_product());
+    });
+    // Backward alone: each run records a fresh forward pass outside the timed part.
+    for (name, sequential) in [("tape: 16 chains, backward parallel", false), ("tape: 16 chains, backward sequential", true)] {
+        if !wanted(name) {
+            continue;
+        }
+        let mut times: Vec<Duration> = (0..runs.max(5))
+            .map(|_| {
+                let (tape, outputs) = chains.forward();
+                let start = Instant::now();
+                black_box(chains.backward(&tape, &outputs, sequential));
+                start.elapsed()
+            })
+            .collect();
+        times.sort();
+        rows.push(Row { workload: name.to_string(), time: times[times.len() / 2], rate: 0.0, unit: "tape", limit: 0.0 });
+    }
     print_table(&rows);
 
     println!("\nelement rates (G elements/s): ");

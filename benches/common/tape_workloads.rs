@@ -45,8 +45,8 @@ impl Chains {
         Chains { x: matrix(64, 64, 0, 0.5), weights: (1..=16).map(|s| Variable::new(matrix(64, 64, s, 0.05))).collect() }
     }
 
-    /// Forward and backward; `sequential` forces the one-op-at-a-time schedule.
-    pub fn step(&self, sequential: bool) -> Vec<Option<Tensor>> {
+    /// The forward pass, recorded on a fresh tape.
+    pub fn forward(&self) -> (GradientTape, Vec<Tensor>) {
         let tape = GradientTape::new();
         let outputs = tape
             .record(|| {
@@ -62,7 +62,19 @@ impl Chains {
                     .collect::<Result<Vec<_>>>()
             })
             .expect("shapes agree");
-        tape.gradients_with(&outputs, &self.weights, GradientOptions::default().sequential(sequential)).expect("one gradient")
+        (tape, outputs)
+    }
+
+    /// The backward pass: gradients of all 16 weights; `sequential` forces the
+    /// one-op-at-a-time schedule.
+    pub fn backward(&self, tape: &GradientTape, outputs: &[Tensor], sequential: bool) -> Vec<Option<Tensor>> {
+        tape.gradients_with(outputs, &self.weights, GradientOptions::default().sequential(sequential)).expect("one gradient")
+    }
+
+    /// Forward and backward.
+    pub fn step(&self, sequential: bool) -> Vec<Option<Tensor>> {
+        let (tape, outputs) = self.forward();
+        self.backward(&tape, &outputs, sequential)
     }
 }
 
