@@ -35,6 +35,15 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
+    /// Relative cost per element, an add being 1 (decides when splitting pays).
+    pub const fn cost(self) -> usize {
+        match self {
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Relu | UnaryOp::Sign => 1,
+            UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Reciprocal => 2,
+            _ => 5,
+        }
+    }
+
     /// The op's TensorFlow name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -79,6 +88,15 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// Relative cost per element, an add being 1 (pow runs per element: 20).
+    pub const fn cost(self) -> usize {
+        match self {
+            BinaryOp::Pow => 20,
+            BinaryOp::Div => 2,
+            _ => 1,
+        }
+    }
+
     /// The op's TensorFlow name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -137,7 +155,7 @@ pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
                 return Err(Error::UnsupportedDType { op: op.name(), shape: x.shape().clone(), dtype: x.dtype() });
             }
             Storage::for_overwrite::<i32>(n, |dst| {
-                for_each_chunk(dst, |start, out| {
+                for_each_chunk(dst, 1, |start, out| {
                     let src = &src[start..start + out.len()];
                     out.iter_mut().zip(src).for_each(|(o, &v)| *o = reference::unary_i32(op, v).unwrap_or(0))
                 })
@@ -203,7 +221,7 @@ impl FloatIo for f16 {
 
 fn unary_float<T: FloatIo>(op: UnaryOp, src: &[T]) -> Storage {
     Storage::for_overwrite::<T>(src.len(), |dst| {
-        for_each_chunk(dst, |start, out| {
+        for_each_chunk(dst, op.cost(), |start, out| {
             let src = &src[start..start + out.len()];
             if let (Some(s), Some(o)) = (T::as_f32(src), T::as_f32_mut(out)) {
                 simd::unary_f32(op, s, o);
@@ -260,7 +278,7 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
                 check_int_operands(op, a, b, y)?;
             }
             Storage::for_overwrite::<i32>(n, |dst| {
-                for_each_chunk(dst, |start, chunk| {
+                for_each_chunk(dst, op.cost(), |start, chunk| {
                     plan.for_each_run(start, chunk, |a_run, b_run, out| {
                         let p = a_run.map_or_else(|o| IntOperand::Splat(x[o]), |r| IntOperand::Run(&x[r]));
                         let q = b_run.map_or_else(|o| IntOperand::Splat(y[o]), |r| IntOperand::Run(&y[r]));
@@ -275,7 +293,7 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
 
 fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T], n: usize) -> Storage {
     Storage::for_overwrite::<T>(n, |dst| {
-        for_each_chunk(dst, |start, chunk| {
+        for_each_chunk(dst, op.cost(), |start, chunk| {
             plan.for_each_run(start, chunk, |a_run, b_run, out| {
                 if let Some(o) = T::as_f32_mut(out) {
                     let p = a_run.map_or_else(|i| Operand::Splat(x[i].to_f32()), |r| Operand::Run(T::as_f32(&x[r]).unwrap_or(&[])));

@@ -10,15 +10,17 @@ use rayon::prelude::*;
 /// that scheduling costs vanish, small enough that both cores get many chunks.
 pub const CHUNK: usize = 1 << 16;
 
-/// Below this many elements a kernel runs inline on the calling thread: waking a second
-/// thread costs microseconds, more than the work saves. (Measured with the perf report's
-/// elementwise rows: at 128 Ki elements an add takes about 20 µs inline.)
-pub const PARALLEL_MIN: usize = 1 << 17;
+/// Below this much work (elements × the op's cost, where an add costs 1) a kernel runs
+/// inline on the calling thread. Measured on this machine (2 cores, AVX-512): handing half
+/// of a kernel to the second rayon thread costs about 7 µs; an inline add of 128 Ki f32
+/// takes 20 µs against 26 µs split in two, and the two break even near 256 Ki; an inline
+/// exp breaks even near 48 Ki elements (exp costs about 5 adds).
+pub const PARALLEL_MIN_WORK: usize = 1 << 18;
 
 /// Calls `f(start, chunk)` for consecutive `CHUNK`-sized pieces of `out`, in parallel when
-/// `out` is large.
-pub fn for_each_chunk<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
-    if out.len() < PARALLEL_MIN {
+/// `out.len() × cost` reaches [`PARALLEL_MIN_WORK`].
+pub fn for_each_chunk<T: Send>(out: &mut [T], cost: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
+    if out.len().saturating_mul(cost) < PARALLEL_MIN_WORK {
         out.chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
     } else {
         out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, c)| f(i * CHUNK, c));
@@ -30,7 +32,7 @@ pub fn for_each_chunk<T: Send>(out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync
 pub fn map_chunks<R: Send>(len: usize, f: impl Fn(std::ops::Range<usize>) -> R + Sync + Send) -> Vec<R> {
     let chunks = len.div_ceil(CHUNK);
     let range = |i: usize| i * CHUNK..((i + 1) * CHUNK).min(len);
-    if len < PARALLEL_MIN {
+    if len < PARALLEL_MIN_WORK {
         (0..chunks).map(|i| f(range(i))).collect()
     } else {
         (0..chunks).into_par_iter().map(|i| f(range(i))).collect()

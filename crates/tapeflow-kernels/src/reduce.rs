@@ -157,7 +157,7 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
         }
         // One output per contiguous row.
         [(_, false), (_, true)] => {
-            parallel::for_each_chunk(&mut acc, |start, out| {
+            parallel::for_each_chunk(&mut acc, last, |start, out| {
                 for (i, o) in out.iter_mut().enumerate() {
                     let row = start + i;
                     *o = fold(&src[row * last..(row + 1) * last]);
@@ -273,7 +273,7 @@ mod property_tests {
 
     #[test]
     fn results_are_bitwise_identical_on_one_and_two_threads() {
-        let n = 3 * crate::parallel::PARALLEL_MIN + 17;
+        let n = 3 * crate::parallel::PARALLEL_MIN_WORK + 17;
         let data: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
         let x = T::from_vec(data, [n]).unwrap();
         let run = |threads: usize| {
