@@ -588,10 +588,12 @@ mod report {
 
     use tapeflow::prelude::DType;
 
+    /// (family, dtype) → (worst |error|, worst |error| / allowed)
+    type Worst = BTreeMap<(&'static str, String), (f64, f64)>;
+
     thread_local! {
         static FAMILY: RefCell<&'static str> = const { RefCell::new("-") };
-        /// (family, dtype) → (worst |error|, worst |error| / allowed)
-        static WORST: RefCell<BTreeMap<(&'static str, String), (f64, f64)>> = const { RefCell::new(BTreeMap::new()) };
+        static WORST: RefCell<Worst> = const { RefCell::new(BTreeMap::new()) };
     }
 
     /// The catalog family of an op name.

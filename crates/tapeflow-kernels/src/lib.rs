@@ -8,6 +8,7 @@
 
 pub mod elementwise;
 pub mod fastmath;
+pub mod gemm;
 pub mod layout;
 pub mod matmul;
 pub mod nn;

@@ -3,9 +3,10 @@
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
+use rayon::prelude::*;
 use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
 
-use crate::elementwise::float_view;
+use crate::gemm::{self, GemmError, MatRef};
 use crate::layout::{broadcast_dims, broadcast_strides, for_each_strided};
 use crate::reference;
 
@@ -52,27 +53,23 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
     for_each_strided(batch.dims(), [&sa, &sb], |_, [i, j]| pairs.push((i, j)));
     let k = ka;
     let (size_a, size_b, size_c) = (m * k, k * n, m * n);
-    let storage = match (float_view(a), float_view(b)) {
-        (Some(x), Some(y)) => {
-            let mut c = vec![0.0f32; batches * size_c];
-            for (bi, &(i, j)) in pairs.iter().enumerate() {
-                reference::matmul_f32(
-                    &x[i * size_a..(i + 1) * size_a],
-                    &y[j * size_b..(j + 1) * size_b],
-                    &mut c[bi * size_c..(bi + 1) * size_c],
-                    m,
-                    k,
-                    n,
-                    transpose_a,
-                    transpose_b,
-                );
-            }
-            match a.dtype() {
-                DType::F16 => Storage::from_fn::<f16>(c.len(), |out| out.convert_from_f32_slice(&c)),
-                _ => Storage::from_fn::<f32>(c.len(), |out| out.copy_from_slice(&c)),
-            }
+    let dims = Dims { m, k, n, transpose_a, transpose_b };
+    let storage = match a.dtype() {
+        DType::F32 => {
+            let (x, y) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
+            let mut done = Ok(());
+            let storage = Storage::from_fn::<f32>(batches * size_c, |c| done = gemm_batch(x, y, c, &pairs, dims));
+            done.map_err(|e| mismatch(e.to_string()))?;
+            storage
         }
-        _ => {
+        DType::F16 => {
+            // Widened to f32 while packing, accumulated in f32, rounded once here.
+            let (x, y) = (a.as_slice::<f16>()?, b.as_slice::<f16>()?);
+            let mut c = vec![0.0f32; batches * size_c];
+            gemm_batch(x, y, &mut c, &pairs, dims).map_err(|e| mismatch(e.to_string()))?;
+            Storage::from_fn::<f16>(c.len(), |out| out.convert_from_f32_slice(&c))
+        }
+        DType::I32 => {
             let (x, y) = (a.as_slice::<i32>()?, b.as_slice::<i32>()?);
             Storage::from_fn::<i32>(batches * size_c, |c| {
                 for (bi, &(i, j)) in pairs.iter().enumerate() {
@@ -91,6 +88,43 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
         }
     };
     Tensor::from_storage(storage, out_shape)
+}
+
+/// Shape of one product of a batch: `op(A)` is `m × k`, `op(B)` is `k × n`.
+#[derive(Clone, Copy)]
+struct Dims {
+    m: usize,
+    k: usize,
+    n: usize,
+    transpose_a: bool,
+    transpose_b: bool,
+}
+
+/// Every product of a batch through [`gemm::gemm`]: operand `i` of `x` (`j` of `y`) for
+/// each `(i, j)` of `pairs`, read in place through strides (a transposed operand is a
+/// view with swapped strides), into consecutive `m × n` blocks of `c`. Products too small
+/// to split (see [`gemm::runs_inline`]) run one per rayon task instead; each product is
+/// computed exactly the same way either way, so results never depend on the threads.
+fn gemm_batch<T: gemm::Element>(x: &[T], y: &[T], c: &mut [f32], pairs: &[(usize, usize)], d: Dims) -> std::result::Result<(), GemmError> {
+    let Dims { m, k, n, transpose_a, transpose_b } = d;
+    let (size_a, size_b, size_c) = (m * k, k * n, m * n);
+    if size_c == 0 {
+        return Ok(());
+    }
+    let one = |&(i, j): &(usize, usize), out: &mut [f32]| {
+        let xa = x.get(i * size_a..(i + 1) * size_a).and_then(|d| MatRef::op(d, m, k, transpose_a));
+        let yb = y.get(j * size_b..(j + 1) * size_b).and_then(|d| MatRef::op(d, k, n, transpose_b));
+        match (xa, yb) {
+            (Some(xa), Some(yb)) => gemm::gemm(xa, yb, out),
+            _ => Err(GemmError::OutOfBounds),
+        }
+    };
+    let total = pairs.len().saturating_mul(m).saturating_mul(n).saturating_mul(k);
+    if pairs.len() > 1 && gemm::runs_inline(m, n, k) && total >= gemm::INLINE_BELOW {
+        c.par_chunks_mut(size_c).zip(pairs.par_iter()).try_for_each(|(out, p)| one(p, out))
+    } else {
+        c.chunks_mut(size_c).zip(pairs).try_for_each(|(out, p)| one(p, out))
+    }
 }
 
 #[cfg(test)]

@@ -234,10 +234,10 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
                 }
                 if let Some(count) = pending.get_mut(id) {
                     *count -= 1;
-                    if *count == 0 {
-                        if let Some(&p) = producer.get(id) {
-                            next.push(p);
-                        }
+                    if *count == 0
+                        && let Some(&p) = producer.get(id)
+                    {
+                        next.push(p);
                     }
                 }
             }

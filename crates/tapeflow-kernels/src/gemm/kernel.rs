@@ -1,51 +1,74 @@
-//! The register-blocked micro-kernel and the write-back of its tile into C.
+//! The register-blocked micro-kernel, with the write-back of its tile into C.
 //!
 //! One call multiplies an `MR × kc` sliver of packed A by a `kc × NR` sliver of packed B
 //! (`NR = 16·NV`) into `MR·NV` zmm accumulators, one FMA chain per register: for every
 //! `p` in `0..kc` the kernel loads the `NV` vectors of B row `p`, broadcasts each of the
-//! `MR` A values of column `p`, and issues `MR·NV` independent `vfmadd231ps`. The
-//! accumulation order over `p` is fixed (ascending), which is what makes the result
-//! independent of how tiles are spread over threads.
+//! `MR` A values of column `p` (`vbroadcastss`), and issues `MR·NV` independent
+//! `vfmadd231ps`. With 14 × 32 that is 28 accumulators + 2 B vectors + 1 broadcast = 31 of
+//! the 32 zmm registers, and 16 loads per 28 FMAs (14 cycles at 2 FMAs per cycle), well
+//! within the two load ports. The accumulation order over `p` is fixed (ascending),
+//! which is what makes the result independent of how tiles are spread over threads.
 
 use wide::f32x16;
+
+use super::pack::KB;
 
 /// Lanes of one zmm register of f32.
 pub(super) const LANES: usize = 16;
 
-/// An `MR × NR` tile of accumulators.
-pub(super) type Tile<const MR: usize, const NV: usize> = [[f32x16; NV]; MR];
-
-/// `Σ_p a[p·MR + i] · b[p·NV + j]` for every accumulator `(i, j)`, in ascending `p`.
-/// `a` holds `kc·MR` floats and `b` `kc·NV` vectors (extra trailing data is ignored).
+/// Computes the tile `Σ_p A[i, p] · B[p, j]` over the `kc` columns of the packed slivers
+/// (ascending `p`) and writes (`first`) or adds its valid `rows.len() × ncols` corner
+/// into C: `rows[i][col .. col + ncols]` receives row `i` of the tile; the zero-padded
+/// rest of an edge tile is dropped. `a` holds `kc·MR` floats in the layout of
+/// [`super::pack`] (blocks of 16 columns, row by row, then the tail column by column) and
+/// `b` holds `kc·NV` vectors, row by row.
 ///
-/// Not inlined: the accumulators and the two B vectors must own (almost) the whole zmm
-/// register file; as a separate function LLVM allocates them without interference from
-/// the caller's loop state.
+/// Not inlined: the accumulators and B vectors must own (almost) all 32 zmm registers;
+/// as a separate function LLVM allocates them without interference from the caller's
+/// loop state.
 #[inline(never)]
-pub(super) fn tile<const MR: usize, const NV: usize>(a: &[f32], b: &[f32x16]) -> Tile<MR, NV> {
+pub(super) fn tile<const MR: usize, const NV: usize>(
+    kc: usize,
+    a: &[f32],
+    b: &[f32x16],
+    rows: &mut [&mut [f32]],
+    col: usize,
+    ncols: usize,
+    first: bool,
+) {
+    let full = kc / KB * KB;
+    let (Some((a_blocks, a_tail)), Some((b_blocks, b_tail))) = (a.split_at_checked(full * MR), b.split_at_checked(full * NV))
+    else {
+        return;
+    };
     let mut acc = [[f32x16::ZERO; NV]; MR];
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NV)) {
-        // Both lengths are the compile-time chunk sizes, so the bound checks below fold
-        // away; the conversions cannot fail.
-        let Ok(ap) = <&[f32; MR]>::try_from(ap) else { continue };
-        let Ok(bp) = <&[f32x16; NV]>::try_from(bp) else { continue };
-        let bv = *bp;
+    for (ab, bb) in a_blocks.chunks_exact(MR * KB).zip(b_blocks.chunks_exact(NV * KB)) {
+        // The chunk lengths are compile-time constants, so the indexing below needs no
+        // bound checks; A row r of the block is ab[r·16 ..], B row q is bb[q·NV ..].
+        for q in 0..KB {
+            let bv: [f32x16; NV] = std::array::from_fn(|j| bb[q * NV + j]);
+            for (r, acc_row) in acc.iter_mut().enumerate() {
+                let av = f32x16::splat(ab[r * KB + q]);
+                for (c, &bj) in acc_row.iter_mut().zip(&bv) {
+                    *c = av.mul_add(bj, *c);
+                }
+            }
+        }
+    }
+    for (ap, bp) in a_tail.chunks_exact(MR).zip(b_tail.chunks_exact(NV)).take(kc - full) {
         for (acc_row, &x) in acc.iter_mut().zip(ap) {
             let av = f32x16::splat(x);
-            for (c, &bj) in acc_row.iter_mut().zip(&bv) {
+            for (c, &bj) in acc_row.iter_mut().zip(bp) {
                 *c = av.mul_add(bj, *c);
             }
         }
     }
-    acc
+    store(&acc, rows, col, ncols, first);
 }
 
-/// Writes (`first`) or adds the valid `rows.len() × ncols` corner of `acc` into C:
-/// `rows[i][col..col + ncols]` receives row `i` of the tile. The zero-padded remainder of
-/// an edge tile is dropped here.
-#[inline]
-pub(super) fn store<const MR: usize, const NV: usize>(
-    acc: &Tile<MR, NV>,
+#[inline(always)]
+fn store<const MR: usize, const NV: usize>(
+    acc: &[[f32x16; NV]; MR],
     rows: &mut [&mut [f32]],
     col: usize,
     ncols: usize,

@@ -1,0 +1,490 @@
+//! Blocked, packed, multithreaded GEMM (`C = A·B`, f32 accumulation) for f32 and f16
+//! inputs, after Goto and van de Geijn's layering (the BLIS loop nest):
+//!
+//! ```text
+//! for jc in n by NC                   B panel: NC bounds the packed-B memory
+//!   for pc in k by KC                 K blocks, ascending; never split across threads
+//!     pack A[:, pc..] → MR-row slivers, B[pc.., jc..] → NR-column slivers   (parallel)
+//!     for each task = column group (≤ NCB cols) × row group (≤ MC rows)     (parallel)
+//!       for ir over the task's A slivers    A sliver (MR × KC) stays in L1
+//!         for jr over the task's B slivers  B block (KC × NCB) stays in L2
+//!           micro-kernel: MR × NR tile in zmm registers; C = tile (pc = 0), else C += tile
+//! ```
+//!
+//! Sizes, for AVX-512 with a 48 KiB L1d and a 2 MiB L2 per core (measured with the
+//! crate's `gemm` bench; see `Tuning::DEFAULT`):
+//! * MR × NR = 14 × 32: 28 zmm accumulators + 2 B vectors + 1 broadcast = 31 of the 32
+//!   registers; 16 loads per 28 FMAs. 12 × 32, 8 × 48 and 6 × 64 measured within noise
+//!   of it (8 × 48 a few % slower); 14 × 32 wastes least on edges of powers of two.
+//! * KC = 512: the A sliver (14 × 512 × 4 B = 28 KiB) stays in L1 while B streams past it
+//!   from L2; one C-tile read-modify-write per 512 k-steps (KC 256 measured ~5% slower,
+//!   768 and 1024 the same). K is split into equal blocks (k = 600 → 300 + 300).
+//! * NCB = 256 columns: a task's packed-B block (512 × 256 × 4 B = 512 KiB) stays in L2
+//!   next to its A block (MC = 280 rows: 560 KiB) and its C rows. Tasks are ordered
+//!   column group by column group, so consecutive tasks on a core share the B block.
+//! * At least 16 tasks when the shape allows: dynamic load balance between the two cores
+//!   (the machine is shared; a static half each loses whenever one core is disturbed).
+//! * NC = 4096 bounds the packed panels (≤ 8 MiB of B); A is packed once per K block.
+//!
+//! Reproducibility: every element of C is the sum of its K blocks in ascending order,
+//! each block summed by one FMA chain in ascending `p`; the blocking depends only on the
+//! shape, never on the number of threads or on how tasks land on them, so results are
+//! bitwise identical for any rayon pool size. Products below [`INLINE_BELOW`]
+//! multiply-adds run on the calling thread through the same code (same bits).
+//!
+//! Operands are [`MatRef`] views with arbitrary strides, so transposed operands and batch
+//! members are read in place; the only copies are the packed panels. f16 inputs are
+//! widened to f32 while packing (F16C) and accumulate in f32; C is always f32 (the
+//! caller rounds it once).
+
+mod kernel;
+mod pack;
+#[cfg(test)]
+mod tests;
+
+use std::cell::RefCell;
+use std::fmt;
+
+use rayon::prelude::*;
+use wide::f32x16;
+
+use kernel::LANES;
+pub use pack::Element;
+
+/// A read-only `rows × cols` matrix view: element `(i, j)` is `data[i·row_stride + j·col_stride]`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a, T: Copy> MatRef<'a, T> {
+    /// A strided view, or `None` if some element would lie outside `data` (or the index
+    /// arithmetic overflows). An empty view (`rows` or `cols` 0) is always valid.
+    pub fn new(data: &'a [T], rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Option<Self> {
+        if rows > 0 && cols > 0 {
+            let last = (rows - 1).checked_mul(row_stride)?.checked_add((cols - 1).checked_mul(col_stride)?)?;
+            if last >= data.len() {
+                return None;
+            }
+        }
+        Some(MatRef { data, rows, cols, row_stride, col_stride })
+    }
+
+    /// A row-major `rows × cols` view of `data[.. rows·cols]`.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Option<Self> {
+        Self::new(data, rows, cols, cols, 1)
+    }
+
+    /// The `rows × cols` operand `op(X)` of a row-major `X` in `data`: `X` itself
+    /// (`rows × cols`) or, when `transposed`, the transpose of a `cols × rows` `X`: the
+    /// `transpose_a`/`transpose_b` convention of matmul.
+    pub fn op(data: &'a [T], rows: usize, cols: usize, transposed: bool) -> Option<Self> {
+        if transposed { Self::row_major(data, cols, rows).map(Self::t) } else { Self::row_major(data, rows, cols) }
+    }
+
+    /// The transposed view (no copy).
+    pub fn t(self) -> Self {
+        MatRef { data: self.data, rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Element `(i, j)`; `i < rows` and `j < cols` (in range by construction).
+    #[inline]
+    fn get(&self, i: usize, j: usize) -> T {
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+}
+
+/// Operand shapes that do not fit together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GemmError {
+    /// `a.cols() != b.rows()`.
+    InnerDims {
+        /// Columns of A.
+        a_cols: usize,
+        /// Rows of B.
+        b_rows: usize,
+    },
+    /// An operand's elements do not all lie inside its data.
+    OutOfBounds,
+    /// `c.len() != a.rows() · b.cols()`.
+    OutputLen {
+        /// Required length.
+        expected: usize,
+        /// Given length.
+        got: usize,
+    },
+}
+
+impl fmt::Display for GemmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GemmError::InnerDims { a_cols, b_rows } => write!(f, "gemm: A has {a_cols} columns but B has {b_rows} rows"),
+            GemmError::OutOfBounds => write!(f, "gemm: an operand view reaches past its data"),
+            GemmError::OutputLen { expected, got } => write!(f, "gemm: C has {got} elements, expected {expected}"),
+        }
+    }
+}
+
+impl std::error::Error for GemmError {}
+
+/// Products with fewer multiply-adds (`m·n·k`) than this run inline on the calling
+/// thread. Handing a product to rayon's pool from outside costs ~6.5 µs here (measured
+/// with `cargo bench --bench gemm -- overhead`), plus the fork/joins of the phases; the
+/// bench's `inline` mode puts the break-even of square products at n ≈ 150-160
+/// (n = 128: 105 GFLOP/s inline vs 72 through rayon; n = 192: 128 vs 164).
+pub const INLINE_BELOW: usize = 160 * 160 * 160;
+
+/// Most B slivers packed by one job: row-major B is then read in runs of up to
+/// `B_GROUP·NR` elements. Narrow panels use smaller groups so that at least 4 jobs share
+/// the packing.
+const B_GROUP: usize = 8;
+
+/// Micro-kernel shapes (`MR × NR`).
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelShape {
+    /// 14 × 32: 28 accumulators.
+    K14x32,
+    /// 12 × 32: 24 accumulators.
+    K12x32,
+    /// 8 × 48: 24 accumulators.
+    K8x48,
+    /// 6 × 64: 24 accumulators.
+    K6x64,
+}
+
+/// Blocking parameters; [`Tuning::DEFAULT`] is what [`gemm`] uses. Exposed for the
+/// benchmark's parameter sweeps only.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
+    /// Micro-kernel shape.
+    pub kernel: KernelShape,
+    /// Largest K block.
+    pub kc: usize,
+    /// Largest number of rows of one task (rounded down to a multiple of MR).
+    pub mc: usize,
+    /// Largest B panel width.
+    pub nc: usize,
+    /// Fewest tasks per panel when the shape allows (load balance over the cores).
+    pub min_tasks: usize,
+    /// Inline threshold in multiply-adds.
+    pub inline_below: usize,
+    /// Loop order inside a task: `true` = A sliver outer (in L1), B slivers inner
+    /// (streaming from L2, in column chunks of `ncb`); `false` = B sliver outer.
+    pub a_outer: bool,
+    /// Widest column group of a task (its block of packed B stays in L2).
+    pub ncb: usize,
+}
+
+impl Tuning {
+    /// The measured defaults for this crate's target (AVX-512, 48 KiB L1d, 2 MiB L2).
+    pub const DEFAULT: Tuning = Tuning {
+        kernel: KernelShape::K14x32,
+        kc: 512,
+        mc: 280,
+        nc: 4096,
+        min_tasks: 16,
+        inline_below: INLINE_BELOW,
+        a_outer: true,
+        ncb: 256,
+    };
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// `c = a · b` with `c` row-major `a.rows() × b.cols()`, accumulated in f32. `k = 0` gives
+/// zeros. Errors only on mismatched shapes; never panics.
+pub fn gemm<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32]) -> Result<(), GemmError> {
+    gemm_tuned(a, b, c, &Tuning::DEFAULT)
+}
+
+/// [`gemm`] with explicit blocking parameters (benchmarking only).
+#[doc(hidden)]
+pub fn gemm_tuned<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32], t: &Tuning) -> Result<(), GemmError> {
+    if a.cols != b.rows {
+        return Err(GemmError::InnerDims { a_cols: a.cols, b_rows: b.rows });
+    }
+    let expected = a.rows.saturating_mul(b.cols);
+    if c.len() != expected {
+        return Err(GemmError::OutputLen { expected, got: c.len() });
+    }
+    match t.kernel {
+        KernelShape::K14x32 => drive::<T, 14, 2, 32>(&a, &b, c, t),
+        KernelShape::K12x32 => drive::<T, 12, 2, 32>(&a, &b, c, t),
+        KernelShape::K8x48 => drive::<T, 8, 3, 48>(&a, &b, c, t),
+        KernelShape::K6x64 => drive::<T, 6, 4, 64>(&a, &b, c, t),
+    }
+    Ok(())
+}
+
+/// Whether a product of this shape runs on the calling thread (no rayon).
+pub fn runs_inline(m: usize, n: usize, k: usize) -> bool {
+    m.saturating_mul(n).saturating_mul(k) < INLINE_BELOW
+}
+
+/// `len` split into `parts` near-equal pieces: piece `i`'s `(start, len)`.
+fn split_even(len: usize, parts: usize, i: usize) -> (usize, usize) {
+    let (base, extra) = (len / parts, len % parts);
+    (i * base + i.min(extra), base + usize::from(i < extra))
+}
+
+/// One unit of parallel work: a rectangle of the current C panel. `rows[r]` is the part
+/// of C row `r0·MR + r` that lies in the task's columns.
+struct Task<'c> {
+    /// First A sliver (row `r0·MR`).
+    r0: usize,
+    /// Number of A slivers.
+    slivers: usize,
+    /// First B sliver of the panel.
+    s0: usize,
+    /// Valid columns.
+    cols: usize,
+    rows: Vec<&'c mut [f32]>,
+}
+
+thread_local! {
+    /// Packing buffers reused across calls on this thread (no page faults and no zeroing
+    /// on repeated products). `try_borrow_mut` falls back to fresh buffers when a nested
+    /// call (rayon work stealing inside a gemm) finds them in use.
+    static BUFFERS: RefCell<(Vec<f32x16>, Vec<f32x16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Buffers larger than this (in vectors, 16 MiB) are allocated per call, not kept.
+const RETAIN_VECS: usize = (16 << 20) / std::mem::size_of::<f32x16>();
+
+fn with_buffers(a_vecs: usize, b_vecs: usize, f: impl FnOnce(&mut [f32x16], &mut [f32x16])) {
+    let grow = |v: &mut Vec<f32x16>, len: usize| {
+        if v.len() < len {
+            v.resize(len, f32x16::ZERO);
+        }
+    };
+    let mut f = Some(f);
+    if a_vecs + b_vecs > RETAIN_VECS {
+        if let Some(f) = f.take() {
+            f(&mut vec![f32x16::ZERO; a_vecs], &mut vec![f32x16::ZERO; b_vecs]);
+        }
+        return;
+    }
+    BUFFERS.with(|cell| {
+        if let Ok(mut bufs) = cell.try_borrow_mut() {
+            let (a, b) = &mut *bufs;
+            grow(a, a_vecs);
+            grow(b, b_vecs);
+            if let Some(f) = f.take() {
+                f(&mut a[..a_vecs], &mut b[..b_vecs]);
+            }
+        }
+    });
+    if let Some(f) = f {
+        f(&mut vec![f32x16::ZERO; a_vecs], &mut vec![f32x16::ZERO; b_vecs]);
+    }
+}
+
+/// Runs `f` on every chunk, through rayon when `parallel`.
+fn for_chunks<F>(parallel: bool, data: &mut [f32], size: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    if parallel {
+        data.par_chunks_mut(size).enumerate().for_each(|(i, d)| f(i, d));
+    } else {
+        data.chunks_mut(size).enumerate().for_each(|(i, d)| f(i, d));
+    }
+}
+
+fn drive<T: Element, const MR: usize, const NV: usize, const NR: usize>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &mut [f32], t: &Tuning) {
+    const { assert!(NR == NV * LANES) };
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    let parallel = m.saturating_mul(n).saturating_mul(k) >= t.inline_below;
+    if parallel && rayon::current_thread_index().is_none() {
+        // Enter the pool once for the whole product: every fork/join below then starts
+        // from a worker, instead of each phase waking a worker and putting this thread
+        // to sleep (tens of µs per phase on small products).
+        return rayon::scope(|_| drive_in_pool::<T, MR, NV, NR>(a, b, c, t, parallel));
+    }
+    drive_in_pool::<T, MR, NV, NR>(a, b, c, t, parallel);
+}
+
+fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut [f32],
+    t: &Tuning,
+    parallel: bool,
+) {
+    let nr = NR;
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    // Even K and N blocks no larger than the limits: 300 = 150 + 150, not 256 + 44.
+    let k_blocks = k.div_ceil(t.kc.max(1));
+    let kc_max = k.div_ceil(k_blocks);
+    let n_panels = n.div_ceil(t.nc.max(nr));
+    let nc_max = n.div_ceil(n_panels).next_multiple_of(nr);
+    let m_sl = m.div_ceil(MR);
+    // Each A sliver starts on a cache line (its 16-column blocks are whole lines).
+    let a_stride = |kc: usize| (MR * kc).next_multiple_of(LANES);
+    let a_len = m_sl * a_stride(kc_max);
+    let b_len = nc_max * kc_max;
+    with_buffers(a_len.div_ceil(LANES), b_len.div_ceil(LANES), |abuf, bbuf| {
+        for jp in 0..n_panels {
+            let (jc, nc) = split_even(n.div_ceil(nr), n_panels, jp);
+            let (jc, nc) = (jc * nr, (nc * nr).min(n - jc * nr));
+            let mut tasks = make_tasks::<MR>(c, m, n, (jc, nc), nr, t, parallel);
+            for kb in 0..k_blocks {
+                let (pc, kc) = split_even(k, k_blocks, kb);
+                let apack: &mut [f32] = &mut wide::bytemuck::cast_slice_mut(&mut *abuf)[..m_sl * a_stride(kc)];
+                let bpack: &mut [f32] = &mut wide::bytemuck::cast_slice_mut(&mut *bbuf)[..nc.div_ceil(nr) * nr * kc];
+                let pack_all_a = |s: usize, d: &mut [f32]| pack::pack_a::<T, MR>(a, s * MR, pc, kc, d);
+                let group = (nc.div_ceil(nr) / 4).clamp(1, B_GROUP);
+                let pack_all_b = |g: usize, d: &mut [f32]| pack::pack_b_group::<T, NR>(b, jc + g * group * nr, pc, kc, d);
+                if parallel {
+                    rayon::join(
+                        || for_chunks(true, apack, a_stride(kc), pack_all_a),
+                        || for_chunks(true, bpack, group * nr * kc, pack_all_b),
+                    );
+                } else {
+                    for_chunks(false, apack, a_stride(kc), pack_all_a);
+                    for_chunks(false, bpack, group * nr * kc, pack_all_b);
+                }
+                let (apack, bpack): (&[f32], &[f32x16]) = (apack, &bbuf[..]);
+                let run = |task: &mut Task<'_>| run_task::<MR, NV>(task, (apack, a_stride(kc)), bpack, kc, kb == 0, t);
+                if parallel {
+                    tasks.par_iter_mut().for_each(run);
+                } else {
+                    tasks.iter_mut().for_each(run);
+                }
+            }
+        }
+    });
+}
+
+/// Splits columns `jc .. jc + nc` of C into a grid of tasks, from the shape alone (never
+/// from the thread count): column groups of at most `t.ncb` columns (the packed-B block
+/// one task streams from L2), times row groups of at most `t.mc` rows, with at least
+/// `t.min_tasks` tasks (when `parallel`) if there are enough slivers. Tasks are ordered
+/// column group by column group, so the tasks one thread runs in a row share their B
+/// block, which stays in that core's L2. (The grid only decides who computes a tile,
+/// never how: the results do not depend on it.)
+fn make_tasks<'c, const MR: usize>(
+    c: &'c mut [f32],
+    m: usize,
+    n: usize,
+    (jc, nc): (usize, usize),
+    nr: usize,
+    t: &Tuning,
+    parallel: bool,
+) -> Vec<Task<'c>> {
+    let m_sl = m.div_ceil(MR);
+    let n_sl = nc.div_ceil(nr);
+    let col_groups = n_sl.div_ceil((t.ncb / nr).max(1));
+    let min_tasks = if parallel { t.min_tasks } else { 1 };
+    let row_groups = m_sl.div_ceil((t.mc / MR).max(1)).max(min_tasks.div_ceil(col_groups)).clamp(1, m_sl);
+    let mut tasks = Vec::with_capacity(row_groups * col_groups);
+    for cg in 0..col_groups {
+        let (s0, ns) = split_even(n_sl, col_groups, cg);
+        let cols = (ns * nr).min(nc - s0 * nr);
+        for rg in 0..row_groups {
+            let (r0, slivers) = split_even(m_sl, row_groups, rg);
+            tasks.push(Task { r0, slivers, s0, cols, rows: Vec::with_capacity((slivers * MR).min(m)) });
+        }
+    }
+    // Hand each C row's pieces to the tasks of its row group, left to right.
+    let mut rg = 0;
+    for (i, row) in c.chunks_exact_mut(n).enumerate() {
+        while i >= (tasks[rg].r0 + tasks[rg].slivers) * MR {
+            rg += 1;
+        }
+        let mut rest = &mut row[jc..jc + nc];
+        for cg in 0..col_groups {
+            let task = &mut tasks[cg * row_groups + rg];
+            let (piece, tail) = rest.split_at_mut(task.cols);
+            task.rows.push(piece);
+            rest = tail;
+        }
+    }
+    tasks
+}
+
+/// One task's share of a K block: A slivers outer (each stays in L1 while the task's B
+/// slivers stream past it from L2), or B slivers outer when `!t.a_outer`.
+fn run_task<const MR: usize, const NV: usize>(
+    task: &mut Task<'_>,
+    (apack, a_stride): (&[f32], usize),
+    bpack: &[f32x16],
+    kc: usize,
+    first: bool,
+    t: &Tuning,
+) {
+    let nr = NV * LANES;
+    let rows = task.rows.len();
+    let n_sl = task.cols.div_ceil(nr);
+    let tile = |task: &mut Task<'_>, is: usize, js: usize| {
+        let asl = &apack[(task.r0 + is) * a_stride..][..kc * MR];
+        let bs = &bpack[(task.s0 + js) * kc * NV..][..kc * NV];
+        let ncols = nr.min(task.cols - js * nr);
+        let lo = is * MR;
+        let hi = (lo + MR).min(rows);
+        kernel::tile::<MR, NV>(kc, asl, bs, &mut task.rows[lo..hi], js * nr, ncols, first);
+    };
+    if t.a_outer {
+        for is in 0..task.slivers {
+            for js in 0..n_sl {
+                tile(task, is, js);
+            }
+        }
+    } else {
+        for js in 0..n_sl {
+            for is in 0..task.slivers {
+                tile(task, is, js);
+            }
+        }
+    }
+}
+
+/// Benchmark hook: `reps` micro-kernel calls on L1-resident slivers of depth `kc`;
+/// returns the flops done.
+#[doc(hidden)]
+pub fn bench_kernel(shape: KernelShape, kc: usize, reps: usize) -> f64 {
+    fn go<const MR: usize, const NV: usize>(kc: usize, reps: usize) -> f64 {
+        let a = vec![0.5f32; kc * MR];
+        let b = vec![f32x16::splat(0.25); kc * NV];
+        let mut c = vec![0.0f32; MR * NV * LANES];
+        for _ in 0..reps {
+            let mut rows: Vec<&mut [f32]> = c.chunks_mut(NV * LANES).collect();
+            kernel::tile::<MR, NV>(kc, &a, &b, &mut rows, 0, NV * LANES, false);
+        }
+        std::hint::black_box(&c);
+        (2 * MR * NV * LANES * kc * reps) as f64
+    }
+    match shape {
+        KernelShape::K14x32 => go::<14, 2>(kc, reps),
+        KernelShape::K12x32 => go::<12, 2>(kc, reps),
+        KernelShape::K8x48 => go::<8, 3>(kc, reps),
+        KernelShape::K6x64 => go::<6, 4>(kc, reps),
+    }
+}
