@@ -9,6 +9,7 @@
 pub mod elementwise;
 pub mod fastmath;
 pub mod gemm;
+pub mod gemv;
 pub mod layout;
 pub mod matmul;
 pub mod nn;

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
 
 use crate::gemm::{self, GemmError, MatRef};
+use crate::gemv::{RowUse, gemv_f32};
 use crate::layout::{broadcast_dims, broadcast_strides, for_each_strided};
 use crate::reference;
 
@@ -55,6 +56,16 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
     let (size_a, size_b, size_c) = (m * k, k * n, m * n);
     let dims = Dims { m, k, n, transpose_a, transpose_b };
     let storage = match a.dtype() {
+        DType::F32 if m == 1 || n == 1 => {
+            let (x, y) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
+            Storage::for_overwrite::<f32>(batches * size_c, |c| {
+                for (bi, &(i, j)) in pairs.iter().enumerate() {
+                    let (xa, yb) = (&x[i * size_a..(i + 1) * size_a], &y[j * size_b..(j + 1) * size_b]);
+                    let out = &mut c[bi * size_c..(bi + 1) * size_c];
+                    matrix_vector(xa, yb, out, dims);
+                }
+            })
+        }
         DType::F32 => {
             let (x, y) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
             let mut done = Ok(());
@@ -90,6 +101,26 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
     Tensor::from_storage(storage, out_shape)
 }
 
+/// One product with `m = 1` or `n = 1`, read in place (no packing).
+fn matrix_vector(x: &[f32], y: &[f32], out: &mut [f32], d: Dims) {
+    let Dims { m, k, n, transpose_a, transpose_b } = d;
+    if n == 1 {
+        // op(A) (m × k) · b (k): A stored m × k gives dot products, k × m multiply-adds.
+        if transpose_a {
+            gemv_f32(x, k, m, y, out, RowUse::Axpy);
+        } else {
+            gemv_f32(x, m, k, y, out, RowUse::Dot);
+        }
+    } else {
+        // a (k) · op(B) (k × n): B stored k × n gives multiply-adds, n × k dot products.
+        if transpose_b {
+            gemv_f32(y, n, k, x, out, RowUse::Dot);
+        } else {
+            gemv_f32(y, k, n, x, out, RowUse::Axpy);
+        }
+    }
+}
+
 /// Shape of one product of a batch: `op(A)` is `m × k`, `op(B)` is `k × n`.
 #[derive(Clone, Copy)]
 struct Dims {
@@ -105,7 +136,13 @@ struct Dims {
 /// view with swapped strides), into consecutive `m × n` blocks of `c`. Products too small
 /// to split (see [`gemm::runs_inline`]) run one per rayon task instead; each product is
 /// computed exactly the same way either way, so results never depend on the threads.
-fn gemm_batch<T: gemm::Element>(x: &[T], y: &[T], c: &mut [f32], pairs: &[(usize, usize)], d: Dims) -> std::result::Result<(), GemmError> {
+fn gemm_batch<T: gemm::Element>(
+    x: &[T],
+    y: &[T],
+    c: &mut [f32],
+    pairs: &[(usize, usize)],
+    d: Dims,
+) -> std::result::Result<(), GemmError> {
     let Dims { m, k, n, transpose_a, transpose_b } = d;
     let (size_a, size_b, size_c) = (m * k, k * n, m * n);
     if size_c == 0 {
