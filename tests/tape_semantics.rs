@@ -289,3 +289,15 @@ fn concat_takes_references_and_splits_the_gradient() -> Result<()> {
     assert_eq!(values(tape.gradient(&y, &b)?), vec![6.0]);
     Ok(())
 }
+
+#[test]
+fn a_source_listed_twice_gets_the_full_gradient_twice() -> Result<()> {
+    let x = Variable::new(2.0);
+    let tape = GradientTape::new();
+    let y = tape.record(|| (x.pow(2)? + (&x * 3.0)?)? + x.exp()?)?; // x² + 3x + eˣ
+    let g = tape.gradients(&[&y], &[&x, &x])?;
+    let want = 2.0 * 2.0 + 3.0 + 2f32.exp(); // 2x + 3 + eˣ
+    assert!((scalar(g[0].clone()) - want).abs() < 1e-5);
+    assert_eq!(scalar(g[0].clone()).to_bits(), scalar(g[1].clone()).to_bits());
+    Ok(())
+}

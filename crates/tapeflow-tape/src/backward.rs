@@ -130,18 +130,34 @@ impl Gradients {
         self.by_id.entry(id).or_default().push((order, grad));
     }
 
-    /// The sum of every contribution to `id` (recorded, so it is differentiable too); with
-    /// `keep`, the sum stays as the id's one contribution (a source read again at the end).
-    pub fn total(&mut self, id: &TensorId, keep: bool) -> Result<Option<Tensor>> {
-        let Some(mut parts) = self.by_id.remove(id) else { return Ok(None) };
+    /// Every contribution to `id`, in summing order (removed from the map).
+    pub fn take(&mut self, id: &TensorId) -> Option<Vec<Tensor>> {
+        let mut parts = self.by_id.remove(id)?;
         parts.sort_by_key(|(order, _)| *order);
-        let mut parts = parts.into_iter().map(|(_, g)| g);
-        let Some(first) = parts.next() else { return Ok(None) };
-        let sum = parts.try_fold(first, |acc, g| add_gradients(&acc, &g))?;
-        if keep {
-            self.by_id.insert(*id, vec![(0, sum.clone())]);
-        }
-        Ok(Some(sum))
+        Some(parts.into_iter().map(|(_, g)| g).collect())
+    }
+
+    /// Puts back the finished sum of `id` (a source whose gradient is read at the end).
+    pub fn keep(&mut self, id: TensorId, sum: Tensor) {
+        self.by_id.insert(id, vec![(0, sum)]);
+    }
+}
+
+/// The sum of contributions in their order (recorded, so it is differentiable too). Runs
+/// inside the op's job, so sums of independent chains proceed in parallel too.
+fn sum_in_order(parts: Option<Vec<Tensor>>) -> Result<Option<Tensor>> {
+    let mut parts = parts.into_iter().flatten();
+    let Some(first) = parts.next() else { return Ok(None) };
+    parts.try_fold(first, |acc, g| add_gradients(&acc, &g)).map(Some)
+}
+
+/// Maps `f` over `items`, on rayon when `parallel`, keeping the order.
+fn map_maybe_parallel<T: Send, R: Send>(items: Vec<T>, parallel: bool, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
+    if parallel {
+        use rayon::prelude::*;
+        items.into_par_iter().map(f).collect()
+    } else {
+        items.into_iter().map(f).collect()
     }
 }
 
@@ -201,27 +217,30 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
         let mut jobs = Vec::with_capacity(wave.len());
         for &i in &wave {
             let entry = &entries[i];
-            let upstream = grads.total(&entry.output, sources.contains(&entry.output))?;
             let needs: Vec<bool> = entry.inputs.iter().map(|id| connected.contains(id)).collect();
-            jobs.push((i, upstream, needs));
+            jobs.push((i, grads.take(&entry.output), needs));
         }
-        let run_one = |(i, upstream, needs): (usize, Option<Tensor>, Vec<bool>)| -> Result<(usize, Vec<Option<Tensor>>)> {
-            match upstream {
-                Some(g) => Ok((i, (entries[i].backward)(&g, &needs)?)),
-                None => Ok((i, Vec::new())),
+        let expensive = jobs
+            .iter()
+            .filter(|(_, parts, _)| parts.as_ref().and_then(|p| p.first()).is_some_and(|g| g.num_elements() >= PARALLEL_MIN_ELEMENTS))
+            .count();
+        let run_one = |(i, parts, needs): (usize, Option<Vec<Tensor>>, Vec<bool>)| -> Result<(usize, Option<Tensor>, Vec<Option<Tensor>>)> {
+            match sum_in_order(parts)? {
+                Some(g) => {
+                    let input_grads = (entries[i].backward)(&g, &needs)?;
+                    Ok((i, Some(g), input_grads))
+                }
+                None => Ok((i, None, Vec::new())),
             }
         };
-        let expensive = jobs.iter().filter(|(_, g, _)| g.as_ref().is_some_and(|g| g.num_elements() >= PARALLEL_MIN_ELEMENTS)).count();
-        let results: Vec<Result<(usize, Vec<Option<Tensor>>)>> = if parallel && expensive >= 2 {
-            use rayon::prelude::*;
-            jobs.into_par_iter().map(run_one).collect()
-        } else {
-            jobs.into_iter().map(run_one).collect()
-        };
+        let results = map_maybe_parallel(jobs, parallel && expensive >= 2, run_one);
         let mut next = Vec::new();
         for result in results {
-            let (i, input_grads) = result?;
+            let (i, upstream, input_grads) = result?;
             let entry = &entries[i];
+            if let (Some(g), true) = (upstream, sources.contains(&entry.output)) {
+                grads.keep(entry.output, g);
+            }
             let order = seed_count + (entries.len() - 1 - i);
             let mut input_grads = input_grads.into_iter();
             for id in entry.inputs.iter() {
@@ -245,16 +264,33 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
         wave = next;
     }
 
-    request
+    // Each distinct source's contributions, summed (in parallel when several need sums);
+    // a source listed twice gets the same result twice.
+    let mut first_position: IdMap<usize> = IdMap::default();
+    let finals: Vec<(SourceInfo, Option<Vec<Tensor>>)> = request
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(position, s)| {
+            let first = *first_position.entry(s.id).or_insert(position) == position;
+            let parts = if s.dtype.is_float() && first { grads.take(&s.id) } else { None };
+            (s.clone(), parts)
+        })
+        .collect();
+    let unconnected = request.unconnected;
+    let expensive = finals.iter().filter(|(_, p)| p.as_ref().is_some_and(|p| p.len() > 1)).count();
+    let sums: Vec<Result<Option<Tensor>>> = map_maybe_parallel(finals, parallel && expensive >= 2, |(_, parts)| sum_in_order(parts));
+    let sums: Vec<Option<Tensor>> = sums.into_iter().collect::<Result<_>>()?;
+    Ok(request
         .sources
         .iter()
         .map(|s| {
-            let found = if s.dtype.is_float() { grads.total(&s.id, true)? } else { None };
-            Ok(match (found, request.unconnected) {
+            let found = first_position.get(&s.id).and_then(|&p| sums[p].clone());
+            match (found, unconnected) {
                 (Some(g), _) => Some(g),
                 (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
                 (None, UnconnectedGradients::None) => None,
-            })
+            }
         })
-        .collect()
+        .collect())
 }
