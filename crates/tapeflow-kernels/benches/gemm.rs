@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use half::f16;
-use tapeflow_kernels::gemm::{Element, KernelShape, MatRef, Tuning, gemm_tuned, bench_kernel};
+use tapeflow_kernels::gemm::{Element, KernelShape, MatRef, Tuning, bench_kernel, gemm_tuned};
 use wide::f32x16;
 
 const CHAINS: usize = 24;
@@ -162,7 +162,13 @@ fn main() {
         let n = num(pos + 1, 1024);
         let cfgs: Vec<Tuning> = args[pos + 2..].iter().filter_map(|c| parse_cfg(c)).collect();
         let mut case = Case::new(n, |x| x);
-        let rounds = if cfgs.len() == 1 { 41 } else if n >= 2048 { 7 } else { 11 };
+        let rounds = if cfgs.len() == 1 {
+            41
+        } else if n >= 2048 {
+            7
+        } else {
+            11
+        };
         let mut g = vec![Vec::new(); cfgs.len()];
         for _ in 0..rounds {
             for (i, t) in cfgs.iter().enumerate() {
@@ -306,7 +312,11 @@ fn main() {
             g.push(gf);
             r.push(gf / pk);
         }
-        println!("matmul() n={n:5}: {:6.1} GFLOP/s  {:5.1}% of peak (includes allocating the output)", median(g), 100.0 * median(r));
+        println!(
+            "matmul() n={n:5}: {:6.1} GFLOP/s  {:5.1}% of peak (includes allocating the output)",
+            median(g),
+            100.0 * median(r)
+        );
     }
     let mut c32 = Case::new(512, |x| x);
     let mut c16 = Case::new(512, f16::from_f32);

@@ -69,16 +69,19 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
         DType::F32 => {
             let (x, y) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
             let mut done = Ok(());
-            let storage = Storage::from_fn::<f32>(batches * size_c, |c| done = gemm_batch(x, y, c, &pairs, dims));
+            // gemm overwrites every element of C (k = 0 included), so a recycled buffer works.
+            let storage = Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(x, y, c, &pairs, dims));
             done.map_err(|e| mismatch(e.to_string()))?;
             storage
         }
         DType::F16 => {
             // Widened to f32 while packing, accumulated in f32, rounded once here.
             let (x, y) = (a.as_slice::<f16>()?, b.as_slice::<f16>()?);
-            let mut c = vec![0.0f32; batches * size_c];
-            gemm_batch(x, y, &mut c, &pairs, dims).map_err(|e| mismatch(e.to_string()))?;
-            Storage::from_fn::<f16>(c.len(), |out| out.convert_from_f32_slice(&c))
+            let mut done = Ok(());
+            let wide = Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(x, y, c, &pairs, dims));
+            done.map_err(|e| mismatch(e.to_string()))?;
+            let c = wide.as_slice::<f32>().unwrap_or(&[]);
+            Storage::for_overwrite::<f16>(c.len(), |out| out.convert_from_f32_slice(c))
         }
         DType::I32 => {
             let (x, y) = (a.as_slice::<i32>()?, b.as_slice::<i32>()?);

@@ -5,9 +5,10 @@
 //! `p` in `0..kc` the kernel loads the `NV` vectors of B row `p`, broadcasts each of the
 //! `MR` A values of column `p` (`vbroadcastss`), and issues `MR·NV` independent
 //! `vfmadd231ps`. With 14 × 32 that is 28 accumulators + 2 B vectors + 1 broadcast = 31 of
-//! the 32 zmm registers, and 16 loads per 28 FMAs (14 cycles at 2 FMAs per cycle), well
-//! within the two load ports. The accumulation order over `p` is fixed (ascending),
-//! which is what makes the result independent of how tiles are spread over threads.
+//! the 32 zmm registers, and 16 loads (2 vectors, 14 broadcasts) per 28 FMAs, i.e. per
+//! 14 cycles at 2 FMAs per cycle: well within the load ports. The accumulation order over
+//! `p` is fixed (ascending), which is what makes the result independent of how tiles are
+//! spread over threads.
 
 use wide::f32x16;
 
@@ -37,7 +38,8 @@ pub(super) fn tile<const MR: usize, const NV: usize>(
     first: bool,
 ) {
     let full = kc / KB * KB;
-    let (Some((a_blocks, a_tail)), Some((b_blocks, b_tail))) = (a.split_at_checked(full * MR), b.split_at_checked(full * NV))
+    let (Some((a_blocks, a_tail)), Some((b_blocks, b_tail))) =
+        (a.split_at_checked(full * MR), b.split_at_checked(full * NV))
     else {
         return;
     };

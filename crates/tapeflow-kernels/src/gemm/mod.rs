@@ -88,7 +88,13 @@ impl<'a, T: Copy> MatRef<'a, T> {
 
     /// The transposed view (no copy).
     pub fn t(self) -> Self {
-        MatRef { data: self.data, rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride }
+        MatRef {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
     }
 
     /// Number of rows.
@@ -132,7 +138,9 @@ pub enum GemmError {
 impl fmt::Display for GemmError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GemmError::InnerDims { a_cols, b_rows } => write!(f, "gemm: A has {a_cols} columns but B has {b_rows} rows"),
+            GemmError::InnerDims { a_cols, b_rows } => {
+                write!(f, "gemm: A has {a_cols} columns but B has {b_rows} rows")
+            }
             GemmError::OutOfBounds => write!(f, "gemm: an operand view reaches past its data"),
             GemmError::OutputLen { expected, got } => write!(f, "gemm: C has {got} elements, expected {expected}"),
         }
@@ -311,7 +319,12 @@ where
     }
 }
 
-fn drive<T: Element, const MR: usize, const NV: usize, const NR: usize>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &mut [f32], t: &Tuning) {
+fn drive<T: Element, const MR: usize, const NV: usize, const NR: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut [f32],
+    t: &Tuning,
+) {
     const { assert!(NR == NV * LANES) };
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if m == 0 || n == 0 {
@@ -361,7 +374,8 @@ fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
                 let bpack: &mut [f32] = &mut wide::bytemuck::cast_slice_mut(&mut *bbuf)[..nc.div_ceil(nr) * nr * kc];
                 let pack_all_a = |s: usize, d: &mut [f32]| pack::pack_a::<T, MR>(a, s * MR, pc, kc, d);
                 let group = (nc.div_ceil(nr) / 4).clamp(1, B_GROUP);
-                let pack_all_b = |g: usize, d: &mut [f32]| pack::pack_b_group::<T, NR>(b, jc + g * group * nr, pc, kc, d);
+                let pack_all_b =
+                    |g: usize, d: &mut [f32]| pack::pack_b_group::<T, NR>(b, jc + g * group * nr, pc, kc, d);
                 if parallel {
                     rayon::join(
                         || for_chunks(true, apack, a_stride(kc), pack_all_a),

@@ -309,7 +309,13 @@ fn pack_b<T: Element, const NR: usize>(b: &MatRef<'_, T>, j0: usize, p0: usize, 
 /// Packs the consecutive B slivers, the first at column `j0`, that fill `dst` (whole
 /// `kc·NR` slivers). A row-major B is read row by row across all of them, one contiguous
 /// run per row, which streams far better than sliver by sliver (rows a stride apart).
-pub(super) fn pack_b_group<T: Element, const NR: usize>(b: &MatRef<'_, T>, j0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+pub(super) fn pack_b_group<T: Element, const NR: usize>(
+    b: &MatRef<'_, T>,
+    j0: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
     let size = kc * NR;
     if size == 0 {
         return;

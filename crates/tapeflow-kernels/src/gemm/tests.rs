@@ -158,7 +158,8 @@ fn gemm_f16_inputs() {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let a16: Vec<f16> = values(m * k, 9).iter().map(|&v| f16::from_f32(v)).collect();
             let b16: Vec<f16> = values(k * n, 10).iter().map(|&v| f16::from_f32(v)).collect();
-            let (a, b): (Vec<f32>, Vec<f32>) = (a16.iter().map(|v| v.to_f32()).collect(), b16.iter().map(|v| v.to_f32()).collect());
+            let (a, b): (Vec<f32>, Vec<f32>) =
+                (a16.iter().map(|v| v.to_f32()).collect(), b16.iter().map(|v| v.to_f32()).collect());
             let mut want = vec![0.0; m * n];
             reference::matmul_f32(&a, &b, &mut want, m, k, n, ta, tb);
             for t in [Tuning::DEFAULT, tiny(KernelShape::K14x32)] {
@@ -208,7 +209,8 @@ fn gemm_inline_and_rayon_paths_agree_bitwise() {
     let b = values(k * n, 32);
     let run = |inline_below: usize| -> Vec<u32> {
         let mut c = vec![f32::NAN; m * n];
-        gemm_tuned(view(&a, m, k, false), view(&b, k, n, true), &mut c, &Tuning { inline_below, ..Tuning::DEFAULT }).unwrap();
+        gemm_tuned(view(&a, m, k, false), view(&b, k, n, true), &mut c, &Tuning { inline_below, ..Tuning::DEFAULT })
+            .unwrap();
         c.iter().map(|v| v.to_bits()).collect()
     };
     assert_eq!(run(usize::MAX), run(0));
