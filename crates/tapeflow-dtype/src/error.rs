@@ -2,6 +2,7 @@
 
 use crate::dtype::DType;
 use crate::shape::Shape;
+use crate::tensor::Tensor;
 
 /// `Result<T, tapeflow::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -141,4 +142,29 @@ pub enum Error {
         "A non-persistent GradientTape can only be used to compute one set of gradients (or jacobians)"
     )]
     TapeReused,
+}
+
+impl Error {
+    /// [`Error::ShapeMismatch`] between two tensors, naming `op` and why.
+    pub fn shape_mismatch<R>(op: &'static str, lhs: &Tensor<R>, rhs: &Tensor<R>, reason: impl Into<String>) -> Self {
+        Error::ShapeMismatch {
+            op,
+            lhs: lhs.shape().clone(),
+            lhs_dtype: lhs.dtype(),
+            rhs: rhs.shape().clone(),
+            rhs_dtype: rhs.dtype(),
+            reason: reason.into(),
+        }
+    }
+
+    /// [`Error::DTypeMismatch`] between two tensors.
+    pub fn dtype_mismatch<R>(op: &'static str, lhs: &Tensor<R>, rhs: &Tensor<R>) -> Self {
+        Error::DTypeMismatch {
+            op,
+            lhs: lhs.shape().clone(),
+            lhs_dtype: lhs.dtype(),
+            rhs: rhs.shape().clone(),
+            rhs_dtype: rhs.dtype(),
+        }
+    }
 }

@@ -242,13 +242,7 @@ fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result
     if a.dtype() == b.dtype() {
         Ok(())
     } else {
-        Err(Error::DTypeMismatch {
-            op,
-            lhs: a.shape().clone(),
-            lhs_dtype: a.dtype(),
-            rhs: b.shape().clone(),
-            rhs_dtype: b.dtype(),
-        })
+        Err(Error::dtype_mismatch(op, a, b))
     }
 }
 

@@ -10,14 +10,8 @@ pub type Strides = SmallVec<[usize; 6]>;
 
 /// The NumPy/TensorFlow broadcast of two shapes (trailing dims aligned, 1 stretches).
 pub fn broadcast_shapes<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result<Shape> {
-    broadcast_dims(a.dims(), b.dims()).ok_or_else(|| Error::ShapeMismatch {
-        op,
-        lhs: a.shape().clone(),
-        lhs_dtype: a.dtype(),
-        rhs: b.shape().clone(),
-        rhs_dtype: b.dtype(),
-        reason: "they do not broadcast (trailing dimensions must be equal or 1)".into(),
-    })
+    broadcast_dims(a.dims(), b.dims())
+        .ok_or_else(|| Error::shape_mismatch(op, a, b, "they do not broadcast (trailing dimensions must be equal or 1)"))
 }
 
 /// The broadcast of two dimension lists, or `None` if they are incompatible.
@@ -208,25 +202,12 @@ pub fn concat<R>(values: &[&Tensor<R>], axis: isize) -> Result<Tensor<R>> {
     let mut total = 0;
     for v in values {
         if v.dtype() != first.dtype() {
-            return Err(Error::DTypeMismatch {
-                op: "concat",
-                lhs: first.shape().clone(),
-                lhs_dtype: first.dtype(),
-                rhs: v.shape().clone(),
-                rhs_dtype: v.dtype(),
-            });
+            return Err(Error::dtype_mismatch("concat", first, v));
         }
         let same_other_dims = v.rank() == first.rank()
             && v.dims().iter().zip(first.dims()).enumerate().all(|(i, (a, b))| i == resolved || a == b);
         if !same_other_dims {
-            return Err(Error::ShapeMismatch {
-                op: "concat",
-                lhs: first.shape().clone(),
-                lhs_dtype: first.dtype(),
-                rhs: v.shape().clone(),
-                rhs_dtype: v.dtype(),
-                reason: format!("all dimensions except axis {axis} must be equal"),
-            });
+            return Err(Error::shape_mismatch("concat", first, v, format!("all dimensions except axis {axis} must be equal")));
         }
         total += v.dims()[resolved];
     }

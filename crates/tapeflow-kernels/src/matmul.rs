@@ -14,22 +14,9 @@ use crate::reference;
 /// `tf.linalg.matmul(a, b, transpose_a, transpose_b)`: both operands of rank ≥ 2; the
 /// leading (batch) dimensions broadcast; the inner dimensions must agree.
 pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: bool) -> Result<Tensor<R>> {
-    let mismatch = |reason: String| Error::ShapeMismatch {
-        op: "matmul",
-        lhs: a.shape().clone(),
-        lhs_dtype: a.dtype(),
-        rhs: b.shape().clone(),
-        rhs_dtype: b.dtype(),
-        reason,
-    };
+    let mismatch = |reason: String| Error::shape_mismatch("matmul", a, b, reason);
     if a.dtype() != b.dtype() {
-        return Err(Error::DTypeMismatch {
-            op: "matmul",
-            lhs: a.shape().clone(),
-            lhs_dtype: a.dtype(),
-            rhs: b.shape().clone(),
-            rhs_dtype: b.dtype(),
-        });
+        return Err(Error::dtype_mismatch("matmul", a, b));
     }
     if a.rank() < 2 || b.rank() < 2 {
         return Err(mismatch("both operands must have rank 2 or more".into()));

@@ -69,14 +69,7 @@ fn check_labels<R>(op: &'static str, logits: &Tensor<R>, labels: &Tensor<R>) -> 
     float_only(op, logits)?;
     let shapes_ok = logits.rank() == 2 && labels.rank() == 1 && labels.dims()[0] == logits.dims()[0];
     if labels.dtype() != DType::I32 || !shapes_ok {
-        return Err(Error::ShapeMismatch {
-            op,
-            lhs: logits.shape().clone(),
-            lhs_dtype: logits.dtype(),
-            rhs: labels.shape().clone(),
-            rhs_dtype: labels.dtype(),
-            reason: "logits must be [N, C] float and labels [N] int32".into(),
-        });
+        return Err(Error::shape_mismatch(op, logits, labels, "logits must be [N, C] float and labels [N] int32"));
     }
     let classes = logits.dims()[1];
     labels

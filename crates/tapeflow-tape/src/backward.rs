@@ -84,14 +84,7 @@ impl Request {
                 }
                 for (t, s) in targets.iter().zip(seeds) {
                     if t.shape() != s.shape() || t.dtype() != s.dtype() {
-                        return Err(Error::ShapeMismatch {
-                            op: "gradient",
-                            lhs: t.shape().clone(),
-                            lhs_dtype: t.dtype(),
-                            rhs: s.shape().clone(),
-                            rhs_dtype: s.dtype(),
-                            reason: "an output gradient must have its target's shape and dtype".into(),
-                        });
+                        return Err(Error::shape_mismatch("gradient", t, s, "an output gradient must have its target's shape and dtype"));
                     }
                 }
                 seeds.clone()

@@ -122,18 +122,11 @@ impl Variable {
         let mut guard = self.value_write();
         let delta = delta.into_operand().resolve(guard.dtype(), op)?;
         if delta.dtype() != guard.dtype() {
-            return Err(mismatch_dtype(op, &guard, &delta));
+            return Err(Error::dtype_mismatch(op, &guard, &delta));
         }
         let fits = tapeflow_kernels::layout::broadcast_dims(guard.dims(), delta.dims()).is_some_and(|s| &s == guard.shape());
         if !fits {
-            return Err(Error::ShapeMismatch {
-                op,
-                lhs: guard.shape().clone(),
-                lhs_dtype: guard.dtype(),
-                rhs: delta.shape().clone(),
-                rhs_dtype: delta.dtype(),
-                reason: "the update must broadcast to the variable's fixed shape".into(),
-            });
+            return Err(Error::shape_mismatch(op, &guard, &delta, "the update must broadcast to the variable's fixed shape"));
         }
         // Updates are not differentiable (as in TensorFlow): computed with the kernel.
         let new = tapeflow_kernels::binary(kind, &guard, &delta)?;
@@ -150,29 +143,12 @@ impl Variable {
     }
 }
 
-fn mismatch_dtype(op: &'static str, current: &Tensor, new: &Tensor) -> Error {
-    Error::DTypeMismatch {
-        op,
-        lhs: current.shape().clone(),
-        lhs_dtype: current.dtype(),
-        rhs: new.shape().clone(),
-        rhs_dtype: new.dtype(),
-    }
-}
-
 fn check_same_kind(op: &'static str, current: &Tensor, new: &Tensor) -> Result<()> {
     if current.dtype() != new.dtype() {
-        return Err(mismatch_dtype(op, current, new));
+        return Err(Error::dtype_mismatch(op, current, new));
     }
     if current.shape() != new.shape() {
-        return Err(Error::ShapeMismatch {
-            op,
-            lhs: current.shape().clone(),
-            lhs_dtype: current.dtype(),
-            rhs: new.shape().clone(),
-            rhs_dtype: new.dtype(),
-            reason: "a variable's shape is fixed".into(),
-        });
+        return Err(Error::shape_mismatch(op, current, new, "a variable's shape is fixed"));
     }
     Ok(())
 }
