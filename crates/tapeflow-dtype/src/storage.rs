@@ -1,22 +1,25 @@
-//! 64-byte aligned, immutable element storage.
+//! Element storage: cache-line (64-byte) aligned beyond 64 bytes, inline below.
 
 use bytemuck::{Pod, Zeroable};
 
 use crate::dtype::{DType, Element};
 
-/// One cache line. Storage is a sequence of these, so every buffer starts on a 64-byte
-/// boundary and SIMD loads never split a cache line.
+/// One cache line. A heap buffer is a sequence of these, so it starts on a 64-byte boundary
+/// and SIMD loads never split a cache line.
 #[derive(Clone, Copy, Pod, Zeroable)]
 #[repr(C, align(64))]
 struct Line([u8; 64]);
 
 const LINE: usize = std::mem::size_of::<Line>();
 
-/// Data up to one cache line lives inline: a scalar tensor then costs exactly one
-/// allocation (its `Arc<Storage>`), which dominates the tape's per-op cost on scalar code.
+/// Data up to 64 bytes lives inline: a scalar tensor then costs exactly one allocation (its
+/// `Arc<Storage>`), which dominates the tape's per-op cost on scalar code. Inline data is
+/// only 4-byte aligned, on purpose: a 64-byte aligned `Arc` goes through the allocator's
+/// slow aligned path (measured: `_int_memalign` among the top costs of a scalar op), and
+/// data this small fits one vector load anyway. Larger buffers are cache-line aligned.
 #[derive(Clone)]
 enum Lines {
-    Inline(Line),
+    Inline([u32; 16]),
     Heap(Vec<Line>),
 }
 
@@ -84,7 +87,7 @@ impl Lines {
 
     fn zeroed(bytes: usize) -> Self {
         if bytes <= LINE {
-            Lines::Inline(Line::zeroed())
+            Lines::Inline([0; 16])
         } else {
             // alloc_zeroed: large buffers come as fresh zero pages, so no memset pass
             // precedes the kernel that fills them.
@@ -92,22 +95,23 @@ impl Lines {
         }
     }
 
-    fn as_lines(&self) -> &[Line] {
+    fn typed<T: Element>(&self) -> &[T] {
         match self {
-            Lines::Inline(line) => std::slice::from_ref(line),
-            Lines::Heap(lines) => lines,
+            Lines::Inline(words) => bytemuck::cast_slice(words),
+            Lines::Heap(lines) => bytemuck::cast_slice(lines),
         }
     }
 
-    fn as_lines_mut(&mut self) -> &mut [Line] {
+    fn typed_mut<T: Element>(&mut self) -> &mut [T] {
         match self {
-            Lines::Inline(line) => std::slice::from_mut(line),
-            Lines::Heap(lines) => lines,
+            Lines::Inline(words) => bytemuck::cast_slice_mut(words),
+            Lines::Heap(lines) => bytemuck::cast_slice_mut(lines),
         }
     }
 }
 
-/// A typed, 64-byte aligned buffer of `len` elements of one [`DType`].
+/// A typed buffer of `len` elements of one [`DType`]: 64-byte aligned when larger than 64
+/// bytes, inline (one allocation less) when smaller.
 #[derive(Clone)]
 pub struct Storage {
     lines: Lines,
@@ -160,14 +164,14 @@ impl Storage {
     /// The elements as `&[T]`, or `None` if `T` is not the buffer's dtype.
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
         (T::DTYPE == self.dtype).then(|| {
-            let all: &[T] = bytemuck::cast_slice(self.lines.as_lines());
+            let all: &[T] = self.lines.typed();
             &all[..self.len]
         })
     }
 
     fn typed_mut<T: Element>(&mut self) -> &mut [T] {
         let len = self.len;
-        let all: &mut [T] = bytemuck::cast_slice_mut(self.lines.as_lines_mut());
+        let all: &mut [T] = self.lines.typed_mut();
         &mut all[..len]
     }
 
@@ -180,7 +184,7 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        if let Lines::Heap(buffer) = std::mem::replace(&mut self.lines, Lines::Inline(Line::zeroed())) {
+        if let Lines::Heap(buffer) = std::mem::replace(&mut self.lines, Lines::Inline([0; 16])) {
             pool::give(buffer);
         }
     }
@@ -191,12 +195,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffers_are_cache_line_aligned() {
+    fn heap_buffers_are_cache_line_aligned() {
         for len in [0usize, 1, 15, 16, 17, 1000] {
             let s = Storage::from_fn::<f32>(len, |v| v.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32));
             let slice = s.as_slice::<f32>().unwrap();
             assert_eq!(slice.len(), len);
-            assert_eq!(slice.as_ptr() as usize % 64, 0);
+            if len > 16 {
+                assert_eq!(slice.as_ptr() as usize % 64, 0);
+            }
             assert!(slice.iter().enumerate().all(|(i, &x)| x == i as f32));
         }
     }
