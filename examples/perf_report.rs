@@ -128,7 +128,9 @@ fn main() -> Result<()> {
         let time = median_time(runs, f);
         rows.push(Row { workload: name, time, rate: flop / time.as_secs_f64() / 1e9, unit: "GFLOP/s", limit: peak });
     };
-    for (n, dtype) in [(256usize, DType::F32), (512, DType::F32), (1024, DType::F32), (2048, DType::F32), (512, DType::F16)] {
+    for (n, dtype) in
+        [(256usize, DType::F32), (512, DType::F32), (1024, DType::F32), (2048, DType::F32), (512, DType::F16)]
+    {
         let a = random(n * n, dtype).reshape([n as isize, n as isize])?;
         let b = random(n * n, dtype).reshape([n as isize, n as isize])?;
         let reps = if n >= 2048 { runs.min(5) } else { runs };
@@ -146,7 +148,13 @@ fn main() -> Result<()> {
         }
         let time = median_time(runs, f);
         let gbs = bytes_per_elem * n as f64 / time.as_secs_f64() / 1e9;
-        rows.push(Row { workload: format!("{name} ({} M elements)", n >> 20), time, rate: gbs, unit: "GB/s", limit: triad });
+        rows.push(Row {
+            workload: format!("{name} ({} M elements)", n >> 20),
+            time,
+            rate: gbs,
+            unit: "GB/s",
+            limit: triad,
+        });
     };
     for n in [4usize << 20, 64 << 20] {
         let (x, y) = (random(n, DType::F32), random(n, DType::F32));
@@ -211,7 +219,9 @@ fn main() -> Result<()> {
         black_box(mlp.hessian_vector_product());
     });
     // Backward alone: each run records a fresh forward pass outside the timed part.
-    for (name, sequential) in [("tape: 16 chains, backward parallel", false), ("tape: 16 chains, backward sequential", true)] {
+    for (name, sequential) in
+        [("tape: 16 chains, backward parallel", false), ("tape: 16 chains, backward sequential", true)]
+    {
         if !wanted(name) {
             continue;
         }
@@ -224,13 +234,20 @@ fn main() -> Result<()> {
             })
             .collect();
         times.sort();
-        rows.push(Row { workload: name.to_string(), time: times[times.len() / 2], rate: 0.0, unit: "tape", limit: 0.0 });
+        rows.push(Row {
+            workload: name.to_string(),
+            time: times[times.len() / 2],
+            rate: 0.0,
+            unit: "tape",
+            limit: 0.0,
+        });
     }
     print_table(&rows);
 
     println!("\nelement rates (G elements/s): ");
     for r in rows.iter().filter(|r| r.unit == "GB/s") {
-        let n: f64 = r.workload.split('(').nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        let n: f64 =
+            r.workload.split('(').nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or(0.0);
         println!("  {}: {:.2}", r.workload, n * (1u64 << 20) as f64 / r.time.as_secs_f64() / 1e9);
     }
     Ok(())

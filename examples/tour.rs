@@ -15,7 +15,9 @@ fn show(gradient: Option<Tensor>) -> String {
 fn main() -> Result<()> {
     // TensorFlow's warnings come through `log`; print them the way TF's logger does.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format(|buf, record| writeln!(buf, "{}:tapeflow:{}", record.level().as_str().replace("WARN", "WARNING"), record.args()))
+        .format(|buf, record| {
+            writeln!(buf, "{}:tapeflow:{}", record.level().as_str().replace("WARN", "WARNING"), record.args())
+        })
         .init();
 
     println!("# 1. A variable");

@@ -21,9 +21,8 @@
 
 pub use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, TensorId, f16};
 pub use tapeflow_tape::{
-    Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Tensor,
-    TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, concat, constant, ops,
-    stop_gradient,
+    Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Tensor, TensorMath,
+    UnconnectedGradients, Variable, VariableBuilder, Watchable, concat, constant, ops, stop_gradient,
 };
 
 // The README's examples run as doctests.

@@ -2,13 +2,13 @@
 //! assertion in it must hold.
 
 use tapeflow::prelude::*; // Tensor, Variable, GradientTape, DType, Shape, Error, Result,
-                          // UnconnectedGradients, GradientOptions, constant, stop_gradient, f16
+// UnconnectedGradients, GradientOptions, constant, stop_gradient, f16
 
 fn tour() -> Result<()> {
     // Tensors: constant() maps Rust literals like TensorFlow maps Python ones.
-    let c = constant(3.0);                         // float32 scalar
-    let i = constant(30);                          // int32 scalar
-    let v = constant([1.0, 2.0, 3.0]);             // float32, shape (3,)
+    let c = constant(3.0); // float32 scalar
+    let i = constant(30); // int32 scalar
+    let v = constant([1.0, 2.0, 3.0]); // float32, shape (3,)
     let m = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2])?;
     let h = Tensor::from_vec(vec![f16::from_f32(1.5); 4], [4])?; // float16
     let z = Tensor::zeros([2, 3], DType::F32);
@@ -31,13 +31,13 @@ fn tour() -> Result<()> {
     let y = (m.matmul(&m)? * 2.0 + &m)?;
     let wv = Variable::new(Tensor::zeros([2, 2], DType::F32));
     let _ = (m.matmul(&wv)?, (&wv * &m)?, (2.0 - &wv)?, -&m);
-    let s = y.sum_all()?;                          // also: sum(axes, keepdims), mean, max
+    let s = y.sum_all()?; // also: sum(axes, keepdims), mean, max
     let _ = (s, v.pow(2.0)?, v.exp()?, m.transpose(&[1, 0])?, m.reshape([4])?);
 
     // Variables
-    let x = Variable::new(20.0);                   // float32, trainable, named "Variable:0"
-    println!("{x}");                               // <Variable 'Variable:0' shape=() dtype=float32, value=20.0>
-    let xi = Variable::new(30);                    // int32
+    let x = Variable::new(20.0); // float32, trainable, named "Variable:0"
+    println!("{x}"); // <Variable 'Variable:0' shape=() dtype=float32, value=20.0>
+    let xi = Variable::new(30); // int32
     let xf = Variable::with_dtype(30, DType::F32)?; // like tf.Variable(30, dtype=tf.float32)
     let frozen = Variable::builder(5.0).trainable(false).name("frozen").build()?;
     assert!(!frozen.trainable());
@@ -45,16 +45,19 @@ fn tour() -> Result<()> {
 
     // The `with tf.GradientTape() as tape:` block is a closure passed to record().
     let tape = GradientTape::new();
-    let y = tape.record(|| x.pow(2.0))?;           // record() returns what the closure returns
+    let y = tape.record(|| x.pow(2.0))?; // record() returns what the closure returns
     let dy_dx: Option<Tensor> = tape.gradient(&y, &x)?;
     assert_eq!(dy_dx.unwrap().to_scalar::<f32>()?, 40.0);
-    assert!(tape.gradient(&y, &x).is_err());       // non-persistent: one set of gradients only
+    assert!(tape.gradient(&y, &x).is_err()); // non-persistent: one set of gradients only
 
     // Watching a constant, options as builder methods.
     let tape = GradientTape::new().persistent(true).watch_accessed_variables(false);
-    let y = tape.record(|| { tape.watch(&c); c.pow(2.0) })?;
+    let y = tape.record(|| {
+        tape.watch(&c);
+        c.pow(2.0)
+    })?;
     assert_eq!(tape.gradient(&y, &c)?.unwrap().to_scalar::<f32>()?, 6.0);
-    assert!(tape.gradient(&y, &x)?.is_none());     // x was never accessed on this tape
+    assert!(tape.gradient(&y, &x)?.is_none()); // x was never accessed on this tape
 
     // Several targets and sources; targets are summed, one result per source.
     let (x0, x1) = (Variable::new(5.0), Variable::new(10.0));
@@ -64,10 +67,8 @@ fn tour() -> Result<()> {
     assert_eq!(gs.len(), 2);
 
     // Options: output gradients (VJP seeds) and unconnected gradients as zeros.
-    let opts = GradientOptions::default()
-        .output_gradients(vec![constant(2.0)])
-        .unconnected(UnconnectedGradients::Zero);
-    let g = tape.gradient_with(&y0, &x1, opts)?;   // zeros of x1's shape, not None
+    let opts = GradientOptions::default().output_gradients(vec![constant(2.0)]).unconnected(UnconnectedGradients::Zero);
+    let g = tape.gradient_with(&y0, &x1, opts)?; // zeros of x1's shape, not None
     assert_eq!(g.unwrap().to_scalar::<f32>()?, 0.0);
 
     // Higher order: nest tapes; the inner gradient is recorded by the outer tape.
@@ -84,7 +85,7 @@ fn tour() -> Result<()> {
     let w = Variable::new([1.0, 2.0]);
     let tape = GradientTape::new().persistent(true);
     let y = tape.record(|| w.pow(2.0))?;
-    let j = tape.jacobian(&y, &w)?.unwrap();       // shape (2, 2): [[2, 0], [0, 4]]
+    let j = tape.jacobian(&y, &w)?.unwrap(); // shape (2, 2): [[2, 0], [0, 4]]
     assert_eq!(j.dims(), &[2, 2]);
     let xb = Variable::new(Tensor::from_vec(vec![1.0f32; 6], [3, 2])?);
     let yb = tape.record(|| xb.tanh())?;

@@ -5,11 +5,12 @@ use tapeflow::prelude::*;
 /// d sum(f(x)) / dx for a watched constant x.
 fn grad_of(x: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Vec<f32> {
     let tape = GradientTape::new();
-    let y = tape.record(|| {
-        tape.watch(x);
-        f(x)
-    })
-    .unwrap();
+    let y = tape
+        .record(|| {
+            tape.watch(x);
+            f(x)
+        })
+        .unwrap();
     tape.gradient(&y, x).unwrap().expect("connected").to_vec::<f32>().unwrap()
 }
 

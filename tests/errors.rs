@@ -99,7 +99,10 @@ fn int32_unsupported_ops_and_values_are_errors() {
 #[test]
 fn cross_entropy_labels_out_of_range_are_errors() {
     let logits = matrix(2, 3);
-    assert_mentions(logits.sparse_softmax_cross_entropy(constant([0, 3])).unwrap_err(), &["sparse_softmax_cross_entropy", "label 3"]);
+    assert_mentions(
+        logits.sparse_softmax_cross_entropy(constant([0, 3])).unwrap_err(),
+        &["sparse_softmax_cross_entropy", "label 3"],
+    );
     assert!(logits.sparse_softmax_cross_entropy(constant([0, -1])).is_err());
     assert!(logits.sparse_softmax_cross_entropy(constant([0])).is_err());
     assert!(logits.sparse_softmax_cross_entropy(constant([0.0, 1.0])).is_err());

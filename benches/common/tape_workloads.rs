@@ -42,7 +42,10 @@ pub struct Chains {
 
 impl Chains {
     pub fn new() -> Self {
-        Chains { x: matrix(64, 64, 0, 0.5), weights: (1..=16).map(|s| Variable::new(matrix(64, 64, s, 0.05))).collect() }
+        Chains {
+            x: matrix(64, 64, 0, 0.5),
+            weights: (1..=16).map(|s| Variable::new(matrix(64, 64, s, 0.05))).collect(),
+        }
     }
 
     /// The forward pass, recorded on a fresh tape.
@@ -68,7 +71,8 @@ impl Chains {
     /// The backward pass: gradients of all 16 weights; `sequential` forces the
     /// one-op-at-a-time schedule.
     pub fn backward(&self, tape: &GradientTape, outputs: &[Tensor], sequential: bool) -> Vec<Option<Tensor>> {
-        tape.gradients_with(outputs, &self.weights, GradientOptions::default().sequential(sequential)).expect("one gradient")
+        tape.gradients_with(outputs, &self.weights, GradientOptions::default().sequential(sequential))
+            .expect("one gradient")
     }
 
     /// Forward and backward.

@@ -55,9 +55,7 @@ mod sealed {
 /// A Rust type that can be a tensor element: `f32`, `half::f16` or `i32`.
 ///
 /// Sealed: tapeflow's kernels are written for exactly these three types.
-pub trait Element:
-    sealed::Sealed + bytemuck::Pod + Copy + PartialEq + fmt::Debug + Send + Sync + 'static
-{
+pub trait Element: sealed::Sealed + bytemuck::Pod + Copy + PartialEq + fmt::Debug + Send + Sync + 'static {
     /// The dtype of this element type.
     const DTYPE: DType;
     /// Zero of the type.
@@ -112,11 +110,7 @@ impl Element for i32 {
 /// NaN and values outside the i32 range give `i32::MIN`.
 pub(crate) fn float_to_i32(value: f64) -> i32 {
     let t = value.trunc();
-    if value.is_nan() || t < f64::from(i32::MIN) || t > f64::from(i32::MAX) {
-        i32::MIN
-    } else {
-        t as i32
-    }
+    if value.is_nan() || t < f64::from(i32::MIN) || t > f64::from(i32::MAX) { i32::MIN } else { t as i32 }
 }
 
 #[cfg(test)]

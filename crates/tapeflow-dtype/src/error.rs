@@ -138,9 +138,7 @@ pub enum Error {
         reason: String,
     },
     /// A second `gradient`/`jacobian` call on a non-persistent tape (TensorFlow's message).
-    #[error(
-        "A non-persistent GradientTape can only be used to compute one set of gradients (or jacobians)"
-    )]
+    #[error("A non-persistent GradientTape can only be used to compute one set of gradients (or jacobians)")]
     TapeReused,
 }
 

@@ -47,7 +47,12 @@ pub trait Runtime: Sized + 'static {
     fn neg(x: &Tensor<Self>) -> Result<Tensor<Self>>;
 }
 
-fn with_literal<R: Runtime, L: Literal>(op: ArithOp, tensor: &Tensor<R>, literal: L, literal_first: bool) -> Result<Tensor<R>> {
+fn with_literal<R: Runtime, L: Literal>(
+    op: ArithOp,
+    tensor: &Tensor<R>,
+    literal: L,
+    literal_first: bool,
+) -> Result<Tensor<R>> {
     let other = literal.literal().to_tensor(tensor.dtype(), op.name())?;
     if literal_first { R::arith(op, &other, tensor) } else { R::arith(op, tensor, &other) }
 }

@@ -211,7 +211,8 @@ mod tests {
     fn recycled_buffers_are_fully_overwritten() {
         let first = Storage::from_fn::<f32>(100_000, |v| v.fill(7.0));
         drop(first);
-        let second = Storage::for_overwrite::<f32>(100_000, |v| v.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32));
+        let second =
+            Storage::for_overwrite::<f32>(100_000, |v| v.iter_mut().enumerate().for_each(|(i, x)| *x = i as f32));
         assert!(second.as_slice::<f32>().unwrap().iter().enumerate().all(|(i, &x)| x == i as f32));
         // from_fn still hands out zeros, recycled or not
         drop(second);

@@ -55,9 +55,7 @@ impl<R> Tensor<R> {
 
     fn from_shared_storage(storage: Arc<Storage>, shape: Shape) -> Result<Self> {
         match shape.checked_num_elements() {
-            Some(n) if n == storage.len() => {
-                Ok(Tensor { storage, shape, id: TensorId::fresh(), runtime: PhantomData })
-            }
+            Some(n) if n == storage.len() => Ok(Tensor { storage, shape, id: TensorId::fresh(), runtime: PhantomData }),
             expected => Err(Error::DataLength {
                 op: "from_storage",
                 len: storage.len(),
@@ -250,12 +248,12 @@ impl<R> Tensor<R> {
         }
         let n = self.num_elements();
         let storage = match (self.dtype(), dtype) {
-            (DType::F32, DType::F16) => {
-                Storage::for_overwrite::<f16>(n, |out| half::slice::HalfFloatSliceExt::convert_from_f32_slice(out, self.typed::<f32>()))
-            }
-            (DType::F16, DType::F32) => {
-                Storage::for_overwrite::<f32>(n, |out| half::slice::HalfFloatSliceExt::convert_to_f32_slice(self.typed::<f16>(), out))
-            }
+            (DType::F32, DType::F16) => Storage::for_overwrite::<f16>(n, |out| {
+                half::slice::HalfFloatSliceExt::convert_from_f32_slice(out, self.typed::<f32>())
+            }),
+            (DType::F16, DType::F32) => Storage::for_overwrite::<f32>(n, |out| {
+                half::slice::HalfFloatSliceExt::convert_to_f32_slice(self.typed::<f16>(), out)
+            }),
             (DType::F32, DType::I32) => Storage::for_overwrite::<i32>(n, |out| {
                 out.iter_mut().zip(self.typed::<f32>()).for_each(|(o, &v)| *o = float_to_i32(f64::from(v)))
             }),

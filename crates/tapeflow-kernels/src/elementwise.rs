@@ -239,11 +239,7 @@ fn unary_float<T: FloatIo>(op: UnaryOp, src: &[T]) -> Storage {
 }
 
 fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result<()> {
-    if a.dtype() == b.dtype() {
-        Ok(())
-    } else {
-        Err(Error::dtype_mismatch(op, a, b))
-    }
+    if a.dtype() == b.dtype() { Ok(()) } else { Err(Error::dtype_mismatch(op, a, b)) }
 }
 
 /// `op(a, b)` with NumPy broadcasting; both operands must share a dtype. int32 `div` by
@@ -290,8 +286,14 @@ fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T]
         for_each_chunk(dst, op.cost(), |start, chunk| {
             plan.for_each_run(start, chunk, |a_run, b_run, out| {
                 if let Some(o) = T::as_f32_mut(out) {
-                    let p = a_run.map_or_else(|i| Operand::Splat(x[i].to_f32()), |r| Operand::Run(T::as_f32(&x[r]).unwrap_or(&[])));
-                    let q = b_run.map_or_else(|i| Operand::Splat(y[i].to_f32()), |r| Operand::Run(T::as_f32(&y[r]).unwrap_or(&[])));
+                    let p = a_run.map_or_else(
+                        |i| Operand::Splat(x[i].to_f32()),
+                        |r| Operand::Run(T::as_f32(&x[r]).unwrap_or(&[])),
+                    );
+                    let q = b_run.map_or_else(
+                        |i| Operand::Splat(y[i].to_f32()),
+                        |r| Operand::Run(T::as_f32(&y[r]).unwrap_or(&[])),
+                    );
                     simd::binary_f32(op, p, q, o);
                     return;
                 }
@@ -336,7 +338,12 @@ impl BroadcastPlan {
     /// The allocation-free plan of the common cases: equal shapes, or one operand a single
     /// element (a scalar) of no higher rank. `None` otherwise.
     pub(crate) fn trivial<R>(a: &Tensor<R>, b: &Tensor<R>) -> Option<(Shape, Self)> {
-        let plan = |n: usize, contiguous: [bool; 2]| BroadcastPlan { inner: n, outer_dims: Vec::new(), strides: [Vec::new(), Vec::new()], contiguous };
+        let plan = |n: usize, contiguous: [bool; 2]| BroadcastPlan {
+            inner: n,
+            outer_dims: Vec::new(),
+            strides: [Vec::new(), Vec::new()],
+            contiguous,
+        };
         if a.shape() == b.shape() {
             Some((a.shape().clone(), plan(a.num_elements(), [true, true])))
         } else if b.num_elements() == 1 && b.rank() <= a.rank() {
@@ -362,9 +369,7 @@ impl BroadcastPlan {
         let mut split = rank;
         while split > 0 {
             let d = split - 1;
-            let fits = (0..2).all(|k| {
-                out[d] == 1 || kinds[k].is_none_or(|contig| contig == (dims[k][d] == out[d]))
-            });
+            let fits = (0..2).all(|k| out[d] == 1 || kinds[k].is_none_or(|contig| contig == (dims[k][d] == out[d])));
             if !fits {
                 break;
             }
@@ -405,7 +410,11 @@ impl BroadcastPlan {
         &self,
         start: usize,
         chunk: &mut [T],
-        mut f: impl FnMut(std::result::Result<std::ops::Range<usize>, usize>, std::result::Result<std::ops::Range<usize>, usize>, &mut [T]),
+        mut f: impl FnMut(
+            std::result::Result<std::ops::Range<usize>, usize>,
+            std::result::Result<std::ops::Range<usize>, usize>,
+            &mut [T],
+        ),
     ) {
         if self.inner == 0 {
             return;
@@ -463,7 +472,13 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         broadcast_strides(b.dims(), out.dims()),
     ];
     let strides = [&strides[0][..], &strides[1][..], &strides[2][..]];
-    fn run<T: tapeflow_dtype::Element>(out: &Shape, strides: [&[usize]; 3], truth: &[bool], x: &[T], y: &[T]) -> Storage {
+    fn run<T: tapeflow_dtype::Element>(
+        out: &Shape,
+        strides: [&[usize]; 3],
+        truth: &[bool],
+        x: &[T],
+        y: &[T],
+    ) -> Storage {
         Storage::for_overwrite::<T>(out.num_elements(), |dst| {
             for_each_strided(out.dims(), strides, |o, [c, i, j]| dst[o] = if truth[c] { x[i] } else { y[j] });
         })

@@ -10,8 +10,9 @@ pub type Strides = SmallVec<[usize; 6]>;
 
 /// The NumPy/TensorFlow broadcast of two shapes (trailing dims aligned, 1 stretches).
 pub fn broadcast_shapes<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result<Shape> {
-    broadcast_dims(a.dims(), b.dims())
-        .ok_or_else(|| Error::shape_mismatch(op, a, b, "they do not broadcast (trailing dimensions must be equal or 1)"))
+    broadcast_dims(a.dims(), b.dims()).ok_or_else(|| {
+        Error::shape_mismatch(op, a, b, "they do not broadcast (trailing dimensions must be equal or 1)")
+    })
 }
 
 /// The broadcast of two dimension lists, or `None` if they are incompatible.
@@ -164,8 +165,7 @@ pub fn transpose<R>(x: &Tensor<R>, perm: &[usize]) -> Result<Tensor<R>> {
 /// `tf.broadcast_to`: the target must have at least `x`'s rank, and each of `x`'s
 /// trailing dimensions must equal the target's or be 1.
 pub fn broadcast_to<R>(x: &Tensor<R>, shape: &Shape) -> Result<Tensor<R>> {
-    let fits = shape.rank() >= x.rank()
-        && broadcast_dims(x.dims(), shape.dims()).is_some_and(|s| &s == shape);
+    let fits = shape.rank() >= x.rank() && broadcast_dims(x.dims(), shape.dims()).is_some_and(|s| &s == shape);
     if !fits {
         return Err(Error::InvalidShape {
             op: "broadcast_to",
@@ -207,7 +207,12 @@ pub fn concat<R>(values: &[&Tensor<R>], axis: isize) -> Result<Tensor<R>> {
         let same_other_dims = v.rank() == first.rank()
             && v.dims().iter().zip(first.dims()).enumerate().all(|(i, (a, b))| i == resolved || a == b);
         if !same_other_dims {
-            return Err(Error::shape_mismatch("concat", first, v, format!("all dimensions except axis {axis} must be equal")));
+            return Err(Error::shape_mismatch(
+                "concat",
+                first,
+                v,
+                format!("all dimensions except axis {axis} must be equal"),
+            ));
         }
         total += v.dims()[resolved];
     }
@@ -215,8 +220,15 @@ pub fn concat<R>(values: &[&Tensor<R>], axis: isize) -> Result<Tensor<R>> {
     out_dims[resolved] = total;
     let (outer, _, inner) = split_at_axis(&out_dims, resolved);
 
-    fn run<R, T: Element>(values: &[&Tensor<R>], outer: usize, inner: usize, axis: usize, total: usize) -> Result<Storage> {
-        let parts = values.iter().map(|v| Ok((v.as_slice::<T>()?, v.dims()[axis] * inner))).collect::<Result<Vec<_>>>()?;
+    fn run<R, T: Element>(
+        values: &[&Tensor<R>],
+        outer: usize,
+        inner: usize,
+        axis: usize,
+        total: usize,
+    ) -> Result<Storage> {
+        let parts =
+            values.iter().map(|v| Ok((v.as_slice::<T>()?, v.dims()[axis] * inner))).collect::<Result<Vec<_>>>()?;
         Ok(Storage::for_overwrite::<T>(outer * total * inner, |dst| {
             let mut pos = 0;
             for o in 0..outer {
@@ -247,7 +259,12 @@ pub fn slice_axis<R>(x: &Tensor<R>, axis: isize, start: usize, len: usize) -> Re
     if start.checked_add(len).is_none_or(|end| end > length) {
         return Err(Error::InvalidArgument {
             op: "slice",
-            reason: format!("range {start}..{} is outside axis {axis} of shape {} {}", start.saturating_add(len), x.shape(), x.dtype()),
+            reason: format!(
+                "range {start}..{} is outside axis {axis} of shape {} {}",
+                start.saturating_add(len),
+                x.shape(),
+                x.dtype()
+            ),
         });
     }
     let mut out_dims = x.dims().to_vec();

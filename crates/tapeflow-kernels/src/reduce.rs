@@ -52,7 +52,12 @@ pub fn resolve_axes<R>(op: &'static str, x: &Tensor<R>, axes: Option<&[isize]>) 
 /// f32 accumulators (float16 is widened to f32 first); int32 sums wrap.
 pub fn reduce<R>(op: ReduceOp, x: &Tensor<R>, axes: &[usize], keepdims: bool) -> Result<Tensor<R>> {
     if let Some(&axis) = axes.iter().find(|&&a| a >= x.rank()) {
-        return Err(Error::InvalidAxis { op: op.name(), axis: axis as isize, shape: x.shape().clone(), dtype: x.dtype() });
+        return Err(Error::InvalidAxis {
+            op: op.name(),
+            axis: axis as isize,
+            shape: x.shape().clone(),
+            dtype: x.dtype(),
+        });
     }
     let kept: Vec<usize> = x.dims().iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
     let out_shape = if keepdims {
@@ -147,7 +152,9 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
     if src.is_empty() {
         return acc;
     }
-    let combine = |a: f32, b: f32| if op == ReduceOp::Max { crate::reference::binary_f32(crate::BinaryOp::Maximum, a, b) } else { a + b };
+    let combine = |a: f32, b: f32| {
+        if op == ReduceOp::Max { crate::reference::binary_f32(crate::BinaryOp::Maximum, a, b) } else { a + b }
+    };
     let fold = |run: &[f32]| if op == ReduceOp::Max { simd::max_f32(run) } else { simd::sum_f32(run) };
     match groups.groups.as_slice() {
         // Everything into one number: partial results per fixed chunk, combined in order.
@@ -243,12 +250,15 @@ mod property_tests {
     type T = Tensor<()>;
 
     fn case() -> impl Strategy<Value = (Vec<usize>, Vec<f32>, Vec<usize>)> {
-        prop::collection::vec(prop::sample::select(vec![0usize, 1, 2, 3, 15, 16, 17, 33]), 0..4)
-            .prop_flat_map(|dims| {
-                let n: usize = dims.iter().product();
-                let rank = dims.len();
-                (Just(dims), prop::collection::vec(-10.0f32..10.0, n), prop::sample::subsequence((0..rank).collect::<Vec<_>>(), 0..=rank))
-            })
+        prop::collection::vec(prop::sample::select(vec![0usize, 1, 2, 3, 15, 16, 17, 33]), 0..4).prop_flat_map(|dims| {
+            let n: usize = dims.iter().product();
+            let rank = dims.len();
+            (
+                Just(dims),
+                prop::collection::vec(-10.0f32..10.0, n),
+                prop::sample::subsequence((0..rank).collect::<Vec<_>>(), 0..=rank),
+            )
+        })
     }
 
     proptest! {

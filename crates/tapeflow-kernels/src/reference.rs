@@ -111,7 +111,13 @@ pub fn binary_i32(op: BinaryOp, a: i32, b: i32) -> i32 {
         BinaryOp::Add => a.wrapping_add(b),
         BinaryOp::Sub => a.wrapping_sub(b),
         BinaryOp::Mul => a.wrapping_mul(b),
-        BinaryOp::Div => if b == 0 { 0 } else { a.wrapping_div(b) },
+        BinaryOp::Div => {
+            if b == 0 {
+                0
+            } else {
+                a.wrapping_div(b)
+            }
+        }
         BinaryOp::Pow => u32::try_from(b).map_or(0, |e| a.wrapping_pow(e)),
         BinaryOp::Maximum => a.max(b),
         BinaryOp::Minimum => a.min(b),
@@ -126,7 +132,16 @@ pub fn binary_i32(op: BinaryOp, a: i32, b: i32) -> i32 {
 /// Row-major `c[m×n] = op(a)[m×k] · op(b)[k×n]` for one matrix pair, accumulating in f32
 /// in k order. `a` is `m×k` (or `k×m` when `transpose_a`), `b` is `k×n` (or `n×k`).
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_f32(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: usize, transpose_a: bool, transpose_b: bool) {
+pub fn matmul_f32(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    transpose_a: bool,
+    transpose_b: bool,
+) {
     c.fill(0.0);
     for i in 0..m {
         let row = &mut c[i * n..(i + 1) * n];
@@ -148,7 +163,16 @@ pub fn matmul_f32(a: &[f32], b: &[f32], c: &mut [f32], m: usize, k: usize, n: us
 
 /// The int32 form of [`matmul_f32`], wrapping.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_i32(a: &[i32], b: &[i32], c: &mut [i32], m: usize, k: usize, n: usize, transpose_a: bool, transpose_b: bool) {
+pub fn matmul_i32(
+    a: &[i32],
+    b: &[i32],
+    c: &mut [i32],
+    m: usize,
+    k: usize,
+    n: usize,
+    transpose_a: bool,
+    transpose_b: bool,
+) {
     c.fill(0);
     for i in 0..m {
         for p in 0..k {
@@ -173,7 +197,13 @@ pub fn reduce_f64(sum_or_max: bool, src: &[f64], dims: &[usize], axes: &[usize])
         for (d, &i) in index.iter().enumerate() {
             o = o * kept[d] + if axes.contains(&d) { 0 } else { i };
         }
-        out[o] = if sum_or_max { out[o] + v } else if v.is_nan() || out[o].is_nan() { f64::NAN } else { out[o].max(v) };
+        out[o] = if sum_or_max {
+            out[o] + v
+        } else if v.is_nan() || out[o].is_nan() {
+            f64::NAN
+        } else {
+            out[o].max(v)
+        };
         for d in (0..dims.len()).rev() {
             index[d] += 1;
             if index[d] < dims[d] {

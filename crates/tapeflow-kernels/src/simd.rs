@@ -413,7 +413,10 @@ mod tests {
             let r = reference::unary_f32(op, x);
             let (exact, bound) = exact_and_bound(op, f64::from(x));
             if bound == 0.0 || exact.is_nan() && r.is_nan() && !x.is_nan() {
-                prop_assert!(y.to_bits() == r.to_bits() || (y.is_nan() && r.is_nan()), "{op:?}({x}) = {y}, reference {r}");
+                prop_assert!(
+                    y.to_bits() == r.to_bits() || (y.is_nan() && r.is_nan()),
+                    "{op:?}({x}) = {y}, reference {r}"
+                );
             } else {
                 let e = ulps(y, exact);
                 prop_assert!(e <= bound, "{op:?}({x}) = {y}, exact {exact}: {e} ulp > {bound}");

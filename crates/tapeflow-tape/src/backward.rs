@@ -84,7 +84,12 @@ impl Request {
                 }
                 for (t, s) in targets.iter().zip(seeds) {
                     if t.shape() != s.shape() || t.dtype() != s.dtype() {
-                        return Err(Error::shape_mismatch("gradient", t, s, "an output gradient must have its target's shape and dtype"));
+                        return Err(Error::shape_mismatch(
+                            "gradient",
+                            t,
+                            s,
+                            "an output gradient must have its target's shape and dtype",
+                        ));
                     }
                 }
                 seeds.clone()
@@ -204,7 +209,8 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
     let parallel = !request.sequential && !crate::context::records_on_this_thread();
 
     // The first wave: live ops whose output nothing live consumes.
-    let mut wave: Vec<usize> = (0..entries.len()).filter(|&i| live[i] && !pending.contains_key(&entries[i].output)).collect();
+    let mut wave: Vec<usize> =
+        (0..entries.len()).filter(|&i| live[i] && !pending.contains_key(&entries[i].output)).collect();
     while !wave.is_empty() {
         wave.sort_unstable_by(|a, b| b.cmp(a));
         let mut jobs = Vec::with_capacity(wave.len());
@@ -215,7 +221,9 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
         }
         let expensive = jobs
             .iter()
-            .filter(|(_, parts, _)| parts.as_ref().and_then(|p| p.first()).is_some_and(|g| g.num_elements() >= PARALLEL_MIN_ELEMENTS))
+            .filter(|(_, parts, _)| {
+                parts.as_ref().and_then(|p| p.first()).is_some_and(|g| g.num_elements() >= PARALLEL_MIN_ELEMENTS)
+            })
             .count();
         let run_one = |(i, parts, needs): (usize, Option<Vec<Tensor>>, Vec<bool>)| -> Result<(usize, Option<Tensor>, Vec<Option<Tensor>>)> {
             match sum_in_order(parts)? {
@@ -272,7 +280,8 @@ pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<T
         .collect();
     let unconnected = request.unconnected;
     let expensive = finals.iter().filter(|(_, p)| p.as_ref().is_some_and(|p| p.len() > 1)).count();
-    let sums: Vec<Result<Option<Tensor>>> = map_maybe_parallel(finals, parallel && expensive >= 2, |(_, parts)| sum_in_order(parts));
+    let sums: Vec<Result<Option<Tensor>>> =
+        map_maybe_parallel(finals, parallel && expensive >= 2, |(_, parts)| sum_in_order(parts));
     let sums: Vec<Option<Tensor>> = sums.into_iter().collect::<Result<_>>()?;
     Ok(request
         .sources

@@ -133,18 +133,20 @@ pub(crate) fn record(inputs: &[&Tensor], output: &Tensor, make_backward: impl Fn
     let mut make = Some(make_backward);
     // Neither locking a tape nor building the rule touches the active list, so it stays
     // borrowed for the loop instead of being copied.
-    ACTIVE.with(|active| for tape in active.borrow().iter() {
-        let mut state = tape.state();
-        if ids.iter().any(|id| state.tracked.contains(id)) {
-            let rule = match &backward {
-                Some(b) => Arc::clone(b),
-                None => {
-                    let Some(make) = make.take() else { continue };
-                    Arc::clone(backward.insert(make()))
-                }
-            };
-            state.tracked.insert(output.id());
-            state.entries.push(Entry { inputs: ids.clone(), output: output.id(), backward: rule });
+    ACTIVE.with(|active| {
+        for tape in active.borrow().iter() {
+            let mut state = tape.state();
+            if ids.iter().any(|id| state.tracked.contains(id)) {
+                let rule = match &backward {
+                    Some(b) => Arc::clone(b),
+                    None => {
+                        let Some(make) = make.take() else { continue };
+                        Arc::clone(backward.insert(make()))
+                    }
+                };
+                state.tracked.insert(output.id());
+                state.entries.push(Entry { inputs: ids.clone(), output: output.id(), backward: rule });
+            }
         }
     });
 }
@@ -168,7 +170,11 @@ pub(crate) fn read_variable(variable: &Variable, value: Tensor) -> Tensor {
         if state.tracked.contains(&handle) {
             let out = read.get_or_insert_with(|| value.with_new_id());
             state.tracked.insert(out.id());
-            state.entries.push(Entry { inputs: SmallVec::from_slice(&[handle]), output: out.id(), backward: identity() });
+            state.entries.push(Entry {
+                inputs: SmallVec::from_slice(&[handle]),
+                output: out.id(),
+                backward: identity(),
+            });
         }
     }
     read.unwrap_or(value)

@@ -44,7 +44,13 @@ fn seed(shape: &Shape, dtype: DType, ones: impl Iterator<Item = usize>) -> Resul
 
 /// Runs one backward pass per seed; rows run in parallel on rayon when no tape records on
 /// this thread (a recording outer tape must see every op, so then they run here, in order).
-fn vjp_rows(snapshot: &Snapshot, target: &Tensor, source: &SourceInfo, seeds: Vec<Tensor>, options: &JacobianOptions) -> Result<Vec<Option<Tensor>>> {
+fn vjp_rows(
+    snapshot: &Snapshot,
+    target: &Tensor,
+    source: &SourceInfo,
+    seeds: Vec<Tensor>,
+    options: &JacobianOptions,
+) -> Result<Vec<Option<Tensor>>> {
     let one = |seed: Tensor| -> Result<Option<Tensor>> {
         let request = Request {
             seeds: vec![(target.id(), seed)],
@@ -75,7 +81,12 @@ fn source_info(source: &impl GradSource) -> SourceInfo {
 }
 
 /// All rows `None` → `None` (or zeros); otherwise missing rows become zeros.
-fn fill_rows(rows: Vec<Option<Tensor>>, row_shape: &Shape, dtype: DType, options: &JacobianOptions) -> Option<Vec<Tensor>> {
+fn fill_rows(
+    rows: Vec<Option<Tensor>>,
+    row_shape: &Shape,
+    dtype: DType,
+    options: &JacobianOptions,
+) -> Option<Vec<Tensor>> {
     if rows.iter().all(Option::is_none) && options.unconnected == UnconnectedGradients::None && !rows.is_empty() {
         return None;
     }
@@ -86,7 +97,12 @@ fn dims_isize(dims: &[usize]) -> Vec<isize> {
     dims.iter().map(|&d| d as isize).collect()
 }
 
-pub(crate) fn jacobian(snapshot: &Snapshot, target: &Tensor, source: &impl GradSource, options: &JacobianOptions) -> Result<Option<Tensor>> {
+pub(crate) fn jacobian(
+    snapshot: &Snapshot,
+    target: &Tensor,
+    source: &impl GradSource,
+    options: &JacobianOptions,
+) -> Result<Option<Tensor>> {
     let source = source_info(source);
     if !warn_if_int("target", target.dtype()) | !warn_if_int("source", source.dtype) {
         return Ok(None);
@@ -121,7 +137,12 @@ pub(crate) fn check_batch(target: &Tensor, source: &impl GradSource) -> Result<(
     Ok(())
 }
 
-pub(crate) fn batch_jacobian(snapshot: &Snapshot, target: &Tensor, source: &impl GradSource, options: &JacobianOptions) -> Result<Option<Tensor>> {
+pub(crate) fn batch_jacobian(
+    snapshot: &Snapshot,
+    target: &Tensor,
+    source: &impl GradSource,
+    options: &JacobianOptions,
+) -> Result<Option<Tensor>> {
     let source = source_info(source);
     if !warn_if_int("target", target.dtype()) | !warn_if_int("source", source.dtype) {
         return Ok(None);

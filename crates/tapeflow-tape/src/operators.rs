@@ -83,4 +83,3 @@ impl Neg for &Variable {
         unary(UnaryOp::Neg, &self.read())
     }
 }
-

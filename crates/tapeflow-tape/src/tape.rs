@@ -8,7 +8,7 @@ use tapeflow_dtype::{Error, Result};
 use crate::backward::{self, GradientOptions, Request};
 use crate::context::{self, TapeCore};
 use crate::jacobian::{self, JacobianOptions};
-use crate::operand::{GradSource, Watchable, WatchItem, target_tensors};
+use crate::operand::{GradSource, WatchItem, Watchable, target_tensors};
 use crate::runtime::Tensor;
 use crate::variable::Variable;
 
@@ -158,13 +158,22 @@ impl GradientTape {
     }
 
     /// [`gradient`](Self::gradient) with options (output gradients, unconnected gradients).
-    pub fn gradient_with(&self, target: &Tensor, source: impl GradSource, options: GradientOptions) -> Result<Option<Tensor>> {
+    pub fn gradient_with(
+        &self,
+        target: &Tensor,
+        source: impl GradSource,
+        options: GradientOptions,
+    ) -> Result<Option<Tensor>> {
         let mut grads = self.gradients_with(&[target], &[source], options)?;
         Ok(grads.pop().flatten())
     }
 
     /// The gradients of the sum of `targets` with respect to each of `sources`.
-    pub fn gradients<T: Borrow<Tensor>, S: GradSource>(&self, targets: &[T], sources: &[S]) -> Result<Vec<Option<Tensor>>> {
+    pub fn gradients<T: Borrow<Tensor>, S: GradSource>(
+        &self,
+        targets: &[T],
+        sources: &[S],
+    ) -> Result<Vec<Option<Tensor>>> {
         self.gradients_with(targets, sources, GradientOptions::default())
     }
 
@@ -188,7 +197,12 @@ impl GradientTape {
     }
 
     /// [`jacobian`](Self::jacobian) with options.
-    pub fn jacobian_with(&self, target: &Tensor, source: impl GradSource, options: JacobianOptions) -> Result<Option<Tensor>> {
+    pub fn jacobian_with(
+        &self,
+        target: &Tensor,
+        source: impl GradSource,
+        options: JacobianOptions,
+    ) -> Result<Option<Tensor>> {
         let snapshot = self.take_for_gradient()?;
         jacobian::jacobian(&snapshot, target, &source, &options)
     }
@@ -201,7 +215,12 @@ impl GradientTape {
     }
 
     /// [`batch_jacobian`](Self::batch_jacobian) with options.
-    pub fn batch_jacobian_with(&self, target: &Tensor, source: impl GradSource, options: JacobianOptions) -> Result<Option<Tensor>> {
+    pub fn batch_jacobian_with(
+        &self,
+        target: &Tensor,
+        source: impl GradSource,
+        options: JacobianOptions,
+    ) -> Result<Option<Tensor>> {
         jacobian::check_batch(target, &source)?;
         let snapshot = self.take_for_gradient()?;
         jacobian::batch_jacobian(&snapshot, target, &source, &options)

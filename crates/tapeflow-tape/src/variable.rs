@@ -52,7 +52,9 @@ impl Variable {
         };
         // A fresh id: the variable's value is never the same tensor as the caller's.
         let value = value.with_new_id();
-        Variable { inner: Arc::new(VariableInner { handle: TensorId::fresh(), name, trainable, value: RwLock::new(value) }) }
+        Variable {
+            inner: Arc::new(VariableInner { handle: TensorId::fresh(), name, trainable, value: RwLock::new(value) }),
+        }
     }
 
     /// The value, read as an access on every active tape (see the type's docs).
@@ -124,9 +126,15 @@ impl Variable {
         if delta.dtype() != guard.dtype() {
             return Err(Error::dtype_mismatch(op, &guard, &delta));
         }
-        let fits = tapeflow_kernels::layout::broadcast_dims(guard.dims(), delta.dims()).is_some_and(|s| &s == guard.shape());
+        let fits =
+            tapeflow_kernels::layout::broadcast_dims(guard.dims(), delta.dims()).is_some_and(|s| &s == guard.shape());
         if !fits {
-            return Err(Error::shape_mismatch(op, &guard, &delta, "the update must broadcast to the variable's fixed shape"));
+            return Err(Error::shape_mismatch(
+                op,
+                &guard,
+                &delta,
+                "the update must broadcast to the variable's fixed shape",
+            ));
         }
         // Updates are not differentiable (as in TensorFlow): computed with the kernel.
         let new = tapeflow_kernels::binary(kind, &guard, &delta)?;

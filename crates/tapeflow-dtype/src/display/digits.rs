@@ -37,12 +37,7 @@ pub(super) enum Cutoff {
 /// value among its neighbours (boundaries included for even mantissas), but no digit at or
 /// past `cutoff_max` and, where `cutoff_min` asks for more, further exact digits.
 /// Returns the digits and the decimal exponent of the first one.
-pub(super) fn dragon4(
-    f: Finite,
-    cutoff: Cutoff,
-    cutoff_max: i32,
-    cutoff_min: i32,
-) -> (Vec<u8>, i32) {
+pub(super) fn dragon4(f: Finite, cutoff: Cutoff, cutoff_max: i32, cutoff_min: i32) -> (Vec<u8>, i32) {
     if f.mantissa == 0 {
         return (vec![0], 0);
     }
@@ -247,11 +242,7 @@ impl Big {
 
     /// `self + other`.
     fn add(&self, other: &Big) -> Big {
-        let (long, short) = if self.0.len() >= other.0.len() {
-            (&self.0, &other.0)
-        } else {
-            (&other.0, &self.0)
-        };
+        let (long, short) = if self.0.len() >= other.0.len() { (&self.0, &other.0) } else { (&other.0, &self.0) };
         let mut out = Vec::with_capacity(long.len() + 1);
         let mut carry = 0u64;
         for (k, &a) in long.iter().enumerate() {
@@ -278,10 +269,7 @@ impl Big {
 
     /// Numeric comparison.
     fn cmp_big(&self, other: &Big) -> Ordering {
-        self.0
-            .len()
-            .cmp(&other.0.len())
-            .then_with(|| self.0.iter().rev().cmp(other.0.iter().rev()))
+        self.0.len().cmp(&other.0.len()).then_with(|| self.0.iter().rev().cmp(other.0.iter().rev()))
     }
 
     /// Replaces `self` by `self mod scale` and returns `self / scale`, which Dragon4 keeps

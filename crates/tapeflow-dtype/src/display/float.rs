@@ -18,16 +18,7 @@ pub(super) fn float_scalar_str(x: &Decoded, kind: FloatKind) -> String {
     let abs = x.value.abs();
     let positional = x.value == 0.0 || (abs < kind.exp_cutoff() && abs >= 1e-4);
     if positional {
-        format_positional(
-            x.negative,
-            finite,
-            -1,
-            -1,
-            Cutoff::TotalLength,
-            Trim::LeaveOneZero,
-            -1,
-            -1,
-        )
+        format_positional(x.negative, finite, -1, -1, Cutoff::TotalLength, Trim::LeaveOneZero, -1, -1)
     } else {
         format_scientific(x.negative, finite, -1, -1, Trim::DptZeros, -1, -1)
     }
@@ -126,11 +117,7 @@ fn decode_bits(bits: u32, mant_bits: u32, exp_bits: u32, value: f64) -> Decoded 
             unequal_margins: false,
         })
     };
-    Decoded {
-        negative,
-        class,
-        value,
-    }
+    Decoded { negative, class, value }
 }
 
 /// Decodes an `f32` element.
@@ -181,13 +168,10 @@ impl FloatFormat {
         // Notation is chosen from the non-zero finite magnitudes only.
         let mut exp_format = false;
         let nonzero = finite.iter().map(|t| t.2.abs()).filter(|a| *a != 0.0);
-        let extremes = nonzero.fold(None, |acc: Option<(f64, f64)>, a| {
-            Some(acc.map_or((a, a), |(lo, hi)| (lo.min(a), hi.max(a))))
-        });
+        let extremes = nonzero
+            .fold(None, |acc: Option<(f64, f64)>, a| Some(acc.map_or((a, a), |(lo, hi)| (lo.min(a), hi.max(a)))));
         if let Some((min, max)) = extremes {
-            exp_format = max >= kind.exp_cutoff()
-                || min < kind.small_cutoff()
-                || kind.ratio(max, min) > 1000.0;
+            exp_format = max >= kind.exp_cutoff() || min < kind.small_cutoff() || kind.ratio(max, min) > 1000.0;
         }
 
         let mut fmt = FloatFormat {
@@ -222,16 +206,7 @@ impl FloatFormat {
         } else {
             let (mut int_len, mut frac_len) = (0, 0);
             for &(neg, f, _) in &finite {
-                let s = format_positional(
-                    neg,
-                    f,
-                    PRECISION,
-                    -1,
-                    Cutoff::FractionLength,
-                    Trim::Zeros,
-                    -1,
-                    -1,
-                );
+                let s = format_positional(neg, f, PRECISION, -1, Cutoff::FractionLength, Trim::Zeros, -1, -1);
                 let (int, frac) = s.split_once('.').unwrap_or((&s, ""));
                 int_len = int_len.max(int.len());
                 frac_len = frac_len.max(frac.len());
@@ -243,14 +218,9 @@ impl FloatFormat {
 
         // nan/inf are right-aligned in the full width, which they may widen.
         if finite.len() != data.len() {
-            let neg_inf = data
-                .iter()
-                .any(|d| matches!(d.class, Class::Inf) && d.negative);
+            let neg_inf = data.iter().any(|d| matches!(d.class, Class::Inf) && d.negative);
             let offset = fmt.pad_right + 1;
-            fmt.pad_left = fmt
-                .pad_left
-                .max(3 - offset)
-                .max(3 + i32::from(neg_inf) - offset);
+            fmt.pad_left = fmt.pad_left.max(3 - offset).max(3 + i32::from(neg_inf) - offset);
         }
         fmt
     }
@@ -270,15 +240,7 @@ impl FloatFormat {
             }
         };
         if self.exp_format {
-            format_scientific(
-                x.negative,
-                f,
-                self.precision,
-                self.min_digits,
-                self.trim,
-                self.pad_left,
-                self.exp_size,
-            )
+            format_scientific(x.negative, f, self.precision, self.min_digits, self.trim, self.pad_left, self.exp_size)
         } else {
             format_positional(
                 x.negative,

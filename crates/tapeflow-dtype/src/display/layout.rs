@@ -27,10 +27,7 @@ pub(super) fn shown_offsets(dims: &[usize], summarise: bool) -> Vec<usize> {
     let mut offsets = vec![0usize];
     for (&len, &stride) in dims.iter().zip(&strides) {
         let items = axis_items(len, summarise);
-        offsets = offsets
-            .iter()
-            .flat_map(|&base| items.iter().map(move |&i| base + i * stride))
-            .collect();
+        offsets = offsets.iter().flat_map(|&base| items.iter().map(move |&i| base + i * stride)).collect();
     }
     offsets
 }
@@ -58,24 +55,13 @@ impl Layout<'_> {
 
     /// Renders the sub-array starting at `offset` along `axis`. `hanging` is the indent of
     /// continuation lines and `width` the room left before the closing brackets.
-    fn block(
-        &self,
-        elem: &dyn Fn(usize) -> String,
-        axis: usize,
-        offset: usize,
-        hanging: &str,
-        width: isize,
-    ) -> String {
+    fn block(&self, elem: &dyn Fn(usize) -> String, axis: usize, offset: usize, hanging: &str, width: isize) -> String {
         let len = self.dims.get(axis).copied().unwrap_or(0);
         let stride = self.strides.get(axis).copied().unwrap_or(1);
         let show_summary = self.summarise && len > 2 * EDGE_ITEMS;
         // `None` marks the "..." placeholder between the leading and trailing edges.
         let items: Vec<Option<usize>> = if show_summary {
-            (0..EDGE_ITEMS)
-                .map(Some)
-                .chain(std::iter::once(None))
-                .chain((len - EDGE_ITEMS..len).map(Some))
-                .collect()
+            (0..EDGE_ITEMS).map(Some).chain(std::iter::once(None)).chain((len - EDGE_ITEMS..len).map(Some)).collect()
         } else {
             (0..len).map(Some).collect()
         };
@@ -108,13 +94,7 @@ impl Layout<'_> {
                 }
                 s.push_str(hanging);
                 match item {
-                    Some(i) => s.push_str(&self.block(
-                        elem,
-                        axis + 1,
-                        offset + i * stride,
-                        &next_hanging,
-                        width - 1,
-                    )),
+                    Some(i) => s.push_str(&self.block(elem, axis + 1, offset + i * stride, &next_hanging, width - 1)),
                     None => s.push_str("..."),
                 }
             }

@@ -64,11 +64,7 @@ pub(crate) fn format_numpy(values: Values<'_>, dims: &[usize]) -> String {
     let len = values.len();
     let size = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d));
     let flat = [len];
-    let dims: &[usize] = if size == Some(len) && dims.len() <= MAX_DIMS {
-        dims
-    } else {
-        &flat
-    };
+    let dims: &[usize] = if size == Some(len) && dims.len() <= MAX_DIMS { dims } else { &flat };
 
     if dims.is_empty() {
         return scalar_str(values);
@@ -82,11 +78,7 @@ pub(crate) fn format_numpy(values: Values<'_>, dims: &[usize]) -> String {
     // from the elements that remain visible only.
     let summarise = len > THRESHOLD;
     let shown = shown_offsets(dims, summarise);
-    let layout = Layout {
-        dims,
-        strides: row_major_strides(dims),
-        summarise,
-    };
+    let layout = Layout { dims, strides: row_major_strides(dims), summarise };
 
     match values {
         Values::I32(v) => {
@@ -111,14 +103,8 @@ pub(crate) fn format_numpy(values: Values<'_>, dims: &[usize]) -> String {
 fn scalar_str(values: Values<'_>) -> String {
     match values {
         Values::I32(v) => v.first().map_or_else(String::new, i32::to_string),
-        Values::F32(v) => float_scalar_str(
-            &decode_f32(v.first().copied().unwrap_or_default()),
-            FloatKind::F32,
-        ),
-        Values::F16(v) => float_scalar_str(
-            &decode_f16(v.first().copied().unwrap_or_default()),
-            FloatKind::F16,
-        ),
+        Values::F32(v) => float_scalar_str(&decode_f32(v.first().copied().unwrap_or_default()), FloatKind::F32),
+        Values::F16(v) => float_scalar_str(&decode_f16(v.first().copied().unwrap_or_default()), FloatKind::F16),
     }
 }
 

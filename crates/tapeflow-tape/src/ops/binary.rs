@@ -22,7 +22,13 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = kernels::binary(op, a, b)?;
     let differentiable = matches!(
         op,
-        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Maximum | BinaryOp::Minimum
+        BinaryOp::Add
+            | BinaryOp::Sub
+            | BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Pow
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum
     );
     if differentiable {
         record(&[a, b], &out, || {
@@ -39,7 +45,14 @@ pub(crate) fn add_gradients(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// Gradients of `out = op(a, b)` for the inputs that need one, reduced to their shapes.
-fn derivatives(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+fn derivatives(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    g: &Tensor,
+    needs: &[bool],
+) -> Result<Vec<Option<Tensor>>> {
     let c = |v: f64| scalar_like(a, v);
     let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
     let (ga, gb) = match op {

@@ -22,7 +22,8 @@ pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims:
 
 fn derivative(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], g: &Tensor) -> Result<Tensor> {
     // The reduced axes back as length 1, then stretched over x's shape.
-    let kept: Vec<isize> = x.dims().iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d as isize }).collect();
+    let kept: Vec<isize> =
+        x.dims().iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d as isize }).collect();
     let spread = shape::broadcast_to(&shape::reshape(g, &kept)?, x.shape())?;
     match op {
         // d sum = 1 for every element

@@ -6,8 +6,8 @@ use tapeflow_dtype::Result;
 use tapeflow_kernels::{self as kernels, UnaryOp};
 
 use crate::context::record;
-use crate::ops::scalar_like;
 use crate::ops::TensorMath;
+use crate::ops::scalar_like;
 use crate::runtime::Tensor;
 
 /// `op(x)`, recorded with its derivative.
