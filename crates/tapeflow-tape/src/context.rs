@@ -111,12 +111,7 @@ pub(crate) fn remove(tape: &Arc<TapeCore>) -> bool {
     })
 }
 
-/// The active tapes (cheap clones), outermost first; empty when nothing records, which is
-/// the one check an op pays on unrecorded code.
-fn active_tapes() -> SmallVec<[Arc<TapeCore>; 2]> {
-    ACTIVE.with(|a| a.borrow().iter().cloned().collect())
-}
-
+/// Whether no tape records on this thread: the one check an op pays on unrecorded code.
 fn nothing_records() -> bool {
     ACTIVE.with(|a| a.borrow().is_empty())
 }
@@ -161,22 +156,24 @@ pub(crate) fn read_variable(variable: &Variable, value: Tensor) -> Tensor {
     }
     let handle = variable.handle_id();
     let mut read: Option<Tensor> = None;
-    for tape in active_tapes() {
-        let mut state = tape.state();
-        if tape.watch_accessed_variables && variable.trainable() && !state.tracked.contains(&handle) {
-            state.tracked.insert(handle);
-            state.variables.push(variable.clone());
+    ACTIVE.with(|active| {
+        for tape in active.borrow().iter() {
+            let mut state = tape.state();
+            if tape.watch_accessed_variables && variable.trainable() && !state.tracked.contains(&handle) {
+                state.tracked.insert(handle);
+                state.variables.push(variable.clone());
+            }
+            if state.tracked.contains(&handle) {
+                let out = read.get_or_insert_with(|| value.with_new_id());
+                state.tracked.insert(out.id());
+                state.entries.push(Entry {
+                    inputs: SmallVec::from_slice(&[handle]),
+                    output: out.id(),
+                    backward: identity(),
+                });
+            }
         }
-        if state.tracked.contains(&handle) {
-            let out = read.get_or_insert_with(|| value.with_new_id());
-            state.tracked.insert(out.id());
-            state.entries.push(Entry {
-                inputs: SmallVec::from_slice(&[handle]),
-                output: out.id(),
-                backward: identity(),
-            });
-        }
-    }
+    });
     read.unwrap_or(value)
 }
 

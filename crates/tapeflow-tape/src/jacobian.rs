@@ -97,16 +97,21 @@ fn dims_isize(dims: &[usize]) -> Vec<isize> {
     dims.iter().map(|&d| d as isize).collect()
 }
 
+/// The source as the backward pass sees it, or `None` (after TensorFlow's warnings) when the
+/// target or the source is int32: no gradient flows through integers.
+fn float_source(target: &Tensor, source: &impl GradSource) -> Option<SourceInfo> {
+    let source = source_info(source);
+    // `&`, not `&&`: both warnings are logged, as TensorFlow does.
+    (warn_if_int("target", target.dtype()) & warn_if_int("source", source.dtype)).then_some(source)
+}
+
 pub(crate) fn jacobian(
     snapshot: &Snapshot,
     target: &Tensor,
     source: &impl GradSource,
     options: &JacobianOptions,
 ) -> Result<Option<Tensor>> {
-    let source = source_info(source);
-    if !warn_if_int("target", target.dtype()) | !warn_if_int("source", source.dtype) {
-        return Ok(None);
-    }
+    let Some(source) = float_source(target, source) else { return Ok(None) };
     let mut out_dims = target.dims().to_vec();
     out_dims.extend_from_slice(source.shape.dims());
     let n = target.num_elements();
@@ -143,10 +148,7 @@ pub(crate) fn batch_jacobian(
     source: &impl GradSource,
     options: &JacobianOptions,
 ) -> Result<Option<Tensor>> {
-    let source = source_info(source);
-    if !warn_if_int("target", target.dtype()) | !warn_if_int("source", source.dtype) {
-        return Ok(None);
-    }
+    let Some(source) = float_source(target, source) else { return Ok(None) };
     let batch = target.dims()[0];
     let per_row: usize = target.dims()[1..].iter().product();
     let mut out_dims = target.dims().to_vec();
