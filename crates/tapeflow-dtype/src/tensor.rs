@@ -93,6 +93,16 @@ impl<R> Tensor<R> {
         Tensor { storage: Arc::new(storage), shape: Shape::scalar(), id: TensorId::fresh(), runtime: PhantomData }
     }
 
+    /// A scalar constant used as an op's operand (a literal such as the `1.0001` in
+    /// `y * 1.0001`, or a constant inside a backward rule). Repeated values come from a
+    /// small per-thread cache, sharing storage and id, so a loop over `y * 1.0001` allocates
+    /// only its results. The tensor is never handed to user code, so no tape ever watches
+    /// it, and sharing its id is safe; values a user can hold use [`scalar`](Self::scalar).
+    pub fn shared_scalar<T: Element>(value: T) -> Self {
+        let (storage, id) = scalar_cache::get(value);
+        Tensor { storage, shape: Shape::scalar(), id, runtime: PhantomData }
+    }
+
     /// A tensor of zeros.
     pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Self {
         let shape = shape.into();
@@ -350,5 +360,48 @@ mod tests {
         assert!(T::full([2], 2.5, DType::I32).is_err());
         assert!(T::full([2], f64::NAN, DType::I32).is_err());
         assert_eq!(T::full([2], 3.0, DType::I32).unwrap().to_vec::<i32>().unwrap(), vec![3, 3]);
+    }
+}
+
+/// The per-thread cache behind [`Tensor::shared_scalar`]: direct-mapped on the value's dtype
+/// and bits.
+mod scalar_cache {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use crate::dtype::Element;
+    use crate::storage::Storage;
+
+    use super::TensorId;
+
+    const SLOTS: usize = 32;
+
+    type Slot = Option<(u64, Arc<Storage>, TensorId)>;
+
+    thread_local! {
+        static CACHE: RefCell<[Slot; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
+    }
+
+    pub(super) fn get<T: Element>(value: T) -> (Arc<Storage>, TensorId) {
+        let mut bits = [0u8; 8];
+        let bytes = bytemuck::bytes_of(&value);
+        bits[..bytes.len()].copy_from_slice(bytes);
+        let key = u64::from_le_bytes(bits) ^ ((T::DTYPE as u64) << 40);
+        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) as usize % SLOTS;
+        let fresh = || (Arc::new(Storage::for_overwrite::<T>(1, |out| out[0] = value)), TensorId::fresh());
+        CACHE
+            .try_with(|cache| {
+                let mut cache = cache.borrow_mut();
+                match &cache[slot] {
+                    Some((k, storage, id)) if *k == key => (Arc::clone(storage), *id),
+                    _ => {
+                        let (storage, id) = fresh();
+                        cache[slot] = Some((key, Arc::clone(&storage), id));
+                        (storage, id)
+                    }
+                }
+            })
+            // During thread teardown the cache is gone: a fresh scalar is just as correct.
+            .unwrap_or_else(|_| fresh())
     }
 }

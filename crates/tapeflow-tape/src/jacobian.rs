@@ -1,5 +1,7 @@
 //! Jacobians as stacked vector–Jacobian products, one backward pass per output element.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 use tapeflow_dtype::{DType, Error, Result, Shape, Storage};
 
@@ -58,7 +60,7 @@ fn vjp_rows(
             unconnected: UnconnectedGradients::None,
             sequential: false,
         };
-        Ok(backward::run(snapshot, &request)?.pop().flatten())
+        Ok(backward::run(Cow::Borrowed(&snapshot.entries), &snapshot.tracked, &request)?.pop().flatten())
     };
     if context::records_on_this_thread() {
         return seeds.into_iter().map(one).collect();

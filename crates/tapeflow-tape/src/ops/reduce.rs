@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tapeflow_dtype::Result;
 use tapeflow_kernels::{self as kernels, BinaryOp, ReduceOp};
 
-use crate::context::record;
+use crate::context::record_custom;
 use crate::ops::{scalar_like, shape};
 use crate::runtime::Tensor;
 
@@ -13,7 +13,7 @@ use crate::runtime::Tensor;
 pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
     let axes = kernels::resolve_axes(op.name(), x, axes)?;
     let y = kernels::reduce(op, x, &axes, keepdims)?;
-    record(&[x], &y, || {
+    record_custom(&[x], &y, || {
         let (x, y) = (x.clone(), y.clone());
         Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(derivative(op, &x, &y, &axes, g)?)]))
     });
