@@ -6,8 +6,17 @@ use smallvec::SmallVec;
 
 /// The dimensions of a tensor, outermost first. Up to four dimensions are stored inline,
 /// so building the shape of a small tensor allocates nothing.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(PartialEq, Eq, Hash, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
+
+/// A copy of the dimensions (`SmallVec`'s own `Clone` goes element by element through its
+/// generic `Extend`, which showed in profiles of scalar code: every tensor clone copies a
+/// shape).
+impl Clone for Shape {
+    fn clone(&self) -> Self {
+        Shape(SmallVec::from_slice(&self.0))
+    }
+}
 
 impl Shape {
     /// The shape of a scalar: no dimensions.

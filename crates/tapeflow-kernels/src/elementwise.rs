@@ -7,7 +7,7 @@ use half::slice::HalfFloatSliceExt;
 use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, Tensor};
 
 use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
-use crate::parallel::for_each_chunk;
+use crate::parallel::{CHUNK, for_each_chunk};
 use crate::reference;
 use crate::simd::{self, IntOperand, Operand};
 
@@ -282,6 +282,19 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
 }
 
 fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T], n: usize) -> Storage {
+    // One run of f32 within one chunk (scalars, small same-shape or tensor-scalar ops): the
+    // kernel directly, without the chunk and run walks, which cost more than the arithmetic
+    // on scalar code. Same kernel, so the same bits as the general path.
+    if plan.outer_dims.is_empty()
+        && n <= CHUNK
+        && let (Some(x), Some(y)) = (T::as_f32(x), T::as_f32(y))
+    {
+        fn operand(v: &[f32], contiguous: bool) -> Operand<'_> {
+            if contiguous { Operand::Run(v) } else { Operand::Splat(v.first().copied().unwrap_or(0.0)) }
+        }
+        let (p, q) = (operand(x, plan.contiguous[0]), operand(y, plan.contiguous[1]));
+        return Storage::for_overwrite::<f32>(n, |dst| simd::binary_f32(op, p, q, dst));
+    }
     Storage::for_overwrite::<T>(n, |dst| {
         for_each_chunk(dst, op.cost(), |start, chunk| {
             plan.for_each_run(start, chunk, |a_run, b_run, out| {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use smallvec::SmallVec;
 use tapeflow_dtype::{DType, Error, Result, Shape, TensorId};
 
-use crate::context::{Entry, IdMap, IdSet, Input, InputGrads, Link, Rule};
+use crate::context::{Entry, IdMap, Input, InputGrads, Link, Rule};
 use crate::operand::GradSource;
 use crate::ops::binary::add_gradients;
 use crate::runtime::Tensor;
@@ -135,24 +135,48 @@ fn sum_in_order(mut parts: Parts) -> Result<Option<Tensor>> {
 /// to be worth a rayon task (below, scheduling costs more than the rule).
 const PARALLEL_MIN_ELEMENTS: usize = 2048;
 
+/// What the pass knows of one entry's output.
+#[derive(Default)]
+struct Node {
+    /// The op has an input that leads back to a source: it runs.
+    live: bool,
+    /// The output is itself a source.
+    source: bool,
+    /// Live consumers of the output that have not run yet.
+    pending: u32,
+    /// Contributions to the output's gradient.
+    grads: Parts,
+}
+
+/// The watched leaves (tensors, variable handles) that are sources, sorted, with their
+/// gradient contributions.
+#[derive(Default)]
+struct Leaves {
+    ids: SmallVec<[TensorId; 4]>,
+    grads: SmallVec<[Parts; 4]>,
+}
+
+impl Leaves {
+    fn new(mut ids: SmallVec<[TensorId; 4]>) -> Self {
+        ids.sort_unstable();
+        ids.dedup();
+        let grads = ids.iter().map(|_| Parts::new()).collect();
+        Leaves { ids, grads }
+    }
+
+    fn position(&self, id: &TensorId) -> Option<usize> {
+        self.ids.binary_search(id).ok()
+    }
+}
+
 /// One backward pass over a tape's entries. Everything is indexed by entry: the tape
 /// resolved each input to the entry that produced it when it recorded the op.
 struct Pass<'a> {
     /// The entries; owned when this pass is the only reader, so each op's rule (and the
     /// tensors it saved) is dropped as soon as the op has run.
     entries: Cow<'a, [Entry]>,
-    /// Watched leaves (tensors, variable handles) that are sources.
-    leaf_sources: IdSet,
-    /// Entries whose output is a source.
-    source_op: Vec<bool>,
-    /// Entries with an input that leads back to a source: the ops that run.
-    live: Vec<bool>,
-    /// Live consumers of each entry's output that have not run yet.
-    pending: Vec<u32>,
-    /// Contributions to each entry's output.
-    grads: Vec<Parts>,
-    /// Contributions to leaf sources.
-    leaf_grads: IdMap<Parts>,
+    nodes: Vec<Node>,
+    leaves: Leaves,
     seed_count: usize,
 }
 
@@ -161,15 +185,27 @@ impl Pass<'_> {
     fn connected(&self, input: &Input) -> bool {
         match input.link {
             Link::Untracked => false,
-            Link::Leaf => self.leaf_sources.contains(&input.id),
-            Link::Op(p) => self.live[p] || self.source_op[p],
+            Link::Leaf => self.leaves.position(&input.id).is_some(),
+            Link::Op(p) => self.nodes[p].live || self.nodes[p].source,
+        }
+    }
+
+    /// Where contributions to `input` go, if it leads back to a source.
+    fn slot(&mut self, input: &Input) -> Option<&mut Parts> {
+        match input.link {
+            Link::Untracked => None,
+            Link::Leaf => self.leaves.position(&input.id).map(|k| &mut self.leaves.grads[k]),
+            Link::Op(p) => {
+                let node = &mut self.nodes[p];
+                (node.live || node.source).then_some(&mut node.grads)
+            }
         }
     }
 
     /// What op `i` needs to run: its upstream contributions, which inputs need gradients,
     /// and its rule.
     fn job(&mut self, i: usize) -> Job {
-        let parts = std::mem::take(&mut self.grads[i]);
+        let parts = std::mem::take(&mut self.nodes[i].grads);
         let needs = self.entries[i].inputs.iter().map(|input| self.connected(input)).collect();
         let rule = match &mut self.entries {
             // Each op runs once per pass: its rule is not read again.
@@ -182,33 +218,24 @@ impl Pass<'_> {
     /// Hands op `i`'s results to its inputs; inputs whose consumers have all run become
     /// ready and join `next`.
     fn finish(&mut self, i: usize, upstream: Option<Tensor>, input_grads: InputGrads, next: &mut Vec<usize>) {
-        if let (Some(g), true) = (upstream, self.source_op[i]) {
-            self.grads[i].push((0, g));
+        if let (Some(g), true) = (upstream, self.nodes[i].source) {
+            self.nodes[i].grads.push((0, g));
         }
         let order = self.seed_count + (self.entries.len() - 1 - i);
         let mut input_grads = input_grads.into_iter();
         for k in 0..self.entries[i].inputs.len() {
             let input = self.entries[i].inputs[k];
             let grad = input_grads.next().flatten();
-            if !self.connected(&input) {
-                continue;
+            let Some(slot) = self.slot(&input) else { continue };
+            if let Some(grad) = grad {
+                slot.push((order, grad));
             }
-            match input.link {
-                Link::Op(p) => {
-                    if let Some(grad) = grad {
-                        self.grads[p].push((order, grad));
-                    }
-                    self.pending[p] -= 1;
-                    if self.pending[p] == 0 && self.live[p] {
-                        next.push(p);
-                    }
+            if let Link::Op(p) = input.link {
+                let node = &mut self.nodes[p];
+                node.pending -= 1;
+                if node.pending == 0 && node.live {
+                    next.push(p);
                 }
-                Link::Leaf => {
-                    if let Some(grad) = grad {
-                        self.leaf_grads.entry(input.id).or_default().push((order, grad));
-                    }
-                }
-                Link::Untracked => {}
             }
         }
     }
@@ -244,61 +271,46 @@ impl Job {
 pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Request) -> Result<Vec<Option<Tensor>>> {
     let n = entries.len();
     let link_of = |id: &TensorId| tracked.get(id).copied().unwrap_or(Link::Untracked);
-    let mut pass = Pass {
-        entries,
-        leaf_sources: IdSet::default(),
-        source_op: vec![false; n],
-        live: vec![false; n],
-        pending: vec![0; n],
-        grads: Vec::new(),
-        leaf_grads: IdMap::default(),
-        seed_count: request.seeds.len(),
-    };
+    let mut nodes: Vec<Node> = Vec::with_capacity(n);
+    nodes.resize_with(n, Node::default);
+    let mut leaf_ids = SmallVec::new();
     for s in request.sources.iter().filter(|s| s.dtype.is_float()) {
         match link_of(&s.id) {
-            Link::Leaf => {
-                pass.leaf_sources.insert(s.id);
-            }
-            Link::Op(p) => pass.source_op[p] = true,
+            Link::Leaf => leaf_ids.push(s.id),
+            Link::Op(p) => nodes[p].source = true,
             Link::Untracked => {}
         }
     }
+    let mut pass = Pass { entries, nodes, leaves: Leaves::new(leaf_ids), seed_count: request.seeds.len() };
     // Recording order is topological, so one forward sweep finds the live ops.
     for i in 0..n {
         let live = pass.entries[i].inputs.iter().any(|input| pass.connected(input));
-        pass.live[i] = live;
+        pass.nodes[i].live = live;
         if live {
             for k in 0..pass.entries[i].inputs.len() {
                 let input = pass.entries[i].inputs[k];
                 if let (true, Link::Op(p)) = (pass.connected(&input), input.link) {
-                    pass.pending[p] += 1;
+                    pass.nodes[p].pending += 1;
                 }
             }
         }
     }
-    pass.grads.resize_with(n, Parts::new);
     for (k, (id, seed)) in request.seeds.iter().enumerate() {
-        let input = Input { id: *id, link: link_of(id) };
-        if !pass.connected(&input) {
-            continue;
-        }
-        match input.link {
-            Link::Op(p) => pass.grads[p].push((k, seed.clone())),
-            Link::Leaf => pass.leaf_grads.entry(*id).or_default().push((k, seed.clone())),
-            Link::Untracked => {}
+        if let Some(slot) = pass.slot(&Input { id: *id, link: link_of(id) }) {
+            slot.push((k, seed.clone()));
         }
     }
     let parallel = !request.sequential && !crate::context::records_on_this_thread();
 
     // The first wave: live ops whose output nothing live consumes.
-    let mut wave: Vec<usize> = (0..n).filter(|&i| pass.live[i] && pass.pending[i] == 0).collect();
+    let mut wave: Vec<usize> = (0..n).filter(|&i| pass.nodes[i].live && pass.nodes[i].pending == 0).collect();
     let mut next = Vec::new();
     while !wave.is_empty() {
         wave.sort_unstable_by(|a, b| b.cmp(a));
         let expensive = || {
-            wave.iter()
-                .filter(|&&i| pass.grads[i].first().is_some_and(|(_, g)| g.num_elements() >= PARALLEL_MIN_ELEMENTS))
-                .count()
+            let large =
+                |i: usize| pass.nodes[i].grads.first().is_some_and(|(_, g)| g.num_elements() >= PARALLEL_MIN_ELEMENTS);
+            wave.iter().filter(|&&i| large(i)).count()
         };
         if parallel && wave.len() >= 2 && expensive() >= 2 {
             use rayon::prelude::*;
@@ -318,23 +330,18 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
         next.clear();
     }
 
-    // Each distinct source's contributions, summed (in parallel when several need sums);
-    // a source listed twice gets the same result twice.
-    let mut first_position: IdMap<usize> = IdMap::default();
+    // Each distinct source's contributions, summed (in parallel when several need sums).
+    // A source listed twice gets the same result twice: its contributions are taken at its
+    // first position.
     let finals: Vec<Parts> = request
         .sources
         .iter()
-        .enumerate()
-        .map(|(position, s)| {
-            let first = *first_position.entry(s.id).or_insert(position) == position;
-            if !(s.dtype.is_float() && first) {
-                return Parts::new();
+        .map(|s| match link_of(&s.id) {
+            Link::Op(p) if s.dtype.is_float() => std::mem::take(&mut pass.nodes[p].grads),
+            Link::Leaf if s.dtype.is_float() => {
+                pass.leaves.position(&s.id).map(|k| std::mem::take(&mut pass.leaves.grads[k])).unwrap_or_default()
             }
-            match link_of(&s.id) {
-                Link::Op(p) => std::mem::take(&mut pass.grads[p]),
-                Link::Leaf => pass.leaf_grads.remove(&s.id).unwrap_or_default(),
-                Link::Untracked => Parts::new(),
-            }
+            _ => Parts::new(),
         })
         .collect();
     let expensive = finals.iter().filter(|p| p.len() > 1).count();
@@ -347,13 +354,24 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     Ok(request
         .sources
         .iter()
-        .map(|s| {
-            let found = first_position.get(&s.id).and_then(|&p| sums[p].clone());
-            match (found, request.unconnected) {
-                (Some(g), _) => Some(g),
-                (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
-                (None, UnconnectedGradients::None) => None,
-            }
+        .zip(first_positions(&request.sources))
+        .map(|(s, first)| match (sums[first].clone(), request.unconnected) {
+            (Some(g), _) => Some(g),
+            (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
+            (None, UnconnectedGradients::None) => None,
         })
         .collect())
+}
+
+/// For each source, the position where it first appears in `sources`.
+fn first_positions(sources: &[SourceInfo]) -> Vec<usize> {
+    if sources.len() <= 16 {
+        return sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| sources[..i].iter().position(|o| o.id == s.id).unwrap_or(i))
+            .collect();
+    }
+    let mut first: IdMap<usize> = IdMap::default();
+    sources.iter().enumerate().map(|(i, s)| *first.entry(s.id).or_insert(i)).collect()
 }

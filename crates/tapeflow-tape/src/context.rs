@@ -1,7 +1,7 @@
 //! The thread's active tapes and the one function every op calls to record itself.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,8 +32,6 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A set of tensor ids.
-pub(crate) type IdSet = HashSet<TensorId, BuildHasherDefault<IdHasher>>;
 /// A map keyed by tensor id.
 pub(crate) type IdMap<V> = HashMap<TensorId, V, BuildHasherDefault<IdHasher>>;
 
