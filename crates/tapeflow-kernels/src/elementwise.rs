@@ -478,7 +478,44 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         rhs_dtype: a.dtype(),
         reason: "the condition does not broadcast with the values".into(),
     })?;
-    let truth: Vec<bool> = cond.to_f64_vec().into_iter().map(|c| c != 0.0).collect();
+    let truth: Vec<bool> = match cond.dtype() {
+        // NaN != 0, so NaN counts as true.
+        DType::F32 => cond.as_slice::<f32>()?.iter().map(|&c| c != 0.0).collect(),
+        DType::F16 => cond.as_slice::<f16>()?.iter().map(|&c| c != f16::ZERO).collect(),
+        DType::I32 => cond.as_slice::<i32>()?.iter().map(|&c| c != 0).collect(),
+    };
+    // Every operand either has the output's shape or is one element (relu's and the
+    // comparison ops' gradients): a flat loop, without the strided walk.
+    let whole = |t: &Tensor<R>| t.shape() == &out;
+    let single = |t: &Tensor<R>| t.num_elements() == 1 && t.rank() <= out.rank();
+    if [cond, a, b].iter().all(|t| whole(t) || single(t)) {
+        let n = out.num_elements();
+        fn flat<T: tapeflow_dtype::Element>(n: usize, truth: &[bool], x: &[T], y: &[T]) -> Storage {
+            let pick = |k: usize, v: &[T]| if v.len() == 1 { v[0] } else { v[k] };
+            Storage::for_overwrite::<T>(n, |dst| match (truth.len() == 1, x.len() == 1, y.len() == 1) {
+                (false, false, false) => dst
+                    .iter_mut()
+                    .zip(truth)
+                    .zip(x.iter().zip(y))
+                    .for_each(|((d, &t), (&p, &q))| *d = if t { p } else { q }),
+                (false, false, true) => {
+                    dst.iter_mut().zip(truth).zip(x).for_each(|((d, &t), &p)| *d = if t { p } else { y[0] })
+                }
+                (false, true, false) => {
+                    dst.iter_mut().zip(truth).zip(y).for_each(|((d, &t), &q)| *d = if t { x[0] } else { q })
+                }
+                _ => dst.iter_mut().enumerate().for_each(|(k, d)| {
+                    *d = if truth[if truth.len() == 1 { 0 } else { k }] { pick(k, x) } else { pick(k, y) }
+                }),
+            })
+        }
+        let storage = match a.dtype() {
+            DType::F32 => flat(n, &truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?),
+            DType::F16 => flat(n, &truth, a.as_slice::<f16>()?, b.as_slice::<f16>()?),
+            DType::I32 => flat(n, &truth, a.as_slice::<i32>()?, b.as_slice::<i32>()?),
+        };
+        return Tensor::from_storage(storage, out);
+    }
     let strides = [
         broadcast_strides(cond.dims(), out.dims()),
         broadcast_strides(a.dims(), out.dims()),
@@ -508,6 +545,40 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
 mod tests {
     use super::*;
     type T = Tensor<()>;
+
+    /// Every mix of full-shape and one-element operands (the flat path) and of broadcast
+    /// rows and columns (the strided path), in every dtype of the condition, against the
+    /// element-by-element definition.
+    #[test]
+    fn select_matches_its_definition_on_flat_and_strided_paths() {
+        let shapes: [&[usize]; 5] = [&[2, 3], &[], &[1, 3], &[2, 1], &[1]];
+        let values = |shape: &[usize], base: f32| {
+            let n: usize = shape.iter().product();
+            T::from_vec((0..n).map(|k| base + k as f32).collect::<Vec<_>>(), shape.to_vec()).unwrap()
+        };
+        let conds = |shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            let pattern: Vec<f32> = (0..n).map(|k| [0.0, 1.0, f32::NAN, -0.0, 2.0, 0.0][k % 6]).collect();
+            let f = T::from_vec(pattern, shape.to_vec()).unwrap();
+            [f.to_dtype(DType::F16), f.to_dtype(DType::I32), f]
+        };
+        for cs in shapes {
+            for cond in conds(cs) {
+                for xs in shapes {
+                    for ys in shapes {
+                        let (x, y) = (values(xs, 10.0), values(ys, 100.0));
+                        let got = select(&cond, &x, &y).unwrap();
+                        let full = |t: &T| crate::layout::broadcast_to(t, got.shape()).unwrap().to_f64_vec();
+                        let (c, xv, yv) = (full(&cond), full(&x), full(&y));
+                        for (k, g) in got.to_f64_vec().iter().enumerate() {
+                            let want = if c[k] != 0.0 { xv[k] } else { yv[k] };
+                            assert_eq!(*g, want, "cond {:?} {cs:?}, x {xs:?}, y {ys:?}, element {k}", cond.dtype());
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn binary_broadcasts_rows_and_columns() {
