@@ -84,8 +84,8 @@ pub fn gemv_f32(matrix: &[f32], rows: usize, cols: usize, v: &[f32], out: &mut [
             for i in (0..blocked).step_by(4) {
                 axpy4([v[i], v[i + 1], v[i + 2], v[i + 3]], [row(i), row(i + 1), row(i + 2), row(i + 3)], out);
             }
-            for i in blocked..rows {
-                axpy(v[i], row(i), out);
+            for (i, &s) in v.iter().enumerate().take(rows).skip(blocked) {
+                axpy(s, row(i), out);
             }
         }
     }
