@@ -22,8 +22,8 @@
 pub use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, TensorId, f16};
 pub use tapeflow_tape::{
     Adam, AdamW, Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Optimizer,
-    Sgd, Tensor, TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, concat, constant, ops, optim,
-    stop_gradient,
+    Sgd, Tensor, TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, concat, constant, init, ops,
+    optim, stop_gradient,
 };
 
 // The README's examples run as doctests.

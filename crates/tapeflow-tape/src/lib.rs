@@ -7,6 +7,7 @@
 
 mod backward;
 mod context;
+pub mod init;
 mod jacobian;
 mod operand;
 mod operators;
