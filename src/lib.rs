@@ -21,8 +21,9 @@
 
 pub use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, TensorId, f16};
 pub use tapeflow_tape::{
-    Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Tensor, TensorMath,
-    UnconnectedGradients, Variable, VariableBuilder, Watchable, concat, constant, ops, stop_gradient,
+    Adam, AdamW, Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Optimizer,
+    Sgd, Tensor, TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, concat, constant, init, ops,
+    optim, stop_gradient,
 };
 
 // The README's examples run as doctests.
@@ -36,7 +37,7 @@ pub use tapeflow_kernels as kernels;
 /// Everything a program needs: `use tapeflow::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        DType, Error, GradientOptions, GradientTape, JacobianOptions, Result, Shape, Tensor, TensorMath,
-        UnconnectedGradients, Variable, concat, constant, f16, stop_gradient,
+        Adam, AdamW, DType, Error, GradientOptions, GradientTape, JacobianOptions, Optimizer, Result, Sgd, Shape,
+        Tensor, TensorMath, UnconnectedGradients, Variable, concat, constant, f16, stop_gradient,
     };
 }

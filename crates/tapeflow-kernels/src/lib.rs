@@ -13,6 +13,7 @@ pub mod gemv;
 pub mod layout;
 pub mod matmul;
 pub mod nn;
+pub mod optim;
 pub mod parallel;
 pub mod reduce;
 pub mod reference;

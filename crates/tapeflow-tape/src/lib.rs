@@ -7,10 +7,12 @@
 
 mod backward;
 mod context;
+pub mod init;
 mod jacobian;
 mod operand;
 mod operators;
 pub mod ops;
+pub mod optim;
 mod runtime;
 mod tape;
 mod variable;
@@ -19,6 +21,7 @@ pub use backward::{GradientOptions, UnconnectedGradients};
 pub use jacobian::JacobianOptions;
 pub use operand::{GradSource, IntoOperand, Operand, Watchable};
 pub use ops::{TensorMath, concat, constant, stop_gradient};
+pub use optim::{Adam, AdamW, Optimizer, Sgd};
 pub use runtime::{Autodiff, Tensor};
 pub use tape::GradientTape;
 pub use variable::{Variable, VariableBuilder};

@@ -142,6 +142,17 @@ impl Variable {
         Ok(())
     }
 
+    /// Replaces the value by `f(current)` while holding the write lock, so the update is
+    /// atomic with respect to `assign*` and other optimizer steps. The new value must keep
+    /// the shape and dtype; on `Err` the variable is unchanged.
+    pub(crate) fn update_with(&self, op: &'static str, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<()> {
+        let mut guard = self.value_write();
+        let new = f(&guard)?;
+        check_same_kind(op, &guard, &new)?;
+        *guard = new.with_new_id();
+        Ok(())
+    }
+
     fn value_lock(&self) -> RwLockReadGuard<'_, Tensor> {
         self.inner.value.read().unwrap_or_else(|p| p.into_inner())
     }
