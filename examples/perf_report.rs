@@ -16,6 +16,12 @@ use wide::f32x16;
 #[allow(dead_code)]
 mod workloads;
 
+#[path = "common/digits.rs"]
+#[allow(dead_code)]
+mod digits;
+#[path = "../benches/common/train_workloads.rs"]
+mod train_workloads;
+
 /// Median wall time of `f` over `runs` runs (after one warm-up).
 fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
     f();
@@ -240,6 +246,39 @@ fn main() -> Result<()> {
             rate: 0.0,
             unit: "tape",
             limit: 0.0,
+        });
+    }
+    // Whole training steps (forward, backward, SGD update): their matmuls' GFLOP/s against
+    // the FMA peak (the elementwise work and the tape ride along in the time).
+    let steps: [(&str, fn() -> std::result::Result<train_workloads::TrainStep, String>); 2] = [
+        ("train step: digits 64-128-10, full batch 1437", || {
+            train_workloads::TrainStep::digits().map_err(|e| e.to_string())
+        }),
+        ("train step: MLP 784-512-512-10, batch 256", || {
+            train_workloads::TrainStep::synthetic(&[784, 512, 512, 10], 256).map_err(|e| e.to_string())
+        }),
+    ];
+    for (name, make) in steps {
+        if !wanted(name) {
+            continue;
+        }
+        let mut step = match make() {
+            Ok(step) => step,
+            Err(e) => {
+                println!("{name}: skipped ({e})");
+                continue;
+            }
+        };
+        let flop = 2.0 * step.multiply_adds();
+        let time = median_time(runs * 3, || {
+            black_box(step.step().expect("shapes agree"));
+        });
+        rows.push(Row {
+            workload: name.to_string(),
+            time,
+            rate: flop / time.as_secs_f64() / 1e9,
+            unit: "GFLOP/s",
+            limit: peak,
         });
     }
     print_table(&rows);
