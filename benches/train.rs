@@ -7,7 +7,6 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 #[path = "../examples/common/digits.rs"]
-#[allow(dead_code)]
 mod digits;
 #[path = "common/train_workloads.rs"]
 mod workloads;

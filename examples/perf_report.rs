@@ -17,7 +17,6 @@ use wide::f32x16;
 mod workloads;
 
 #[path = "common/digits.rs"]
-#[allow(dead_code)]
 mod digits;
 #[path = "../benches/common/train_workloads.rs"]
 mod train_workloads;
@@ -250,7 +249,8 @@ fn main() -> Result<()> {
     }
     // Whole training steps (forward, backward, SGD update): their matmuls' GFLOP/s against
     // the FMA peak (the elementwise work and the tape ride along in the time).
-    let steps: [(&str, fn() -> std::result::Result<train_workloads::TrainStep, String>); 2] = [
+    type MakeStep = fn() -> std::result::Result<train_workloads::TrainStep, String>;
+    let steps: [(&str, MakeStep); 2] = [
         ("train step: digits 64-128-10, full batch 1437", || {
             train_workloads::TrainStep::digits().map_err(|e| e.to_string())
         }),
