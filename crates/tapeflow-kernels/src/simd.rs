@@ -528,6 +528,22 @@ mod tests {
     }
 
     #[test]
+    fn exp_of_subnormal_and_tiny_inputs_is_exactly_one() {
+        // The fast path zeroes |x| < 2^-26 before the polynomial; e^x rounds to 1 there.
+        let tiny = [1e-45f32, -1e-45, 1e-40, -1e-40, f32::MIN_POSITIVE, 1e-20, -1.4e-8, 1.4e-8, 0.0, -0.0];
+        let mut out = [0.0f32; 10];
+        unary_f32(UnaryOp::Exp, &tiny, &mut out);
+        for (&x, &y) in tiny.iter().zip(&out) {
+            assert_eq!(y.to_bits(), 1.0f32.to_bits(), "exp({x}) = {y}");
+            assert_eq!(y.to_bits(), x.exp().to_bits(), "exp({x}) against the reference");
+        }
+        // Just above the threshold the result is no longer 1.
+        let mut above = [0.0f32; 1];
+        unary_f32(UnaryOp::Exp, &[1e-7], &mut above);
+        assert!(above[0] > 1.0);
+    }
+
+    #[test]
     fn nan_wins_in_max_and_empty_max_is_negative_infinity() {
         assert_eq!(max_f32(&[]), f32::NEG_INFINITY);
         let mut v = vec![1.0f32; 40];
