@@ -393,12 +393,13 @@ impl BroadcastPlan {
             }
             split = d;
         }
-        let inner: usize = out[split..].iter().product();
+        // Saturating: an empty output (a zero dimension) is never walked.
+        let inner: usize = out[split..].iter().fold(1, |a, &d| a.saturating_mul(d));
         let contiguous = [kinds[0].unwrap_or(true), kinds[1].unwrap_or(true)];
         let strides = std::array::from_fn(|k| {
             let run = if contiguous[k] { inner } else { 1 };
             let mut s = broadcast_strides(&dims[k][..split], &out[..split]).to_vec();
-            s.iter_mut().for_each(|v| *v *= run);
+            s.iter_mut().for_each(|v| *v = v.saturating_mul(run));
             s
         });
         BroadcastPlan { inner, outer_dims: out[..split].to_vec(), strides, contiguous }

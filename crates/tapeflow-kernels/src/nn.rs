@@ -30,6 +30,8 @@ fn along_axis<R>(
         dtype: x.dtype(),
     })?;
     let (outer, len, inner) = split_at_axis(x.dims(), resolved);
+    // No elements, no lanes: `outer` or `inner` may still be huge ([2^62, 0, 3]).
+    let (outer, len, inner) = if x.num_elements() == 0 { (0, 0, 0) } else { (outer, len, inner) };
     let src = float_view(x).unwrap_or_default();
     let storage = float_storage(x.dtype(), x.num_elements(), |dst| {
         let mut scratch = vec![0.0f32; len];

@@ -30,7 +30,7 @@ fn derivative(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], g: &Tensor) 
         ReduceOp::Sum => Ok(spread),
         // d mean = 1 / count
         ReduceOp::Mean => {
-            let count: usize = axes.iter().map(|&a| x.dims()[a]).product();
+            let count: usize = axes.iter().fold(1, |n, &a| n.saturating_mul(x.dims()[a]));
             spread / scalar_like(x, count as f64)
         }
         // d max = 1 / (number of maxima) at each maximum: ties share the gradient. The
