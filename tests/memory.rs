@@ -77,6 +77,35 @@ fn one_allocation_per_op() -> Result<()> {
         assert!(recorded <= 2 * STEPS + 64, "{recorded} allocations for {} recorded ops on {start}", 2 * STEPS);
         assert!(tape.gradient(&y, &x)?.is_some());
     }
+
+    // The other op families: recording adds no allocation to what the ops themselves
+    // allocate (outputs, and any scratch the kernels use).
+    let mixed = |x: &Tensor, steps: usize| -> Result<Tensor> {
+        let w = Tensor::from_vec(vec![0.5f32, -0.25, 0.125, 1.0], [2, 2])?;
+        let mut y = x.clone();
+        for _ in 0..steps {
+            let m = y.matmul(&w)?.transpose(&[1, 0])?.reshape([2, 2])?;
+            let s = m.sum(&[0], true)?.broadcast_to([2, 2])?.cast(DType::F32)?;
+            y = (m.tanh()? + s.mean_all()?)?;
+        }
+        Ok(y)
+    };
+    let start = Tensor::from_vec(vec![0.1f32, 0.2, 0.3, 0.4], [2, 2])?;
+    let x = Variable::new(start.clone());
+    mixed(&start, 1)?;
+    let before = allocations();
+    std::hint::black_box(mixed(&start, STEPS / 10)?);
+    let unrecorded = allocations() - before;
+    let before = allocations();
+    let tape = GradientTape::new();
+    let y = tape.record(|| mixed(&x.read(), STEPS / 10))?;
+    let recorded = allocations() - before;
+    assert!(
+        recorded <= unrecorded + 64,
+        "recording {} mixed ops: {recorded} allocations, {unrecorded} without a tape",
+        9 * STEPS / 10
+    );
+    assert!(tape.gradient(&y, &x)?.is_some());
     Ok(())
 }
 

@@ -6,10 +6,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use smallvec::SmallVec;
-use tapeflow_dtype::{Result, TensorId};
-use tapeflow_kernels::{BinaryOp, UnaryOp};
+use tapeflow_dtype::{DType, Result, Shape, TensorId};
+use tapeflow_kernels::{BinaryOp, ReduceOp, UnaryOp};
 
-use crate::ops::{binary, unary};
+use crate::ops::{binary, matmul, reduce, shape, unary};
 use crate::runtime::Tensor;
 use crate::variable::Variable;
 
@@ -54,6 +54,18 @@ pub(crate) enum Rule {
     Unary { op: UnaryOp, x: Tensor, y: Tensor },
     /// `out = op(a, b)`.
     Binary { op: BinaryOp, a: Tensor, b: Tensor, out: Tensor },
+    /// `op(a) · op(b)`.
+    Matmul { a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool },
+    /// `y = op(x)` over the (resolved) `axes`.
+    Reduce { op: ReduceOp, x: Tensor, y: Tensor, axes: SmallVec<[usize; 4]> },
+    /// A reshape from `shape`: the gradient is reshaped back.
+    Reshape { shape: Shape },
+    /// `broadcast_to` from `shape`.
+    BroadcastTo { shape: Shape },
+    /// A transpose, whose inverse permutation is `inverse`.
+    Transpose { inverse: SmallVec<[usize; 4]> },
+    /// A cast from the float dtype `from`.
+    Cast { from: DType },
     /// Any other op.
     Custom(CustomRule),
 }
@@ -65,6 +77,14 @@ impl Rule {
             Rule::Identity => Ok(smallvec::smallvec![Some(g.clone())]),
             Rule::Unary { op, x, y } => Ok(smallvec::smallvec![Some(unary::derivative(*op, x, y, g)?)]),
             Rule::Binary { op, a, b, out } => binary::derivatives(*op, a, b, out, g, needs),
+            Rule::Matmul { a, b, transpose_a, transpose_b } => {
+                matmul::derivatives(a, b, *transpose_a, *transpose_b, g, needs)
+            }
+            Rule::Reduce { op, x, y, axes } => Ok(smallvec::smallvec![Some(reduce::derivative(*op, x, y, axes, g)?)]),
+            Rule::Reshape { shape } => Ok(smallvec::smallvec![Some(shape::reshape(g, &shape::signed(shape))?)]),
+            Rule::BroadcastTo { shape } => Ok(smallvec::smallvec![Some(binary::unbroadcast(g, shape)?)]),
+            Rule::Transpose { inverse } => Ok(smallvec::smallvec![Some(shape::transpose(g, inverse)?)]),
+            Rule::Cast { from } => Ok(smallvec::smallvec![Some(shape::cast(g, *from)?)]),
             Rule::Custom(rule) => rule(g, needs).map(SmallVec::from_vec),
         }
     }

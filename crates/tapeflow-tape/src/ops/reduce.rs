@@ -1,11 +1,10 @@
 //! Reductions: sum, mean, max over axes.
 
-use std::sync::Arc;
-
+use smallvec::SmallVec;
 use tapeflow_dtype::Result;
 use tapeflow_kernels::{self as kernels, BinaryOp, ReduceOp};
 
-use crate::context::record_custom;
+use crate::context::{Rule, record};
 use crate::ops::{scalar_like, shape};
 use crate::runtime::Tensor;
 
@@ -13,14 +12,11 @@ use crate::runtime::Tensor;
 pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
     let axes = kernels::resolve_axes(op.name(), x, axes)?;
     let y = kernels::reduce(op, x, &axes, keepdims)?;
-    record_custom(&[x], &y, || {
-        let (x, y) = (x.clone(), y.clone());
-        Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(derivative(op, &x, &y, &axes, g)?)]))
-    });
+    record(&[x], &y, || Rule::Reduce { op, x: x.clone(), y: y.clone(), axes: SmallVec::from_slice(&axes) });
     Ok(y)
 }
 
-fn derivative(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], g: &Tensor) -> Result<Tensor> {
+pub(crate) fn derivative(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], g: &Tensor) -> Result<Tensor> {
     // The reduced axes back as length 1, then stretched over x's shape.
     let kept: Vec<isize> =
         x.dims().iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d as isize }).collect();

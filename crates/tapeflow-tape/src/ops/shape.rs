@@ -2,30 +2,27 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
 use tapeflow_dtype::{DType, Result, Shape};
 use tapeflow_kernels as kernels;
 
-use crate::context::record_custom;
-use crate::ops::binary::unbroadcast;
+use crate::context::{Rule, record, record_custom};
 use crate::runtime::Tensor;
 
 /// `tf.reshape`; the gradient is reshaped back.
 pub(crate) fn reshape(x: &Tensor, dims: &[isize]) -> Result<Tensor> {
     let y = kernels::reshape(x, dims)?;
-    record_custom(&[x], &y, || {
-        let back: Vec<isize> = x.dims().iter().map(|&d| d as isize).collect();
-        Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(reshape(g, &back)?)]))
-    });
+    record(&[x], &y, || Rule::Reshape { shape: x.shape().clone() });
     Ok(y)
 }
 
 /// `tf.transpose`; the gradient goes through the inverse permutation.
 pub(crate) fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let y = kernels::transpose(x, perm)?;
-    record_custom(&[x], &y, || {
-        let mut inverse = vec![0; perm.len()];
+    record(&[x], &y, || {
+        let mut inverse = SmallVec::from_elem(0, perm.len());
         perm.iter().enumerate().for_each(|(i, &p)| inverse[p] = i);
-        Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(transpose(g, &inverse)?)]))
+        Rule::Transpose { inverse }
     });
     Ok(y)
 }
@@ -33,10 +30,7 @@ pub(crate) fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
 /// `tf.broadcast_to`; the gradient is summed over the stretched dimensions.
 pub(crate) fn broadcast_to(x: &Tensor, shape: &Shape) -> Result<Tensor> {
     let y = kernels::broadcast_to(x, shape)?;
-    record_custom(&[x], &y, || {
-        let original = x.shape().clone();
-        Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(unbroadcast(g, &original)?)]))
-    });
+    record(&[x], &y, || Rule::BroadcastTo { shape: x.shape().clone() });
     Ok(y)
 }
 
@@ -85,10 +79,12 @@ pub(crate) fn slice(x: &Tensor, axis: isize, start: usize, len: usize) -> Result
 pub(crate) fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     let y = x.to_dtype(dtype);
     if x.dtype().is_float() && dtype.is_float() {
-        record_custom(&[x], &y, || {
-            let back = x.dtype();
-            Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(cast(g, back)?)]))
-        });
+        record(&[x], &y, || Rule::Cast { from: x.dtype() });
     }
     Ok(y)
+}
+
+/// `shape`'s dimensions as the signed dimensions `reshape` takes.
+pub(crate) fn signed(shape: &Shape) -> SmallVec<[isize; 4]> {
+    shape.dims().iter().map(|&d| d as isize).collect()
 }
