@@ -2,6 +2,7 @@
 //! ops that connect them.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use smallvec::SmallVec;
 use tapeflow_dtype::{DType, Error, Result, Shape, TensorId};
@@ -261,6 +262,60 @@ impl Job {
     }
 }
 
+/// Runs the ops of `ready` and everything they make ready on rayon, without waves: a
+/// thread that finishes an op continues with one op it made ready (so a chain tends to stay
+/// on one core) and offers the others to idle threads. The pass's bookkeeping is shared
+/// under a lock held only between ops; the order keys keep the sums independent of which
+/// thread ran what. The first error stops the pass.
+fn run_dynamic(pass: &mut Pass<'_>, ready: Vec<usize>) -> Result<()> {
+    let shared = Mutex::new(pass);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    rayon::scope(|scope| {
+        for i in ready {
+            let (shared, failure) = (&shared, &failure);
+            scope.spawn(move |scope| run_from(shared, failure, scope, i));
+        }
+    });
+    match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
+/// The value behind `mutex`, also after a panic elsewhere poisoned it (the pass then
+/// fails anyway; the lock only guards bookkeeping).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs op `i`, then ops it makes ready (see [`run_dynamic`]).
+fn run_from<'s, 'p: 's, 'e: 'p>(
+    shared: &'s Mutex<&'p mut Pass<'e>>,
+    failure: &'s Mutex<Option<Error>>,
+    scope: &rayon::Scope<'s>,
+    mut i: usize,
+) {
+    let mut next = Vec::new();
+    loop {
+        if lock(failure).is_some() {
+            return;
+        }
+        let job = lock(shared).job(i);
+        match job.run() {
+            Ok((upstream, input_grads)) => lock(shared).finish(i, upstream, input_grads, &mut next),
+            Err(error) => {
+                lock(failure).get_or_insert(error);
+                return;
+            }
+        }
+        let Some(continue_with) = next.pop() else { return };
+        for p in next.drain(..) {
+            scope.spawn(move |scope| run_from(shared, failure, scope, p));
+        }
+        i = continue_with;
+    }
+}
+
 /// Runs the backward pass of `request` over a tape's `entries`; one result per source.
 ///
 /// Only ops on a path from a source to a target run. Each recorded op counts the live
@@ -313,18 +368,14 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
             wave.iter().filter(|&&i| large(i)).count()
         };
         if parallel && wave.len() >= 2 && expensive() >= 2 {
-            use rayon::prelude::*;
-            let jobs: Vec<Job> = wave.iter().map(|&i| pass.job(i)).collect();
-            let results: Vec<_> = jobs.into_par_iter().map(Job::run).collect();
-            for (&i, result) in wave.iter().zip(results) {
-                let (upstream, input_grads) = result?;
-                pass.finish(i, upstream, input_grads, &mut next);
-            }
-        } else {
-            for &i in &wave {
-                let (upstream, input_grads) = pass.job(i).run()?;
-                pass.finish(i, upstream, input_grads, &mut next);
-            }
+            // From here on the graph has independent expensive work: the rest of the pass
+            // runs on rayon, each op as soon as its consumers are done.
+            run_dynamic(&mut pass, std::mem::take(&mut wave))?;
+            break;
+        }
+        for &i in &wave {
+            let (upstream, input_grads) = pass.job(i).run()?;
+            pass.finish(i, upstream, input_grads, &mut next);
         }
         std::mem::swap(&mut wave, &mut next);
         next.clear();
