@@ -32,6 +32,11 @@ pub use tapeflow_tape::{
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+// Every Rust block of the guide for TensorFlow users runs as a doctest.
+#[doc = include_str!("../docs/tensorflow-users.md")]
+#[cfg(doctest)]
+pub struct TensorflowUsersDoctests;
+
 /// The kernels, for users who want them without autodiff.
 pub use tapeflow_kernels as kernels;
 
