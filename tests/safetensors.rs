@@ -102,10 +102,12 @@ fn loading_into_variables_checks_everything_before_changing_anything() -> Result
 }
 
 #[test]
-fn saving_refuses_duplicate_names_and_reports_io_errors() {
+fn saving_refuses_duplicate_and_reserved_names_and_reports_io_errors() {
     let x = constant(1.0);
     let err = weights::to_safetensors_bytes(&[("x", &x), ("x", &x)]).unwrap_err().to_string();
     assert!(err.contains("'x' is given twice"), "{err}");
+    let err = weights::to_safetensors_bytes(&[("__metadata__", &x)]).unwrap_err().to_string();
+    assert!(err.contains("reserved"), "{err}");
     let missing = fixture("no_such_file.safetensors");
     let err = tapeflow::load_safetensors(&missing).unwrap_err().to_string();
     assert!(err.contains("load_safetensors") && err.contains("no_such_file"), "{err}");

@@ -90,8 +90,8 @@ fn encode(t: &Tensor) -> Result<Encoded> {
     Ok(Encoded { dtype, shape: t.dims().to_vec(), bytes })
 }
 
-/// The safetensors bytes of `items`, each saved under its name. Names must be distinct
-/// (`Err` otherwise). Tensors are laid out as the format prescribes (by dtype, then name).
+/// The safetensors bytes of `items`, each saved under its name. Names must be distinct and
+/// not `__metadata__` (`Err` otherwise). Tensors are laid out as the format prescribes (by dtype, then name).
 pub fn to_safetensors_bytes<N: AsRef<str>, V: SavedValue>(items: &[(N, V)]) -> Result<Vec<u8>> {
     const OP: &str = "to_safetensors_bytes";
     let mut seen = HashSet::new();
@@ -100,6 +100,12 @@ pub fn to_safetensors_bytes<N: AsRef<str>, V: SavedValue>(items: &[(N, V)]) -> R
         let name = name.as_ref();
         if !seen.insert(name) {
             return Err(Error::InvalidArgument { op: OP, reason: format!("the name '{name}' is given twice") });
+        }
+        if name == "__metadata__" {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                reason: "'__metadata__' is reserved by the format for the header's metadata".into(),
+            });
         }
         encoded.push((name.to_string(), encode(&value.saved_value())?));
     }
