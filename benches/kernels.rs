@@ -39,6 +39,35 @@ fn elementwise(c: &mut Criterion) {
     group.finish();
 }
 
+/// Elementwise throughput on all-subnormal inputs beside normal ones (4 M f32 each): the
+/// cost of denormal arithmetic, which tapeflow does not flush (docs/PERFORMANCE.md).
+fn subnormal(c: &mut Criterion) {
+    let mut group = c.benchmark_group("subnormal");
+    let n = 1usize << 22;
+    let normal = (random(n, DType::F32), random(n, DType::F32));
+    let tiny = (subnormals(n), subnormals(n));
+    group.throughput(Throughput::Elements(n as u64));
+    for (kind, (x, y)) in [("normal", &normal), ("subnormal", &tiny)] {
+        group.bench_function(format!("add_f32/{kind}"), |b| b.iter(|| black_box((x + y).unwrap())));
+        group.bench_function(format!("mul_f32/{kind}"), |b| b.iter(|| black_box((x * y).unwrap())));
+        group.bench_function(format!("exp_f32/{kind}"), |b| b.iter(|| black_box(x.exp().unwrap())));
+        group.bench_function(format!("tanh_f32/{kind}"), |b| b.iter(|| black_box(x.tanh().unwrap())));
+    }
+    group.finish();
+}
+
+/// `n` subnormal f32 values of both signs, spread over the whole subnormal range.
+fn subnormals(n: usize) -> Tensor {
+    let values: Vec<f32> = (0..n)
+        .map(|i| {
+            let bits = 1 + (i.wrapping_mul(2654435761) % 0x007F_FFFF) as u32;
+            let v = f32::from_bits(bits);
+            if i % 2 == 0 { v } else { -v }
+        })
+        .collect();
+    Tensor::from_vec(values, [n]).expect("length matches")
+}
+
 fn reductions(c: &mut Criterion) {
     let mut group = c.benchmark_group("reduce");
     for n in [1usize << 10, 1 << 16, 1 << 22] {
@@ -66,5 +95,5 @@ fn matmul(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, elementwise, reductions, matmul);
+criterion_group!(benches, elementwise, subnormal, reductions, matmul);
 criterion_main!(benches);

@@ -16,6 +16,11 @@ use wide::f32x16;
 #[allow(dead_code)]
 mod workloads;
 
+#[path = "common/digits.rs"]
+mod digits;
+#[path = "../benches/common/train_workloads.rs"]
+mod train_workloads;
+
 /// Median wall time of `f` over `runs` runs (after one warm-up).
 fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
     f();
@@ -111,6 +116,19 @@ fn random(n: usize, dtype: DType) -> Tensor {
     Tensor::from_vec(values, [n]).expect("length matches").cast(dtype).expect("float cast")
 }
 
+/// `n` subnormal f32 values of both signs over the whole subnormal range (as in
+/// `benches/kernels.rs`).
+fn subnormals(n: usize) -> Tensor {
+    let values: Vec<f32> = (0..n)
+        .map(|i| {
+            let bits = 1 + (i.wrapping_mul(2654435761) % 0x007F_FFFF) as u32;
+            let v = f32::from_bits(bits);
+            if i % 2 == 0 { v } else { -v }
+        })
+        .collect();
+    Tensor::from_vec(values, [n]).expect("length matches")
+}
+
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     // Optional: only workloads whose name contains this word (e.g. `matmul`, `f16`).
@@ -185,6 +203,40 @@ fn main() -> Result<()> {
         black_box(x.sum_all().expect("float"));
     });
 
+    // Subnormal inputs against normal ones, interleaved so both see the same machine load.
+    let mut subnormal_ratios = Vec::new();
+    if wanted("subnormal") {
+        let (s1, s2) = (subnormals(n), subnormals(n));
+        let (n1, n2) = (random(n, DType::F32), random(n, DType::F32));
+        type Op = fn(&Tensor, &Tensor) -> Result<Tensor>;
+        let ops: [(&str, Op, f64); 4] = [
+            ("add", |a, b| a + b, 12.0),
+            ("mul", |a, b| a * b, 12.0),
+            ("exp", |a, _| a.exp(), 8.0),
+            ("tanh", |a, _| a.tanh(), 8.0),
+        ];
+        for (name, op, bytes) in ops {
+            let (mut normal, mut tiny) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                normal.push(median_time(1, || drop(black_box(op(&n1, &n2).expect("float")))));
+                tiny.push(median_time(1, || drop(black_box(op(&s1, &s2).expect("float")))));
+            }
+            normal.sort();
+            tiny.sort();
+            let (normal, tiny) = (normal[runs / 2], tiny[runs / 2]);
+            for (kind, time) in [("normal", normal), ("subnormal", tiny)] {
+                rows.push(Row {
+                    workload: format!("{name} f32 {kind} inputs ({} M elements)", n >> 20),
+                    time,
+                    rate: bytes * n as f64 / time.as_secs_f64() / 1e9,
+                    unit: "GB/s",
+                    limit: triad,
+                });
+            }
+            subnormal_ratios.push((name, tiny.as_secs_f64() / normal.as_secs_f64()));
+        }
+    }
+
     // The tape engine: no machine limit bounds these; the ratio that matters is parallel
     // against sequential backward, measured side by side.
     let mut tape_row = |name: &str, runs: usize, f: &mut dyn FnMut()| {
@@ -242,7 +294,47 @@ fn main() -> Result<()> {
             limit: 0.0,
         });
     }
+    // Whole training steps (forward, backward, SGD update): their matmuls' GFLOP/s against
+    // the FMA peak (the elementwise work and the tape ride along in the time).
+    type MakeStep = fn() -> std::result::Result<train_workloads::TrainStep, String>;
+    let steps: [(&str, MakeStep); 2] = [
+        ("train step: digits 64-128-10, full batch 1437", || {
+            train_workloads::TrainStep::digits().map_err(|e| e.to_string())
+        }),
+        ("train step: MLP 784-512-512-10, batch 256", || {
+            train_workloads::TrainStep::synthetic(&[784, 512, 512, 10], 256).map_err(|e| e.to_string())
+        }),
+    ];
+    for (name, make) in steps {
+        if !wanted(name) {
+            continue;
+        }
+        let mut step = match make() {
+            Ok(step) => step,
+            Err(e) => {
+                println!("{name}: skipped ({e})");
+                continue;
+            }
+        };
+        let flop = 2.0 * step.multiply_adds();
+        let time = median_time(runs * 3, || {
+            black_box(step.step().expect("shapes agree"));
+        });
+        rows.push(Row {
+            workload: name.to_string(),
+            time,
+            rate: flop / time.as_secs_f64() / 1e9,
+            unit: "GFLOP/s",
+            limit: peak,
+        });
+    }
     print_table(&rows);
+    if !subnormal_ratios.is_empty() {
+        println!("\nsubnormal / normal time (same run, medians):");
+        for (name, ratio) in &subnormal_ratios {
+            println!("  {name} f32: {ratio:.2}x");
+        }
+    }
 
     println!("\nelement rates (G elements/s): ");
     for r in rows.iter().filter(|r| r.unit == "GB/s") {

@@ -11,11 +11,19 @@ struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
+thread_local! {
+    /// Allocations made by this thread (tests run on several threads at once).
+    static ALLOCATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 // SAFETY: every call forwards to the system allocator unchanged; the counter is only
 // arithmetic on the sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // A const-initialised Cell has no destructor, so this never allocates or fails
+        // during thread teardown.
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
         // SAFETY: same layout contract as the caller's.
         unsafe { System.alloc(layout) }
     }
@@ -33,6 +41,45 @@ fn live() -> isize {
     LIVE.load(Ordering::Relaxed)
 }
 
+fn allocations() -> usize {
+    ALLOCATIONS.with(|n| n.get())
+}
+
+/// `steps` × (y = y·1.0001 + 0.5): two ops per step.
+fn chain(start: &Tensor, steps: usize) -> Result<Tensor> {
+    let mut y = start.clone();
+    for _ in 0..steps {
+        y = ((&y * 1.0001)? + 0.5)?;
+    }
+    Ok(y)
+}
+
+/// Per-op allocations. Called from the one test below: live bytes are process-wide, and a
+/// second test running beside it (or the harness reporting it) would disturb them.
+fn one_allocation_per_op() -> Result<()> {
+    const STEPS: usize = 1000;
+    for start in [Tensor::scalar(1.5f32), Tensor::from_vec(vec![1.5f32, 2.0, -1.0, 0.0], [4])?] {
+        let x = Variable::new(start.clone());
+        chain(&start, 1)?; // the literals' first use
+
+        // No tape: one allocation per op, its output.
+        let before = allocations();
+        std::hint::black_box(chain(&start, STEPS)?);
+        let unrecorded = allocations() - before;
+        assert_eq!(unrecorded, 2 * STEPS, "unrecorded ops on {start}");
+
+        // Recording: still one per op; the tape's own growth (its entry list and id map
+        // double in size) is logarithmic, and creating it costs a few.
+        let before = allocations();
+        let tape = GradientTape::new();
+        let y = tape.record(|| chain(&x.read(), STEPS))?;
+        let recorded = allocations() - before;
+        assert!(recorded <= 2 * STEPS + 64, "{recorded} allocations for {} recorded ops on {start}", 2 * STEPS);
+        assert!(tape.gradient(&y, &x)?.is_some());
+    }
+    Ok(())
+}
+
 /// One training-like cycle: y = sum(tanh(w·x)), dy/dw.
 fn cycle(w: &Variable, x: &Tensor) -> Result<Tensor> {
     let tape = GradientTape::new();
@@ -41,7 +88,8 @@ fn cycle(w: &Variable, x: &Tensor) -> Result<Tensor> {
 }
 
 #[test]
-fn live_bytes_stay_flat_over_many_cycles_and_saved_tensors_go_with_gradient() -> Result<()> {
+fn one_allocation_per_op_flat_live_bytes_and_saved_tensors_freed() -> Result<()> {
+    one_allocation_per_op()?;
     let w = Variable::new(Tensor::from_vec((0..16).map(|v| v as f32 * 0.01).collect::<Vec<_>>(), [4, 4])?);
     let x = Tensor::from_vec(vec![0.5f32; 8], [4, 2])?;
 

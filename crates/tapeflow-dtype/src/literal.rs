@@ -30,20 +30,22 @@ impl ScalarLiteral {
         }
     }
 
-    /// The literal as a scalar tensor of `dtype` (the other operand's dtype). A float into
-    /// int32, or an integer outside int32's range, is an `Err` naming `op`.
+    /// The literal as a scalar tensor of `dtype` (the other operand's dtype), for use as an
+    /// op's operand: it may be shared with other uses of the same value (see
+    /// [`Tensor::shared_scalar`]). A float into int32, or an integer outside int32's range,
+    /// is an `Err` naming `op`.
     pub fn to_tensor<R>(self, dtype: DType, op: &'static str) -> Result<Tensor<R>> {
         let refuse = |reason: String| Error::InvalidValue { op, shape: Shape::scalar(), dtype, reason };
         Ok(match (self, dtype) {
-            (ScalarLiteral::Float(v), DType::F32) => Tensor::scalar(v as f32),
-            (ScalarLiteral::Float(v), DType::F16) => Tensor::scalar(f16::from_f64(v)),
-            (ScalarLiteral::Half(v), DType::F32) => Tensor::scalar(v.to_f32()),
-            (ScalarLiteral::Half(v), DType::F16) => Tensor::scalar(v),
-            (ScalarLiteral::Int(v), DType::F32) => Tensor::scalar(v as f32),
-            (ScalarLiteral::Int(v), DType::F16) => Tensor::scalar(f16::from_f64(v as f64)),
+            (ScalarLiteral::Float(v), DType::F32) => Tensor::shared_scalar(v as f32),
+            (ScalarLiteral::Float(v), DType::F16) => Tensor::shared_scalar(f16::from_f64(v)),
+            (ScalarLiteral::Half(v), DType::F32) => Tensor::shared_scalar(v.to_f32()),
+            (ScalarLiteral::Half(v), DType::F16) => Tensor::shared_scalar(v),
+            (ScalarLiteral::Int(v), DType::F32) => Tensor::shared_scalar(v as f32),
+            (ScalarLiteral::Int(v), DType::F16) => Tensor::shared_scalar(f16::from_f64(v as f64)),
             (ScalarLiteral::Int(v), DType::I32) => {
                 let v = i32::try_from(v).map_err(|_| refuse(format!("{v} is out of int32's range")))?;
-                Tensor::scalar(v)
+                Tensor::shared_scalar(v)
             }
             (ScalarLiteral::Float(v), DType::I32) => {
                 return Err(refuse(format!("cannot convert the float {v} to an int32 tensor")));

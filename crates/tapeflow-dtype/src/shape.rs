@@ -6,8 +6,17 @@ use smallvec::SmallVec;
 
 /// The dimensions of a tensor, outermost first. Up to four dimensions are stored inline,
 /// so building the shape of a small tensor allocates nothing.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(PartialEq, Eq, Hash, Default)]
 pub struct Shape(SmallVec<[usize; 4]>);
+
+/// A copy of the dimensions (`SmallVec`'s own `Clone` goes element by element through its
+/// generic `Extend`, which showed in profiles of scalar code: every tensor clone copies a
+/// shape).
+impl Clone for Shape {
+    fn clone(&self) -> Self {
+        Shape(SmallVec::from_slice(&self.0))
+    }
+}
 
 impl Shape {
     /// The shape of a scalar: no dimensions.
@@ -30,21 +39,35 @@ impl Shape {
         self.0.len()
     }
 
-    /// Number of elements (1 for a scalar, 0 if any dimension is 0).
+    /// Number of elements (1 for a scalar, 0 if any dimension is 0). Saturates at
+    /// `usize::MAX` for a shape no tensor can have; see [`checked_num_elements`](Self::checked_num_elements).
     pub fn num_elements(&self) -> usize {
-        self.0.iter().product()
+        self.checked_num_elements().unwrap_or(usize::MAX)
     }
 
     /// Number of elements, or `None` if the product overflows `usize`.
     pub fn checked_num_elements(&self) -> Option<usize> {
+        // A zero dimension empties the shape whatever the others are ([usize::MAX, 2, 0]).
+        if self.0.contains(&0) {
+            return Some(0);
+        }
         self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// Number of elements if a buffer of them in `dtype` can exist: the byte size must fit
+    /// `isize::MAX`, Rust's limit for one allocation. `None` otherwise (`[usize::MAX, 2]`).
+    pub fn checked_len_for(&self, dtype: crate::DType) -> Option<usize> {
+        let n = self.checked_num_elements()?;
+        n.checked_mul(dtype.size_in_bytes()).filter(|&bytes| bytes <= isize::MAX as usize).map(|_| n)
     }
 
     /// Row-major (C order) strides in elements.
     pub fn strides(&self) -> SmallVec<[usize; 4]> {
         let mut strides: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.0.len());
         for i in (0..self.0.len().saturating_sub(1)).rev() {
-            strides[i] = strides[i + 1] * self.0[i + 1];
+            // Saturating: only a tensor with no elements (a zero dimension) can have a
+            // shape whose strides overflow, and its strides are never used to index.
+            strides[i] = strides[i + 1].saturating_mul(self.0[i + 1]);
         }
         strides
     }
@@ -137,6 +160,14 @@ mod tests {
     fn strides_are_row_major() {
         assert_eq!(Shape::from([2, 3, 4]).strides().as_slice(), &[12, 4, 1]);
         assert!(Shape::scalar().strides().is_empty());
+    }
+
+    #[test]
+    fn element_counts_that_cannot_exist_are_none() {
+        assert_eq!(Shape::from([usize::MAX, 2]).checked_num_elements(), None);
+        assert_eq!(Shape::from([usize::MAX, 2, 0]).checked_num_elements(), Some(0));
+        assert_eq!(Shape::from([1 << 62]).checked_len_for(crate::DType::F32), None);
+        assert_eq!(Shape::from([1 << 20]).checked_len_for(crate::DType::F16), Some(1 << 20));
     }
 
     #[test]

@@ -100,35 +100,62 @@ impl<R> Tensor<R> {
         Tensor { storage: Arc::new(storage), shape: Shape::scalar(), id: TensorId::fresh(), runtime: PhantomData }
     }
 
+    /// A scalar constant used as an op's operand (a literal such as the `1.0001` in
+    /// `y * 1.0001`, or a constant inside a backward rule). Repeated values come from a
+    /// small per-thread cache, sharing storage and id, so a loop over `y * 1.0001` allocates
+    /// only its results. The tensor is never handed to user code, so no tape ever watches
+    /// it, and sharing its id is safe; values a user can hold use [`scalar`](Self::scalar).
+    pub fn shared_scalar<T: Element>(value: T) -> Self {
+        let (storage, id) = scalar_cache::get(value);
+        Tensor { storage, shape: Shape::scalar(), id, runtime: PhantomData }
+    }
+
     /// A tensor of zeros.
+    ///
+    /// # Panics
+    /// If the shape holds more elements than one allocation can (`[usize::MAX, 2]`), like
+    /// `Vec::with_capacity`; [`try_zeros`](Self::try_zeros) returns an `Err` instead.
     pub fn zeros(shape: impl Into<Shape>, dtype: DType) -> Self {
+        Self::try_zeros(shape, dtype).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A tensor of zeros; `Err` if the shape holds more elements than one allocation can.
+    pub fn try_zeros(shape: impl Into<Shape>, dtype: DType) -> Result<Self> {
         let shape = shape.into();
-        let n = shape.num_elements();
+        let n = allocatable_len("zeros", &shape, dtype)?;
         let storage = match dtype {
             DType::F32 => Storage::zeroed::<f32>(n),
             DType::F16 => Storage::zeroed::<f16>(n),
             DType::I32 => Storage::zeroed::<i32>(n),
         };
-        Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData }
+        Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
     }
 
     /// A tensor of ones.
+    ///
+    /// # Panics
+    /// As [`zeros`](Self::zeros); [`try_ones`](Self::try_ones) returns an `Err` instead.
     pub fn ones(shape: impl Into<Shape>, dtype: DType) -> Self {
+        Self::try_ones(shape, dtype).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A tensor of ones; `Err` if the shape holds more elements than one allocation can.
+    pub fn try_ones(shape: impl Into<Shape>, dtype: DType) -> Result<Self> {
         let shape = shape.into();
-        let n = shape.num_elements();
+        let n = allocatable_len("ones", &shape, dtype)?;
         let storage = match dtype {
             DType::F32 => Storage::for_overwrite::<f32>(n, |v| v.fill(1.0)),
             DType::F16 => Storage::for_overwrite::<f16>(n, |v| v.fill(f16::ONE)),
             DType::I32 => Storage::for_overwrite::<i32>(n, |v| v.fill(1)),
         };
-        Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData }
+        Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
     }
 
     /// A tensor with every element `value`, converted to `dtype` (rounded for float16).
     /// `Err` for int32 if `value` is not an integer in range (NaN, 2.5, 1e10).
     pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Result<Self> {
         let shape = shape.into();
-        let n = shape.num_elements();
+        let n = allocatable_len("full", &shape, dtype)?;
         let storage = match dtype {
             DType::F32 => Storage::for_overwrite::<f32>(n, |v| v.fill(value as f32)),
             DType::F16 => Storage::for_overwrite::<f16>(n, |v| v.fill(f16::from_f64(value))),
@@ -206,8 +233,18 @@ impl<R> Tensor<R> {
 
     /// The elements as a slice of `T`; `Err` if `T` is not the tensor's dtype.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        self.slice_for::<T>("as_slice")
+    }
+
+    /// The elements, row-major; `Err` if `T` is not the tensor's dtype.
+    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
+        self.slice_for::<T>("to_vec").map(<[T]>::to_vec)
+    }
+
+    /// [`as_slice`](Self::as_slice) whose error names `op`.
+    fn slice_for<T: Element>(&self, op: &'static str) -> Result<&[T]> {
         self.storage.as_slice::<T>().ok_or_else(|| Error::DTypeMismatch {
-            op: "as_slice",
+            op,
             lhs: self.shape.clone(),
             lhs_dtype: self.dtype(),
             rhs: self.shape.clone(),
@@ -215,15 +252,10 @@ impl<R> Tensor<R> {
         })
     }
 
-    /// The elements, row-major; `Err` if `T` is not the tensor's dtype.
-    pub fn to_vec<T: Element>(&self) -> Result<Vec<T>> {
-        self.as_slice::<T>().map(<[T]>::to_vec)
-    }
-
     /// The single element of a tensor with one element (a scalar, or shape `(1,)`, ...);
     /// `Err` if it has another number of elements or `T` is not its dtype.
     pub fn to_scalar<T: Element>(&self) -> Result<T> {
-        match self.as_slice::<T>()? {
+        match self.slice_for::<T>("to_scalar")? {
             [value] => Ok(*value),
             values => Err(Error::InvalidArgument {
                 op: "to_scalar",
@@ -286,6 +318,17 @@ impl<R> Tensor<R> {
         // this total if that invariant were ever broken.
         self.storage.as_slice::<T>().unwrap_or(&[])
     }
+}
+
+/// The element count of `shape` in `dtype`, or an `Err` naming `op` when no allocation can
+/// hold that many (the count or its byte size overflows).
+fn allocatable_len(op: &'static str, shape: &Shape, dtype: DType) -> Result<usize> {
+    shape.checked_len_for(dtype).ok_or_else(|| Error::InvalidValue {
+        op,
+        shape: shape.clone(),
+        dtype,
+        reason: "the shape holds more elements than one allocation can".into(),
+    })
 }
 
 impl<R> Tensor<R> {
@@ -353,9 +396,75 @@ mod tests {
     }
 
     #[test]
+    fn shapes_too_large_to_allocate_are_errors_or_documented_panics() {
+        for shape in [Shape::from([usize::MAX, 2]), Shape::from([1 << 62, 4]), Shape::from([1usize << 62])] {
+            let msg = T::try_zeros(shape.clone(), DType::F32).unwrap_err().to_string();
+            assert!(msg.contains("zeros") && msg.contains(&shape.to_string()) && msg.contains("float32"), "{msg}");
+            assert!(T::try_ones(shape.clone(), DType::I32).unwrap_err().to_string().contains("ones"));
+            assert!(T::full(shape.clone(), 1.0, DType::F16).unwrap_err().to_string().contains("full"));
+            let panic = std::panic::catch_unwind(|| T::zeros(shape.clone(), DType::F32)).unwrap_err();
+            let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            assert!(text.contains("zeros") && text.contains("more elements than one allocation"), "{text}");
+        }
+        // A zero dimension empties any shape.
+        assert_eq!(T::zeros([usize::MAX, 0], DType::F32).num_elements(), 0);
+    }
+
+    #[test]
+    fn accessor_errors_name_the_accessor() {
+        let a = T::from_vec(vec![1i32, 2], [2]).unwrap();
+        assert!(a.to_vec::<f32>().unwrap_err().to_string().starts_with("to_vec"));
+        assert!(a.to_scalar::<f32>().unwrap_err().to_string().starts_with("to_scalar"));
+        assert!(a.as_slice::<f16>().unwrap_err().to_string().starts_with("as_slice"));
+    }
+
+    #[test]
     fn full_refuses_non_integers_for_int32() {
         assert!(T::full([2], 2.5, DType::I32).is_err());
         assert!(T::full([2], f64::NAN, DType::I32).is_err());
         assert_eq!(T::full([2], 3.0, DType::I32).unwrap().to_vec::<i32>().unwrap(), vec![3, 3]);
+    }
+}
+
+/// The per-thread cache behind [`Tensor::shared_scalar`]: direct-mapped on the value's dtype
+/// and bits.
+mod scalar_cache {
+    use std::cell::RefCell;
+    use std::sync::Arc;
+
+    use crate::dtype::Element;
+    use crate::storage::Storage;
+
+    use super::TensorId;
+
+    const SLOTS: usize = 32;
+
+    type Slot = Option<(u64, Arc<Storage>, TensorId)>;
+
+    thread_local! {
+        static CACHE: RefCell<[Slot; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
+    }
+
+    pub(super) fn get<T: Element>(value: T) -> (Arc<Storage>, TensorId) {
+        let mut bits = [0u8; 8];
+        let bytes = bytemuck::bytes_of(&value);
+        bits[..bytes.len()].copy_from_slice(bytes);
+        let key = u64::from_le_bytes(bits) ^ ((T::DTYPE as u64) << 40);
+        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) as usize % SLOTS;
+        let fresh = || (Arc::new(Storage::for_overwrite::<T>(1, |out| out[0] = value)), TensorId::fresh());
+        CACHE
+            .try_with(|cache| {
+                let mut cache = cache.borrow_mut();
+                match &cache[slot] {
+                    Some((k, storage, id)) if *k == key => (Arc::clone(storage), *id),
+                    _ => {
+                        let (storage, id) = fresh();
+                        cache[slot] = Some((key, Arc::clone(&storage), id));
+                        (storage, id)
+                    }
+                }
+            })
+            // During thread teardown the cache is gone: a fresh scalar is just as correct.
+            .unwrap_or_else(|_| fresh())
     }
 }

@@ -110,6 +110,7 @@ fn parse_cfg(spec: &str) -> Option<Tuning> {
         "k12" => KernelShape::K12x32,
         "k8" => KernelShape::K8x48,
         "k6" => KernelShape::K6x64,
+        "k28" => KernelShape::K28x16,
         _ => return None,
     };
     let d = Tuning::DEFAULT;
@@ -250,7 +251,9 @@ fn main() {
         return;
     }
     if has("kernel").is_some() {
-        for kernel in [KernelShape::K14x32, KernelShape::K12x32, KernelShape::K8x48, KernelShape::K6x64] {
+        for kernel in
+            [KernelShape::K14x32, KernelShape::K12x32, KernelShape::K8x48, KernelShape::K6x64, KernelShape::K28x16]
+        {
             for kc in [64, 128, 256, 512] {
                 let runs = (0..7)
                     .map(|_| {

@@ -7,7 +7,7 @@ use half::slice::HalfFloatSliceExt;
 use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, Tensor};
 
 use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
-use crate::parallel::for_each_chunk;
+use crate::parallel::{CHUNK, for_each_chunk};
 use crate::reference;
 use crate::simd::{self, IntOperand, Operand};
 
@@ -282,6 +282,19 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
 }
 
 fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T], n: usize) -> Storage {
+    // One run of f32 within one chunk (scalars, small same-shape or tensor-scalar ops): the
+    // kernel directly, without the chunk and run walks, which cost more than the arithmetic
+    // on scalar code. Same kernel, so the same bits as the general path.
+    if plan.outer_dims.is_empty()
+        && n <= CHUNK
+        && let (Some(x), Some(y)) = (T::as_f32(x), T::as_f32(y))
+    {
+        fn operand(v: &[f32], contiguous: bool) -> Operand<'_> {
+            if contiguous { Operand::Run(v) } else { Operand::Splat(v.first().copied().unwrap_or(0.0)) }
+        }
+        let (p, q) = (operand(x, plan.contiguous[0]), operand(y, plan.contiguous[1]));
+        return Storage::for_overwrite::<f32>(n, |dst| simd::binary_f32(op, p, q, dst));
+    }
     Storage::for_overwrite::<T>(n, |dst| {
         for_each_chunk(dst, op.cost(), |start, chunk| {
             plan.for_each_run(start, chunk, |a_run, b_run, out| {
@@ -380,12 +393,13 @@ impl BroadcastPlan {
             }
             split = d;
         }
-        let inner: usize = out[split..].iter().product();
+        // Saturating: an empty output (a zero dimension) is never walked.
+        let inner: usize = out[split..].iter().fold(1, |a, &d| a.saturating_mul(d));
         let contiguous = [kinds[0].unwrap_or(true), kinds[1].unwrap_or(true)];
         let strides = std::array::from_fn(|k| {
             let run = if contiguous[k] { inner } else { 1 };
             let mut s = broadcast_strides(&dims[k][..split], &out[..split]).to_vec();
-            s.iter_mut().for_each(|v| *v *= run);
+            s.iter_mut().for_each(|v| *v = v.saturating_mul(run));
             s
         });
         BroadcastPlan { inner, outer_dims: out[..split].to_vec(), strides, contiguous }
@@ -465,7 +479,44 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         rhs_dtype: a.dtype(),
         reason: "the condition does not broadcast with the values".into(),
     })?;
-    let truth: Vec<bool> = cond.to_f64_vec().into_iter().map(|c| c != 0.0).collect();
+    let truth: Vec<bool> = match cond.dtype() {
+        // NaN != 0, so NaN counts as true.
+        DType::F32 => cond.as_slice::<f32>()?.iter().map(|&c| c != 0.0).collect(),
+        DType::F16 => cond.as_slice::<f16>()?.iter().map(|&c| c != f16::ZERO).collect(),
+        DType::I32 => cond.as_slice::<i32>()?.iter().map(|&c| c != 0).collect(),
+    };
+    // Every operand either has the output's shape or is one element (relu's and the
+    // comparison ops' gradients): a flat loop, without the strided walk.
+    let whole = |t: &Tensor<R>| t.shape() == &out;
+    let single = |t: &Tensor<R>| t.num_elements() == 1 && t.rank() <= out.rank();
+    if [cond, a, b].iter().all(|t| whole(t) || single(t)) {
+        let n = out.num_elements();
+        fn flat<T: tapeflow_dtype::Element>(n: usize, truth: &[bool], x: &[T], y: &[T]) -> Storage {
+            let pick = |k: usize, v: &[T]| if v.len() == 1 { v[0] } else { v[k] };
+            Storage::for_overwrite::<T>(n, |dst| match (truth.len() == 1, x.len() == 1, y.len() == 1) {
+                (false, false, false) => dst
+                    .iter_mut()
+                    .zip(truth)
+                    .zip(x.iter().zip(y))
+                    .for_each(|((d, &t), (&p, &q))| *d = if t { p } else { q }),
+                (false, false, true) => {
+                    dst.iter_mut().zip(truth).zip(x).for_each(|((d, &t), &p)| *d = if t { p } else { y[0] })
+                }
+                (false, true, false) => {
+                    dst.iter_mut().zip(truth).zip(y).for_each(|((d, &t), &q)| *d = if t { x[0] } else { q })
+                }
+                _ => dst.iter_mut().enumerate().for_each(|(k, d)| {
+                    *d = if truth[if truth.len() == 1 { 0 } else { k }] { pick(k, x) } else { pick(k, y) }
+                }),
+            })
+        }
+        let storage = match a.dtype() {
+            DType::F32 => flat(n, &truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?),
+            DType::F16 => flat(n, &truth, a.as_slice::<f16>()?, b.as_slice::<f16>()?),
+            DType::I32 => flat(n, &truth, a.as_slice::<i32>()?, b.as_slice::<i32>()?),
+        };
+        return Tensor::from_storage(storage, out);
+    }
     let strides = [
         broadcast_strides(cond.dims(), out.dims()),
         broadcast_strides(a.dims(), out.dims()),
@@ -495,6 +546,40 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
 mod tests {
     use super::*;
     type T = Tensor<()>;
+
+    /// Every mix of full-shape and one-element operands (the flat path) and of broadcast
+    /// rows and columns (the strided path), in every dtype of the condition, against the
+    /// element-by-element definition.
+    #[test]
+    fn select_matches_its_definition_on_flat_and_strided_paths() {
+        let shapes: [&[usize]; 5] = [&[2, 3], &[], &[1, 3], &[2, 1], &[1]];
+        let values = |shape: &[usize], base: f32| {
+            let n: usize = shape.iter().product();
+            T::from_vec((0..n).map(|k| base + k as f32).collect::<Vec<_>>(), shape.to_vec()).unwrap()
+        };
+        let conds = |shape: &[usize]| {
+            let n: usize = shape.iter().product();
+            let pattern: Vec<f32> = (0..n).map(|k| [0.0, 1.0, f32::NAN, -0.0, 2.0, 0.0][k % 6]).collect();
+            let f = T::from_vec(pattern, shape.to_vec()).unwrap();
+            [f.to_dtype(DType::F16), f.to_dtype(DType::I32), f]
+        };
+        for cs in shapes {
+            for cond in conds(cs) {
+                for xs in shapes {
+                    for ys in shapes {
+                        let (x, y) = (values(xs, 10.0), values(ys, 100.0));
+                        let got = select(&cond, &x, &y).unwrap();
+                        let full = |t: &T| crate::layout::broadcast_to(t, got.shape()).unwrap().to_f64_vec();
+                        let (c, xv, yv) = (full(&cond), full(&x), full(&y));
+                        for (k, g) in got.to_f64_vec().iter().enumerate() {
+                            let want = if c[k] != 0.0 { xv[k] } else { yv[k] };
+                            assert_eq!(*g, want, "cond {:?} {cs:?}, x {xs:?}, y {ys:?}, element {k}", cond.dtype());
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn binary_broadcasts_rows_and_columns() {

@@ -43,6 +43,28 @@ fn axpy(s: f32, row: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `out += s[0]·rows[0] + … + s[3]·rows[3]`: four rows per pass over `out`, so `out` is
+/// loaded and stored once per four rows instead of once per row (stores bound the one-row
+/// form).
+fn axpy4(s: [f32; 4], rows: [&[f32]; 4], out: &mut [f32]) {
+    let n = out.len();
+    let sv = s.map(f32x16::splat);
+    let (ov, ot) = out.as_chunks_mut::<LANES>();
+    let chunks = rows.map(|r| r[..n].as_chunks::<LANES>());
+    for (k, o) in ov.iter_mut().enumerate() {
+        let mut acc = f32x16::new(*o);
+        for (j, (rv, _)) in chunks.iter().enumerate() {
+            acc = f32x16::new(rv[k]).mul_add(sv[j], acc);
+        }
+        *o = acc.to_array();
+    }
+    for (k, o) in ot.iter_mut().enumerate() {
+        for (j, (_, rt)) in chunks.iter().enumerate() {
+            *o = rt[k].mul_add(s[j], *o);
+        }
+    }
+}
+
 /// The product of a row-major `rows × cols` matrix with `v`, written to `out` (which is
 /// overwritten): see [`RowUse`] for the two shapes.
 pub fn gemv_f32(matrix: &[f32], rows: usize, cols: usize, v: &[f32], out: &mut [f32], rows_use: RowUse) {
@@ -53,9 +75,17 @@ pub fn gemv_f32(matrix: &[f32], rows: usize, cols: usize, v: &[f32], out: &mut [
             }
         }
         RowUse::Axpy => {
+            let width = cols.min(out.len());
+            let out = &mut out[..width];
             out.fill(0.0);
-            for (i, &s) in v.iter().enumerate().take(rows) {
-                axpy(s, &matrix[i * cols..(i + 1) * cols], out);
+            let rows = rows.min(v.len());
+            let row = |i: usize| &matrix[i * cols..(i + 1) * cols];
+            let blocked = rows - rows % 4;
+            for i in (0..blocked).step_by(4) {
+                axpy4([v[i], v[i + 1], v[i + 2], v[i + 3]], [row(i), row(i + 1), row(i + 2), row(i + 3)], out);
+            }
+            for (i, &s) in v.iter().enumerate().take(rows).skip(blocked) {
+                axpy(s, row(i), out);
             }
         }
     }

@@ -32,6 +32,19 @@ pub fn broadcast_dims(a: &[usize], b: &[usize]) -> Option<Shape> {
     Some(Shape::from(out))
 }
 
+/// The element count of `out`, the result shape of `op` on `x`, or an `Err` naming both when
+/// no allocation could hold it (an empty `[2^62, 0]` reduced over its empty axis, a
+/// `broadcast_to` target of 2^80 elements). Checked at the width kernels compute in (f32).
+pub fn checked_output_len<R>(op: &'static str, x: &Tensor<R>, out: &Shape) -> Result<usize> {
+    out.checked_len_for(DType::F32).ok_or_else(|| Error::InvalidShape {
+        op,
+        shape: x.shape().clone(),
+        dtype: x.dtype(),
+        target: out.dims().iter().map(|&d| d as isize).collect(),
+        reason: "the result holds more elements than one allocation can".into(),
+    })
+}
+
 /// Strides that read an operand of shape `dims` at every index of `out` (0 where the
 /// operand is broadcast). `dims` must broadcast to `out`.
 pub fn broadcast_strides(dims: &[usize], out: &[usize]) -> Strides {
@@ -42,7 +55,8 @@ pub fn broadcast_strides(dims: &[usize], out: &[usize]) -> Strides {
         if dims[i] != 1 {
             strides[i + offset] = stride;
         }
-        stride *= dims[i];
+        // Saturating: only an empty operand ([0, 2^62, 4]) overflows, and it is never read.
+        stride = stride.saturating_mul(dims[i]);
     }
     strides
 }
@@ -50,8 +64,8 @@ pub fn broadcast_strides(dims: &[usize], out: &[usize]) -> Strides {
 /// Calls `f(out_index, offsets)` for every element of `out` in row-major order, where
 /// `offsets[i]` is the flat position in operand `i`, read through `strides[i]`.
 pub fn for_each_strided<const N: usize>(out: &[usize], strides: [&[usize]; N], mut f: impl FnMut(usize, [usize; N])) {
-    let total: usize = out.iter().product();
-    if total == 0 {
+    // Checked before any product: [2^62, 4, 0] has no elements and an overflowing prefix.
+    if out.contains(&0) {
         return;
     }
     let rank = out.len();
@@ -178,13 +192,16 @@ pub fn broadcast_to<R>(x: &Tensor<R>, shape: &Shape) -> Result<Tensor<R>> {
     if x.shape() == shape {
         return Ok(x.with_new_id());
     }
+    checked_output_len("broadcast_to", x, shape)?;
     gather(x, shape, &broadcast_strides(x.dims(), shape.dims()))
 }
 
 /// Splits `dims` around `axis` into (outer, length, inner) element counts.
 pub fn split_at_axis(dims: &[usize], axis: usize) -> (usize, usize, usize) {
-    let outer = dims[..axis].iter().product();
-    let inner = dims[axis + 1..].iter().product();
+    // Saturating: only a shape with no elements can overflow ([2^62, 4, 0]); callers
+    // skip the loops of an empty tensor.
+    let outer = dims[..axis].iter().fold(1usize, |a, &d| a.saturating_mul(d));
+    let inner = dims[axis + 1..].iter().fold(1usize, |a, &d| a.saturating_mul(d));
     (outer, dims[axis], inner)
 }
 
@@ -199,7 +216,7 @@ pub fn concat<R>(values: &[&Tensor<R>], axis: isize) -> Result<Tensor<R>> {
         shape: first.shape().clone(),
         dtype: first.dtype(),
     })?;
-    let mut total = 0;
+    let mut total = 0usize;
     for v in values {
         if v.dtype() != first.dtype() {
             return Err(Error::dtype_mismatch("concat", first, v));
@@ -214,11 +231,14 @@ pub fn concat<R>(values: &[&Tensor<R>], axis: isize) -> Result<Tensor<R>> {
                 format!("all dimensions except axis {axis} must be equal"),
             ));
         }
-        total += v.dims()[resolved];
+        total = total.saturating_add(v.dims()[resolved]);
     }
     let mut out_dims = first.dims().to_vec();
     out_dims[resolved] = total;
+    let n = checked_output_len("concat", first, &Shape::from(out_dims.as_slice()))?;
     let (outer, _, inner) = split_at_axis(&out_dims, resolved);
+    // No elements: no rows to copy, however many `outer` counts ([2^61, 1, 0]).
+    let (outer, inner) = if n == 0 { (0, 0) } else { (outer, inner) };
 
     fn run<R, T: Element>(
         values: &[&Tensor<R>],
@@ -269,6 +289,8 @@ pub fn slice_axis<R>(x: &Tensor<R>, axis: isize, start: usize, len: usize) -> Re
     }
     let mut out_dims = x.dims().to_vec();
     out_dims[resolved] = len;
+    // Never larger than `x`; an empty result copies nothing, however many `outer` counts.
+    let outer = if Shape::from(out_dims.as_slice()).num_elements() == 0 { 0 } else { outer };
     fn run<T: Element>(src: &[T], outer: usize, length: usize, inner: usize, start: usize, len: usize) -> Storage {
         Storage::for_overwrite::<T>(outer * len * inner, |dst| {
             for o in 0..outer {

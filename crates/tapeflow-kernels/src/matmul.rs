@@ -33,6 +33,7 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
     let mut out_dims = batch.dims().to_vec();
     out_dims.extend([m, n]);
     let out_shape = Shape::from(out_dims);
+    crate::layout::checked_output_len("matmul", a, &out_shape)?;
     let batches = batch.num_elements();
     // Matrix index of each operand for each output batch (0-stride where broadcast).
     let sa = broadcast_strides(&ad[..ra - 2], batch.dims());

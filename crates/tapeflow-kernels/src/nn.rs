@@ -2,8 +2,9 @@
 
 use tapeflow_dtype::{DType, Error, Result, Shape, Tensor};
 
-use crate::elementwise::{float_storage, float_view};
+use crate::elementwise::{BinaryOp, UnaryOp, float_storage, float_view};
 use crate::layout::split_at_axis;
+use crate::simd::{self, Operand};
 
 fn float_only<R>(op: &'static str, x: &Tensor<R>) -> Result<()> {
     if x.dtype().is_float() {
@@ -13,9 +14,14 @@ fn float_only<R>(op: &'static str, x: &Tensor<R>) -> Result<()> {
     }
 }
 
-/// Applies `f(lane, out)` to every 1-D lane of `x` along `axis` (max-subtracted inputs
-/// are the caller's business).
-fn along_axis<R>(op: &'static str, x: &Tensor<R>, axis: isize, f: impl Fn(&[f32], &mut [f32])) -> Result<Tensor<R>> {
+/// Applies `f(lane, out, scratch)` to every 1-D lane of `x` along `axis`; `scratch` is a
+/// lane-sized buffer for `f`'s intermediate values.
+fn along_axis<R>(
+    op: &'static str,
+    x: &Tensor<R>,
+    axis: isize,
+    f: impl Fn(&[f32], &mut [f32], &mut [f32]),
+) -> Result<Tensor<R>> {
     float_only(op, x)?;
     let resolved = x.shape().resolve_axis(axis).ok_or_else(|| Error::InvalidAxis {
         op,
@@ -24,15 +30,25 @@ fn along_axis<R>(op: &'static str, x: &Tensor<R>, axis: isize, f: impl Fn(&[f32]
         dtype: x.dtype(),
     })?;
     let (outer, len, inner) = split_at_axis(x.dims(), resolved);
+    // No elements, no lanes: `outer` or `inner` may still be huge ([2^62, 0, 3]).
+    let (outer, len, inner) = if x.num_elements() == 0 { (0, 0, 0) } else { (outer, len, inner) };
     let src = float_view(x).unwrap_or_default();
     let storage = float_storage(x.dtype(), x.num_elements(), |dst| {
+        let mut scratch = vec![0.0f32; len];
+        if inner == 1 {
+            // Lanes along the last axis are contiguous: no gathering.
+            for (lane, out) in src.chunks_exact(len.max(1)).zip(dst.chunks_exact_mut(len.max(1))).take(outer) {
+                f(lane, out, &mut scratch);
+            }
+            return;
+        }
         let mut lane = vec![0.0f32; len];
         let mut out = vec![0.0f32; len];
         for o in 0..outer {
             for i in 0..inner {
                 let at = |j: usize| (o * len + j) * inner + i;
                 lane.iter_mut().enumerate().for_each(|(j, v)| *v = src[at(j)]);
-                f(&lane, &mut out);
+                f(&lane, &mut out, &mut scratch);
                 out.iter().enumerate().for_each(|(j, &v)| dst[at(j)] = v);
             }
         }
@@ -40,27 +56,29 @@ fn along_axis<R>(op: &'static str, x: &Tensor<R>, axis: isize, f: impl Fn(&[f32]
     Tensor::from_storage(storage, x.shape().clone())
 }
 
-/// max and log(sum(exp(x - max))) of one lane, in f64 for accuracy.
-fn lane_log_sum_exp(lane: &[f32]) -> (f64, f64) {
-    let max = lane.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m || v.is_nan() { v } else { m });
-    let max = f64::from(max);
-    let sum: f64 = lane.iter().map(|&v| (f64::from(v) - max).exp()).sum();
-    (max, sum.ln())
+/// Of one lane: `shifted = x - max(x)`, `exps = exp(shifted)`, and the sum of `exps`
+/// (returned) — with the SIMD kernels: exp within 2 ulp, the sum in vector partial sums.
+/// NaN and infinities propagate as in `log(sum(exp(x)))`.
+fn shifted_exps(lane: &[f32], shifted: &mut [f32], exps: &mut [f32]) -> f32 {
+    let max = simd::max_f32(lane);
+    simd::binary_f32(BinaryOp::Sub, Operand::Run(lane), Operand::Splat(max), shifted);
+    simd::unary_f32(UnaryOp::Exp, shifted, exps);
+    simd::sum_f32(exps)
 }
 
-/// `tf.nn.softmax(x, axis)`.
+/// `tf.nn.softmax(x, axis)`: `exp(x - max) / sum(exp(x - max))`.
 pub fn softmax<R>(x: &Tensor<R>, axis: isize) -> Result<Tensor<R>> {
-    along_axis("softmax", x, axis, |lane, out| {
-        let (max, lse) = lane_log_sum_exp(lane);
-        out.iter_mut().zip(lane).for_each(|(o, &v)| *o = (f64::from(v) - max - lse).exp() as f32);
+    along_axis("softmax", x, axis, |lane, out, scratch| {
+        let sum = shifted_exps(lane, scratch, out);
+        out.iter_mut().for_each(|v| *v /= sum);
     })
 }
 
-/// `tf.nn.log_softmax(x, axis)`.
+/// `tf.nn.log_softmax(x, axis)`: `(x - max) - log(sum(exp(x - max)))`.
 pub fn log_softmax<R>(x: &Tensor<R>, axis: isize) -> Result<Tensor<R>> {
-    along_axis("log_softmax", x, axis, |lane, out| {
-        let (max, lse) = lane_log_sum_exp(lane);
-        out.iter_mut().zip(lane).for_each(|(o, &v)| *o = (f64::from(v) - max - lse) as f32);
+    along_axis("log_softmax", x, axis, |lane, out, scratch| {
+        let log_sum = shifted_exps(lane, out, scratch).ln();
+        out.iter_mut().for_each(|v| *v -= log_sum);
     })
 }
 
@@ -94,10 +112,12 @@ pub fn sparse_softmax_cross_entropy<R>(logits: &Tensor<R>, labels: &Tensor<R>) -
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
     let src = float_view(logits).unwrap_or_default();
     let storage = float_storage(logits.dtype(), n, |dst| {
+        let (mut shifted, mut exps) = (vec![0.0f32; classes], vec![0.0f32; classes]);
         for (i, (d, &label)) in dst.iter_mut().zip(&labels).enumerate() {
             let lane = &src[i * classes..(i + 1) * classes];
-            let (max, lse) = lane_log_sum_exp(lane);
-            *d = (max + lse - f64::from(lane[label])) as f32;
+            // log(sum(exp(x))) - x[label] = log(sum(exp(x - max))) - (x[label] - max)
+            let log_sum = shifted_exps(lane, &mut shifted, &mut exps).ln();
+            *d = log_sum - shifted[label];
         }
     });
     Tensor::from_storage(storage, [n])

@@ -65,7 +65,7 @@ pub fn reduce<R>(op: ReduceOp, x: &Tensor<R>, axes: &[usize], keepdims: bool) ->
     } else {
         Shape::from(x.dims().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect::<Vec<_>>())
     };
-    let m = out_shape.num_elements();
+    let m = crate::layout::checked_output_len(op.name(), x, &out_shape)?;
     let count = x.num_elements().checked_div(m.max(1)).unwrap_or(0);
     let storage = match float_view(x) {
         Some(src) => {
@@ -120,7 +120,9 @@ impl Groups {
             }
             let reduced = axes.contains(&i);
             match groups.last_mut() {
-                Some((len, r)) if *r == reduced => *len *= d,
+                // Saturating: only an empty input ([2, 2^64 - 1, 0]) can overflow, and an
+                // empty input is never walked.
+                Some((len, r)) if *r == reduced => *len = len.saturating_mul(d),
                 _ => groups.push((d, reduced)),
             }
         }

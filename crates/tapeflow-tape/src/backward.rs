@@ -1,9 +1,12 @@
 //! The backward pass: from the targets' seeds back to the sources, through the recorded
 //! ops that connect them.
 
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
 use tapeflow_dtype::{DType, Error, Result, Shape, TensorId};
 
-use crate::context::{Entry, IdMap, IdSet};
+use crate::context::{Entry, IdMap, Input, InputGrads, Link, Rule};
 use crate::operand::GradSource;
 use crate::ops::binary::add_gradients;
 use crate::runtime::Tensor;
@@ -53,7 +56,7 @@ impl GradientOptions {
 /// A tape's recorded ops and tracked ids, as one gradient computation reads them.
 pub(crate) struct Snapshot {
     pub entries: Vec<Entry>,
-    pub tracked: IdSet,
+    pub tracked: IdMap<Link>,
 }
 
 /// A source as the backward pass needs it.
@@ -113,186 +116,262 @@ impl Request {
     }
 }
 
-/// Gradient contributions keyed by tensor id. The one place gradients are written:
-/// contributions are kept with an order key (seeds first, in the order given, then
-/// consumers in reverse recording order) and summed in that order once all have arrived,
-/// never overwritten. The order does not depend on scheduling, so results are bitwise
-/// identical for any thread count and for the parallel and sequential schedules.
-#[derive(Default)]
-pub(crate) struct Gradients {
-    by_id: IdMap<Vec<(usize, Tensor)>>,
-}
-
-impl Gradients {
-    pub fn accumulate(&mut self, id: TensorId, order: usize, grad: Tensor) {
-        self.by_id.entry(id).or_default().push((order, grad));
-    }
-
-    /// Every contribution to `id`, in summing order (removed from the map).
-    pub fn take(&mut self, id: &TensorId) -> Option<Vec<Tensor>> {
-        let mut parts = self.by_id.remove(id)?;
-        parts.sort_by_key(|(order, _)| *order);
-        Some(parts.into_iter().map(|(_, g)| g).collect())
-    }
-
-    /// Puts back the finished sum of `id` (a source whose gradient is read at the end).
-    pub fn keep(&mut self, id: TensorId, sum: Tensor) {
-        self.by_id.insert(id, vec![(0, sum)]);
-    }
-}
+/// Gradient contributions to one tensor, each with its order key: seeds first, in the order
+/// given, then consumers in reverse recording order. They are summed in that order once all
+/// have arrived, never overwritten; the order does not depend on scheduling, so results are
+/// bitwise identical for any thread count and for the parallel and sequential schedules.
+type Parts = SmallVec<[(usize, Tensor); 1]>;
 
 /// The sum of contributions in their order (recorded, so it is differentiable too). Runs
 /// inside the op's job, so sums of independent chains proceed in parallel too.
-fn sum_in_order(parts: Option<Vec<Tensor>>) -> Result<Option<Tensor>> {
-    let mut parts = parts.into_iter().flatten();
+fn sum_in_order(mut parts: Parts) -> Result<Option<Tensor>> {
+    parts.sort_by_key(|(order, _)| *order);
+    let mut parts = parts.into_iter().map(|(_, g)| g);
     let Some(first) = parts.next() else { return Ok(None) };
     parts.try_fold(first, |acc, g| add_gradients(&acc, &g)).map(Some)
-}
-
-/// Maps `f` over `items`, on rayon when `parallel`, keeping the order.
-fn map_maybe_parallel<T: Send, R: Send>(items: Vec<T>, parallel: bool, f: impl Fn(T) -> R + Sync + Send) -> Vec<R> {
-    if parallel {
-        use rayon::prelude::*;
-        items.into_par_iter().map(f).collect()
-    } else {
-        items.into_iter().map(f).collect()
-    }
 }
 
 /// An op's upstream gradient must have at least this many elements for its backward rule
 /// to be worth a rayon task (below, scheduling costs more than the rule).
 const PARALLEL_MIN_ELEMENTS: usize = 2048;
 
-/// Runs the backward pass of `request` over `snapshot`; one result per source.
-///
-/// Only ops on a path from a source to a target run. Each recorded tensor counts its
-/// pending consumers; an op runs once its output's gradient is complete. All ops that are
-/// ready together form a wave; a wave with several expensive ops runs on rayon in
-/// parallel (independent chains side by side), otherwise inline. Waves run on the calling
-/// thread whenever a tape records there, so higher-order gradients see every op.
-pub(crate) fn run(snapshot: &Snapshot, request: &Request) -> Result<Vec<Option<Tensor>>> {
-    let entries = &snapshot.entries;
-    // Ids that lead back to a source: a source the tape tracks, or the output of an op
-    // with such an input. Recording order is topological, so one forward sweep suffices.
-    let mut connected: IdSet = request
-        .sources
-        .iter()
-        .filter(|s| s.dtype.is_float() && snapshot.tracked.contains(&s.id))
-        .map(|s| s.id)
-        .collect();
-    let mut producer: IdMap<usize> = IdMap::default();
-    let mut pending: IdMap<usize> = IdMap::default();
-    let live: Vec<bool> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let is_live = e.inputs.iter().any(|id| connected.contains(id));
-            if is_live {
-                for id in e.inputs.iter().filter(|id| connected.contains(id)) {
-                    *pending.entry(*id).or_default() += 1;
-                }
-                connected.insert(e.output);
-                producer.insert(e.output, i);
-            }
-            is_live
-        })
-        .collect();
+/// What the pass knows of one entry's output.
+#[derive(Default)]
+struct Node {
+    /// The op has an input that leads back to a source: it runs.
+    live: bool,
+    /// The output is itself a source.
+    source: bool,
+    /// Live consumers of the output that have not run yet.
+    pending: u32,
+    /// Contributions to the output's gradient.
+    grads: Parts,
+}
 
-    let mut grads = Gradients::default();
-    for (k, (id, seed)) in request.seeds.iter().enumerate() {
-        if connected.contains(id) {
-            grads.accumulate(*id, k, seed.clone());
+/// The watched leaves (tensors, variable handles) that are sources, sorted, with their
+/// gradient contributions.
+#[derive(Default)]
+struct Leaves {
+    ids: SmallVec<[TensorId; 4]>,
+    grads: SmallVec<[Parts; 4]>,
+}
+
+impl Leaves {
+    fn new(mut ids: SmallVec<[TensorId; 4]>) -> Self {
+        ids.sort_unstable();
+        ids.dedup();
+        let grads = ids.iter().map(|_| Parts::new()).collect();
+        Leaves { ids, grads }
+    }
+
+    fn position(&self, id: &TensorId) -> Option<usize> {
+        self.ids.binary_search(id).ok()
+    }
+}
+
+/// One backward pass over a tape's entries. Everything is indexed by entry: the tape
+/// resolved each input to the entry that produced it when it recorded the op.
+struct Pass<'a> {
+    /// The entries; owned when this pass is the only reader, so each op's rule (and the
+    /// tensors it saved) is dropped as soon as the op has run.
+    entries: Cow<'a, [Entry]>,
+    nodes: Vec<Node>,
+    leaves: Leaves,
+    seed_count: usize,
+}
+
+impl Pass<'_> {
+    /// Whether gradients flowing into `input` lead back to a source.
+    fn connected(&self, input: &Input) -> bool {
+        match input.link {
+            Link::Untracked => false,
+            Link::Leaf => self.leaves.position(&input.id).is_some(),
+            Link::Op(p) => self.nodes[p].live || self.nodes[p].source,
         }
     }
-    let seed_count = request.seeds.len();
-    let sources: IdSet = request.sources.iter().map(|s| s.id).collect();
+
+    /// Where contributions to `input` go, if it leads back to a source.
+    fn slot(&mut self, input: &Input) -> Option<&mut Parts> {
+        match input.link {
+            Link::Untracked => None,
+            Link::Leaf => self.leaves.position(&input.id).map(|k| &mut self.leaves.grads[k]),
+            Link::Op(p) => {
+                let node = &mut self.nodes[p];
+                (node.live || node.source).then_some(&mut node.grads)
+            }
+        }
+    }
+
+    /// What op `i` needs to run: its upstream contributions, which inputs need gradients,
+    /// and its rule.
+    fn job(&mut self, i: usize) -> Job {
+        let parts = std::mem::take(&mut self.nodes[i].grads);
+        let needs = self.entries[i].inputs.iter().map(|input| self.connected(input)).collect();
+        let rule = match &mut self.entries {
+            // Each op runs once per pass: its rule is not read again.
+            Cow::Owned(entries) => std::mem::replace(&mut entries[i].rule, Rule::Identity),
+            Cow::Borrowed(entries) => entries[i].rule.clone(),
+        };
+        Job { parts, needs, rule }
+    }
+
+    /// Hands op `i`'s results to its inputs; inputs whose consumers have all run become
+    /// ready and join `next`.
+    fn finish(&mut self, i: usize, upstream: Option<Tensor>, input_grads: InputGrads, next: &mut Vec<usize>) {
+        if let (Some(g), true) = (upstream, self.nodes[i].source) {
+            self.nodes[i].grads.push((0, g));
+        }
+        let order = self.seed_count + (self.entries.len() - 1 - i);
+        let mut input_grads = input_grads.into_iter();
+        for k in 0..self.entries[i].inputs.len() {
+            let input = self.entries[i].inputs[k];
+            let grad = input_grads.next().flatten();
+            let Some(slot) = self.slot(&input) else { continue };
+            if let Some(grad) = grad {
+                slot.push((order, grad));
+            }
+            if let Link::Op(p) = input.link {
+                let node = &mut self.nodes[p];
+                node.pending -= 1;
+                if node.pending == 0 && node.live {
+                    next.push(p);
+                }
+            }
+        }
+    }
+}
+
+/// One op's backward work, movable to another thread.
+struct Job {
+    parts: Parts,
+    needs: SmallVec<[bool; 4]>,
+    rule: Rule,
+}
+
+impl Job {
+    /// The summed upstream gradient and the inputs' gradients (none if nothing flowed in).
+    fn run(self) -> Result<(Option<Tensor>, InputGrads)> {
+        match sum_in_order(self.parts)? {
+            Some(g) => {
+                let input_grads = self.rule.apply(&g, &self.needs)?;
+                Ok((Some(g), input_grads))
+            }
+            None => Ok((None, InputGrads::new())),
+        }
+    }
+}
+
+/// Runs the backward pass of `request` over a tape's `entries`; one result per source.
+///
+/// Only ops on a path from a source to a target run. Each recorded op counts the live
+/// consumers of its output; an op runs once they all have. All ops that are ready together
+/// form a wave; a wave with several expensive ops runs on rayon in parallel (independent
+/// chains side by side), otherwise inline. Waves run on the calling thread whenever a tape
+/// records there, so higher-order gradients see every op.
+pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Request) -> Result<Vec<Option<Tensor>>> {
+    let n = entries.len();
+    let link_of = |id: &TensorId| tracked.get(id).copied().unwrap_or(Link::Untracked);
+    let mut nodes: Vec<Node> = Vec::with_capacity(n);
+    nodes.resize_with(n, Node::default);
+    let mut leaf_ids = SmallVec::new();
+    for s in request.sources.iter().filter(|s| s.dtype.is_float()) {
+        match link_of(&s.id) {
+            Link::Leaf => leaf_ids.push(s.id),
+            Link::Op(p) => nodes[p].source = true,
+            Link::Untracked => {}
+        }
+    }
+    let mut pass = Pass { entries, nodes, leaves: Leaves::new(leaf_ids), seed_count: request.seeds.len() };
+    // Recording order is topological, so one forward sweep finds the live ops.
+    for i in 0..n {
+        let live = pass.entries[i].inputs.iter().any(|input| pass.connected(input));
+        pass.nodes[i].live = live;
+        if live {
+            for k in 0..pass.entries[i].inputs.len() {
+                let input = pass.entries[i].inputs[k];
+                if let (true, Link::Op(p)) = (pass.connected(&input), input.link) {
+                    pass.nodes[p].pending += 1;
+                }
+            }
+        }
+    }
+    for (k, (id, seed)) in request.seeds.iter().enumerate() {
+        if let Some(slot) = pass.slot(&Input { id: *id, link: link_of(id) }) {
+            slot.push((k, seed.clone()));
+        }
+    }
     let parallel = !request.sequential && !crate::context::records_on_this_thread();
 
     // The first wave: live ops whose output nothing live consumes.
-    let mut wave: Vec<usize> =
-        (0..entries.len()).filter(|&i| live[i] && !pending.contains_key(&entries[i].output)).collect();
+    let mut wave: Vec<usize> = (0..n).filter(|&i| pass.nodes[i].live && pass.nodes[i].pending == 0).collect();
+    let mut next = Vec::new();
     while !wave.is_empty() {
         wave.sort_unstable_by(|a, b| b.cmp(a));
-        let mut jobs = Vec::with_capacity(wave.len());
-        for &i in &wave {
-            let entry = &entries[i];
-            let needs: Vec<bool> = entry.inputs.iter().map(|id| connected.contains(id)).collect();
-            jobs.push((i, grads.take(&entry.output), needs));
-        }
-        let expensive = jobs
-            .iter()
-            .filter(|(_, parts, _)| {
-                parts.as_ref().and_then(|p| p.first()).is_some_and(|g| g.num_elements() >= PARALLEL_MIN_ELEMENTS)
-            })
-            .count();
-        let run_one = |(i, parts, needs): (usize, Option<Vec<Tensor>>, Vec<bool>)| -> Result<(usize, Option<Tensor>, Vec<Option<Tensor>>)> {
-            match sum_in_order(parts)? {
-                Some(g) => {
-                    let input_grads = (entries[i].backward)(&g, &needs)?;
-                    Ok((i, Some(g), input_grads))
-                }
-                None => Ok((i, None, Vec::new())),
-            }
+        let expensive = || {
+            let large =
+                |i: usize| pass.nodes[i].grads.first().is_some_and(|(_, g)| g.num_elements() >= PARALLEL_MIN_ELEMENTS);
+            wave.iter().filter(|&&i| large(i)).count()
         };
-        let results = map_maybe_parallel(jobs, parallel && expensive >= 2, run_one);
-        let mut next = Vec::new();
-        for result in results {
-            let (i, upstream, input_grads) = result?;
-            let entry = &entries[i];
-            if let (Some(g), true) = (upstream, sources.contains(&entry.output)) {
-                grads.keep(entry.output, g);
+        if parallel && wave.len() >= 2 && expensive() >= 2 {
+            use rayon::prelude::*;
+            let jobs: Vec<Job> = wave.iter().map(|&i| pass.job(i)).collect();
+            let results: Vec<_> = jobs.into_par_iter().map(Job::run).collect();
+            for (&i, result) in wave.iter().zip(results) {
+                let (upstream, input_grads) = result?;
+                pass.finish(i, upstream, input_grads, &mut next);
             }
-            let order = seed_count + (entries.len() - 1 - i);
-            let mut input_grads = input_grads.into_iter();
-            for id in entry.inputs.iter() {
-                let grad = input_grads.next().flatten();
-                if !connected.contains(id) {
-                    continue;
-                }
-                if let Some(grad) = grad {
-                    grads.accumulate(*id, order, grad);
-                }
-                if let Some(count) = pending.get_mut(id) {
-                    *count -= 1;
-                    if *count == 0
-                        && let Some(&p) = producer.get(id)
-                    {
-                        next.push(p);
-                    }
-                }
+        } else {
+            for &i in &wave {
+                let (upstream, input_grads) = pass.job(i).run()?;
+                pass.finish(i, upstream, input_grads, &mut next);
             }
         }
-        wave = next;
+        std::mem::swap(&mut wave, &mut next);
+        next.clear();
     }
 
-    // Each distinct source's contributions, summed (in parallel when several need sums);
-    // a source listed twice gets the same result twice.
-    let mut first_position: IdMap<usize> = IdMap::default();
-    let finals: Vec<(SourceInfo, Option<Vec<Tensor>>)> = request
+    // Each distinct source's contributions, summed (in parallel when several need sums).
+    // A source listed twice gets the same result twice: its contributions are taken at its
+    // first position.
+    let finals: Vec<Parts> = request
         .sources
         .iter()
-        .enumerate()
-        .map(|(position, s)| {
-            let first = *first_position.entry(s.id).or_insert(position) == position;
-            let parts = if s.dtype.is_float() && first { grads.take(&s.id) } else { None };
-            (s.clone(), parts)
+        .map(|s| match link_of(&s.id) {
+            Link::Op(p) if s.dtype.is_float() => std::mem::take(&mut pass.nodes[p].grads),
+            Link::Leaf if s.dtype.is_float() => {
+                pass.leaves.position(&s.id).map(|k| std::mem::take(&mut pass.leaves.grads[k])).unwrap_or_default()
+            }
+            _ => Parts::new(),
         })
         .collect();
-    let unconnected = request.unconnected;
-    let expensive = finals.iter().filter(|(_, p)| p.as_ref().is_some_and(|p| p.len() > 1)).count();
-    let sums: Vec<Result<Option<Tensor>>> =
-        map_maybe_parallel(finals, parallel && expensive >= 2, |(_, parts)| sum_in_order(parts));
-    let sums: Vec<Option<Tensor>> = sums.into_iter().collect::<Result<_>>()?;
+    let expensive = finals.iter().filter(|p| p.len() > 1).count();
+    let sums: Vec<Option<Tensor>> = if parallel && expensive >= 2 {
+        use rayon::prelude::*;
+        finals.into_par_iter().map(sum_in_order).collect::<Result<_>>()?
+    } else {
+        finals.into_iter().map(sum_in_order).collect::<Result<_>>()?
+    };
     Ok(request
         .sources
         .iter()
-        .map(|s| {
-            let found = first_position.get(&s.id).and_then(|&p| sums[p].clone());
-            match (found, unconnected) {
-                (Some(g), _) => Some(g),
-                (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
-                (None, UnconnectedGradients::None) => None,
-            }
+        .zip(first_positions(&request.sources))
+        .map(|(s, first)| match (sums[first].clone(), request.unconnected) {
+            (Some(g), _) => Some(g),
+            (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
+            (None, UnconnectedGradients::None) => None,
         })
         .collect())
+}
+
+/// For each source, the position where it first appears in `sources`.
+fn first_positions(sources: &[SourceInfo]) -> Vec<usize> {
+    if sources.len() <= 16 {
+        return sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| sources[..i].iter().position(|o| o.id == s.id).unwrap_or(i))
+            .collect();
+    }
+    let mut first: IdMap<usize> = IdMap::default();
+    sources.iter().enumerate().map(|(i, s)| *first.entry(s.id).or_insert(i)).collect()
 }

@@ -1,13 +1,15 @@
 //! The thread's active tapes and the one function every op calls to record itself.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use smallvec::SmallVec;
 use tapeflow_dtype::{Result, TensorId};
+use tapeflow_kernels::{BinaryOp, UnaryOp};
 
+use crate::ops::{binary, unary};
 use crate::runtime::Tensor;
 use crate::variable::Variable;
 
@@ -30,22 +32,68 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A set of tensor ids.
-pub(crate) type IdSet = HashSet<TensorId, BuildHasherDefault<IdHasher>>;
 /// A map keyed by tensor id.
 pub(crate) type IdMap<V> = HashMap<TensorId, V, BuildHasherDefault<IdHasher>>;
 
-/// An op's backward rule: given the gradient of its output and which inputs need a
-/// gradient, the gradients of its inputs (`None` where not needed or not defined).
-/// Written with differentiable ops, so it records on whatever tapes are active.
-pub(crate) type BackwardFn = Arc<dyn Fn(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+/// The gradients a backward rule returns, one per input (`None` where not needed or not
+/// defined).
+pub(crate) type InputGrads = SmallVec<[Option<Tensor>; 2]>;
 
-/// One recorded op: which tensors went in, which came out, how to go back.
+/// A backward rule as a closure, for the ops recorded less often than the elementwise ones:
+/// given the gradient of the op's output and which inputs need a gradient, the gradients of
+/// its inputs. Written with differentiable ops, so it records on whatever tapes are active.
+pub(crate) type CustomRule = Arc<dyn Fn(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
+/// How to go back through one recorded op. The elementwise ops, which dominate scalar code,
+/// are plain values holding their saved tensors, so recording them allocates nothing.
+#[derive(Clone)]
+pub(crate) enum Rule {
+    /// A variable read: the gradient passes through.
+    Identity,
+    /// `y = op(x)`.
+    Unary { op: UnaryOp, x: Tensor, y: Tensor },
+    /// `out = op(a, b)`.
+    Binary { op: BinaryOp, a: Tensor, b: Tensor, out: Tensor },
+    /// Any other op.
+    Custom(CustomRule),
+}
+
+impl Rule {
+    /// The gradients of the op's inputs given `g`, the gradient of its output.
+    pub fn apply(&self, g: &Tensor, needs: &[bool]) -> Result<InputGrads> {
+        match self {
+            Rule::Identity => Ok(smallvec::smallvec![Some(g.clone())]),
+            Rule::Unary { op, x, y } => Ok(smallvec::smallvec![Some(unary::derivative(*op, x, y, g)?)]),
+            Rule::Binary { op, a, b, out } => binary::derivatives(*op, a, b, out, g, needs),
+            Rule::Custom(rule) => rule(g, needs).map(SmallVec::from_vec),
+        }
+    }
+}
+
+/// Where a recorded op's input comes from on one tape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Link {
+    /// Not tracked by the tape: no gradient flows to it.
+    Untracked,
+    /// A watched tensor or variable handle.
+    Leaf,
+    /// The output of the tape's entry at this index.
+    Op(usize),
+}
+
+/// One input of a recorded op.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Input {
+    pub id: TensorId,
+    pub link: Link,
+}
+
+/// One recorded op: which tensors went in (and where they came from) and how to go back.
+/// Its output is known by the tape's `tracked` map, which points at the entry.
 #[derive(Clone)]
 pub(crate) struct Entry {
-    pub inputs: SmallVec<[TensorId; 2]>,
-    pub output: TensorId,
-    pub backward: BackwardFn,
+    pub inputs: SmallVec<[Input; 2]>,
+    pub rule: Rule,
 }
 
 /// What a tape has recorded and watches.
@@ -53,14 +101,39 @@ pub(crate) struct Entry {
 pub(crate) struct TapeState {
     /// Recorded ops in recording order (a topological order).
     pub entries: Vec<Entry>,
-    /// Ids the tape tracks: watched tensors, watched variables' handles, recorded outputs.
-    pub tracked: IdSet,
+    /// Ids the tape tracks — watched tensors, watched variables' handles ([`Link::Leaf`]) and
+    /// recorded outputs ([`Link::Op`]) — so the backward pass follows indices, not ids.
+    pub tracked: IdMap<Link>,
     /// Watched variables, in the order they were first watched.
     pub variables: Vec<Variable>,
     /// A non-persistent tape that has computed its one set of gradients.
     pub used: bool,
     /// Nesting depth of `record` scopes currently running this tape.
     pub scope_depth: usize,
+}
+
+impl TapeState {
+    /// Where `id` comes from on this tape.
+    pub fn link(&self, id: TensorId) -> Link {
+        self.tracked.get(&id).copied().unwrap_or(Link::Untracked)
+    }
+
+    /// Starts tracking `id` as a leaf; false if the tape tracked it already.
+    pub fn track_leaf(&mut self, id: TensorId) -> bool {
+        match self.tracked.entry(id) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(Link::Leaf);
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(_) => false,
+        }
+    }
+
+    /// Appends an op whose inputs are `inputs` and whose output is `output`.
+    fn push(&mut self, inputs: SmallVec<[Input; 2]>, output: TensorId, rule: Rule) {
+        self.tracked.insert(output, Link::Op(self.entries.len()));
+        self.entries.push(Entry { inputs, rule });
+    }
 }
 
 /// A tape's shared core: configuration and state.
@@ -117,33 +190,40 @@ fn nothing_records() -> bool {
 }
 
 /// Records an op with `inputs` and `output` on every active tape that tracks one of the
-/// inputs. `make_backward` runs at most once, only if some tape records the op. Ops with
-/// an int32 output are never recorded: no gradient flows through integers.
-pub(crate) fn record(inputs: &[&Tensor], output: &Tensor, make_backward: impl FnOnce() -> BackwardFn) {
+/// inputs. `make_rule` runs at most once, only if some tape records the op. Ops with an
+/// int32 output are never recorded: no gradient flows through integers.
+pub(crate) fn record(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> Rule) {
     if nothing_records() || !output.dtype().is_float() {
         return;
     }
-    let ids: SmallVec<[TensorId; 2]> = inputs.iter().map(|t| t.id()).collect();
-    let mut backward: Option<BackwardFn> = None;
-    let mut make = Some(make_backward);
+    let mut make = Some(make_rule);
+    let mut made: Option<Rule> = None;
     // Neither locking a tape nor building the rule touches the active list, so it stays
     // borrowed for the loop instead of being copied.
     ACTIVE.with(|active| {
-        for tape in active.borrow().iter() {
+        let active = active.borrow();
+        for (k, tape) in active.iter().enumerate() {
             let mut state = tape.state();
-            if ids.iter().any(|id| state.tracked.contains(id)) {
-                let rule = match &backward {
-                    Some(b) => Arc::clone(b),
-                    None => {
-                        let Some(make) = make.take() else { continue };
-                        Arc::clone(backward.insert(make()))
-                    }
-                };
-                state.tracked.insert(output.id());
-                state.entries.push(Entry { inputs: ids.clone(), output: output.id(), backward: rule });
+            let links: SmallVec<[Input; 2]> =
+                inputs.iter().map(|t| Input { id: t.id(), link: state.link(t.id()) }).collect();
+            if links.iter().all(|input| input.link == Link::Untracked) {
+                continue;
+            }
+            if made.is_none() {
+                made = make.take().map(|make| make());
+            }
+            // The innermost recording tape takes the rule; outer ones get clones.
+            let rule = if k + 1 == active.len() { made.take() } else { made.clone() };
+            if let Some(rule) = rule {
+                state.push(links, output.id(), rule);
             }
         }
     });
+}
+
+/// [`record`] for an op whose backward rule is a closure.
+pub(crate) fn record_custom(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> CustomRule) {
+    record(inputs, output, || Rule::Custom(make_rule()));
 }
 
 /// Called on every read of `variable` whose current value is `value`: on each active tape
@@ -159,28 +239,17 @@ pub(crate) fn read_variable(variable: &Variable, value: Tensor) -> Tensor {
     ACTIVE.with(|active| {
         for tape in active.borrow().iter() {
             let mut state = tape.state();
-            if tape.watch_accessed_variables && variable.trainable() && !state.tracked.contains(&handle) {
-                state.tracked.insert(handle);
+            if tape.watch_accessed_variables && variable.trainable() && state.track_leaf(handle) {
                 state.variables.push(variable.clone());
             }
-            if state.tracked.contains(&handle) {
-                let out = read.get_or_insert_with(|| value.with_new_id());
-                state.tracked.insert(out.id());
-                state.entries.push(Entry {
-                    inputs: SmallVec::from_slice(&[handle]),
-                    output: out.id(),
-                    backward: identity(),
-                });
+            let link = state.link(handle);
+            if link != Link::Untracked {
+                let out = read.get_or_insert_with(|| value.with_new_id()).id();
+                state.push(SmallVec::from_buf_and_len([Input { id: handle, link }; 2], 1), out, Rule::Identity);
             }
         }
     });
     read.unwrap_or(value)
-}
-
-/// The backward rule of a read: the gradient passes through unchanged.
-fn identity() -> BackwardFn {
-    static IDENTITY: std::sync::OnceLock<BackwardFn> = std::sync::OnceLock::new();
-    Arc::clone(IDENTITY.get_or_init(|| Arc::new(|g: &Tensor, _: &[bool]| Ok(vec![Some(g.clone())]))))
 }
 
 /// Whether any tape records on this thread.

@@ -1,5 +1,7 @@
 //! Jacobians as stacked vector–Jacobian products, one backward pass per output element.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 use tapeflow_dtype::{DType, Error, Result, Shape, Storage};
 
@@ -58,7 +60,7 @@ fn vjp_rows(
             unconnected: UnconnectedGradients::None,
             sequential: false,
         };
-        Ok(backward::run(snapshot, &request)?.pop().flatten())
+        Ok(backward::run(Cow::Borrowed(&snapshot.entries), &snapshot.tracked, &request)?.pop().flatten())
     };
     if context::records_on_this_thread() {
         return seeds.into_iter().map(one).collect();
@@ -150,7 +152,7 @@ pub(crate) fn batch_jacobian(
 ) -> Result<Option<Tensor>> {
     let Some(source) = float_source(target, source) else { return Ok(None) };
     let batch = target.dims()[0];
-    let per_row: usize = target.dims()[1..].iter().product();
+    let per_row: usize = target.dims()[1..].iter().fold(1, |n, &d| n.saturating_mul(d));
     let mut out_dims = target.dims().to_vec();
     out_dims.extend_from_slice(&source.shape.dims()[1..]);
     if per_row == 0 || batch == 0 {
@@ -161,7 +163,7 @@ pub(crate) fn batch_jacobian(
         .collect::<Result<Vec<_>>>()?;
     let rows = vjp_rows(snapshot, target, &source, seeds, options)?;
     let Some(rows) = fill_rows(rows, &source.shape, source.dtype, options) else { return Ok(None) };
-    let per_source: usize = source.shape.dims()[1..].iter().product();
+    let per_source: usize = source.shape.dims()[1..].iter().fold(1, |n, &d| n.saturating_mul(d));
     let rows = rows.iter().map(|r| r.reshape([batch as isize, 1, per_source as isize])).collect::<Result<Vec<_>>>()?;
     Ok(Some(ops::concat(&rows, 1)?.reshape(dims_isize(&out_dims))?))
 }

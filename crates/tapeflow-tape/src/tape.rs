@@ -126,11 +126,11 @@ impl GradientTape {
         items.each_watch_item(&mut |item| match item {
             WatchItem::Tensor(t) => {
                 if warn_if_int("watched", t.dtype()) {
-                    state.tracked.insert(t.id());
+                    state.track_leaf(t.id());
                 }
             }
             WatchItem::Variable(v) => {
-                if warn_if_int("watched", v.dtype()) && state.tracked.insert(v.handle_id()) {
+                if warn_if_int("watched", v.dtype()) && state.track_leaf(v.handle_id()) {
                     state.variables.push(v.clone());
                 }
             }
@@ -187,7 +187,9 @@ impl GradientTape {
         let targets = target_tensors(targets);
         let request = Request::new(&targets, sources, &options)?;
         let snapshot = self.take_for_gradient()?;
-        backward::run(&snapshot, &request)
+        // The snapshot is this computation's own (a copy, for persistent tapes): the pass
+        // drops each op's saved tensors as soon as the op has run.
+        backward::run(std::borrow::Cow::Owned(snapshot.entries), &snapshot.tracked, &request)
     }
 
     /// `jacobian(target, source)`: shape `target.shape ++ source.shape`, row `i` the

@@ -173,6 +173,9 @@ pub enum KernelShape {
     K8x48,
     /// 6 × 64: 24 accumulators.
     K6x64,
+    /// 28 × 16: 28 accumulators, one vector wide: for products with at most 16 columns
+    /// (a 10-class output layer), which the 32-wide shapes would compute mostly as padding.
+    K28x16,
 }
 
 /// Blocking parameters; [`Tuning::DEFAULT`] is what [`gemm`] uses. Exposed for the
@@ -222,6 +225,9 @@ impl Default for Tuning {
 /// `c = a · b` with `c` row-major `a.rows() × b.cols()`, accumulated in f32. `k = 0` gives
 /// zeros. Errors only on mismatched shapes; never panics.
 pub fn gemm<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32]) -> Result<(), GemmError> {
+    if b.cols <= LANES {
+        return gemm_tuned(a, b, c, &Tuning { kernel: KernelShape::K28x16, ..Tuning::DEFAULT });
+    }
     gemm_tuned(a, b, c, &Tuning::DEFAULT)
 }
 
@@ -240,6 +246,7 @@ pub fn gemm_tuned<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32],
         KernelShape::K12x32 => drive::<T, 12, 2, 32>(&a, &b, c, t),
         KernelShape::K8x48 => drive::<T, 8, 3, 48>(&a, &b, c, t),
         KernelShape::K6x64 => drive::<T, 6, 4, 64>(&a, &b, c, t),
+        KernelShape::K28x16 => drive::<T, 28, 1, 16>(&a, &b, c, t),
     }
     Ok(())
 }
@@ -500,5 +507,6 @@ pub fn bench_kernel(shape: KernelShape, kc: usize, reps: usize) -> f64 {
         KernelShape::K12x32 => go::<12, 2>(kc, reps),
         KernelShape::K8x48 => go::<8, 3>(kc, reps),
         KernelShape::K6x64 => go::<6, 4>(kc, reps),
+        KernelShape::K28x16 => go::<28, 1>(kc, reps),
     }
 }

@@ -54,7 +54,8 @@ fn tiny(kernel: KernelShape) -> Tuning {
     Tuning { kernel, kc: 40, mc: 1, nc: 1, min_tasks: 3, inline_below: 0, a_outer: true, ncb: 1 }
 }
 
-const SHAPES: [KernelShape; 4] = [KernelShape::K14x32, KernelShape::K12x32, KernelShape::K8x48, KernelShape::K6x64];
+const SHAPES: [KernelShape; 5] =
+    [KernelShape::K14x32, KernelShape::K12x32, KernelShape::K8x48, KernelShape::K6x64, KernelShape::K28x16];
 
 #[test]
 fn gemm_transpose16_is_a_transpose() {
@@ -196,7 +197,7 @@ fn gemm_bitwise_identical_for_any_thread_count() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn gemm_matches_reference(m in 0usize..40, k in 0usize..40, n in 0usize..70, ta: bool, tb: bool, small: bool, shape in 0usize..4) {
+    fn gemm_matches_reference(m in 0usize..40, k in 0usize..40, n in 0usize..70, ta: bool, tb: bool, small: bool, shape in 0usize..SHAPES.len()) {
         let t = if small { tiny(SHAPES[shape]) } else { Tuning { kernel: SHAPES[shape], ..Tuning::DEFAULT } };
         check(m, k, n, ta, tb, &t);
     }

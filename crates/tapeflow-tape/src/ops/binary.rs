@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tapeflow_dtype::{Result, Shape};
 use tapeflow_kernels::{self as kernels, BinaryOp};
 
-use crate::context::record;
+use crate::context::{InputGrads, Rule, record, record_custom};
 use crate::operand::IntoOperand;
 use crate::ops::{TensorMath, reduce, scalar_like, shape};
 use crate::runtime::Tensor;
@@ -31,10 +31,7 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             | BinaryOp::Minimum
     );
     if differentiable {
-        record(&[a, b], &out, || {
-            let (a, b, out) = (a.clone(), b.clone(), out.clone());
-            Arc::new(move |g: &Tensor, needs: &[bool]| derivatives(op, &a, &b, &out, g, needs))
-        });
+        record(&[a, b], &out, || Rule::Binary { op, a: a.clone(), b: b.clone(), out: out.clone() });
     }
     Ok(out)
 }
@@ -45,14 +42,14 @@ pub(crate) fn add_gradients(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// Gradients of `out = op(a, b)` for the inputs that need one, reduced to their shapes.
-fn derivatives(
+pub(crate) fn derivatives(
     op: BinaryOp,
     a: &Tensor,
     b: &Tensor,
     out: &Tensor,
     g: &Tensor,
     needs: &[bool],
-) -> Result<Vec<Option<Tensor>>> {
+) -> Result<InputGrads> {
     let c = |v: f64| scalar_like(a, v);
     let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
     let (ga, gb) = match op {
@@ -80,7 +77,7 @@ fn derivatives(
         }
         _ => (None, None),
     };
-    Ok(vec![reduce_opt(ga, a.shape())?, reduce_opt(gb, b.shape())?])
+    Ok(smallvec::smallvec![reduce_opt(ga, a.shape())?, reduce_opt(gb, b.shape())?])
 }
 
 fn reduce_opt(grad: Option<Result<Tensor>>, shape: &Shape) -> Result<Option<Tensor>> {
@@ -105,7 +102,7 @@ pub(crate) fn unbroadcast(grad: &Tensor, shape: &Shape) -> Result<Tensor> {
 /// `where(cond, a, b)`; `cond` is treated as a constant.
 pub(crate) fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = kernels::select(cond, a, b)?;
-    record(&[a, b], &out, || {
+    record_custom(&[a, b], &out, || {
         let (cond, a_shape, b_shape) = (cond.clone(), a.shape().clone(), b.shape().clone());
         Arc::new(move |g: &Tensor, needs: &[bool]| {
             let zero = scalar_like(g, 0.0);

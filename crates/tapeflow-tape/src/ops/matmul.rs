@@ -5,14 +5,14 @@ use std::sync::Arc;
 use tapeflow_dtype::Result;
 use tapeflow_kernels as kernels;
 
-use crate::context::record;
+use crate::context::record_custom;
 use crate::ops::binary::unbroadcast;
 use crate::runtime::Tensor;
 
 /// `op(a) · op(b)`, recorded with its derivative.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
     let out = kernels::matmul(a, b, transpose_a, transpose_b)?;
-    record(&[a, b], &out, || {
+    record_custom(&[a, b], &out, || {
         let (a, b) = (a.clone(), b.clone());
         Arc::new(move |g: &Tensor, needs: &[bool]| {
             // C = A·B: dA = G·Bᵀ, dB = Aᵀ·G, with the transposes folded into the products

@@ -230,8 +230,8 @@ pub fn concat<T: TensorMath>(values: &[T], axis: isize) -> Result<Tensor> {
 /// A scalar of `like`'s dtype (for constants inside backward rules).
 pub(crate) fn scalar_like(like: &Tensor, value: f64) -> Tensor {
     match like.dtype() {
-        DType::F32 => Tensor::scalar(value as f32),
-        DType::F16 => Tensor::scalar(tapeflow_dtype::f16::from_f64(value)),
-        DType::I32 => Tensor::scalar(value as i32),
+        DType::F32 => Tensor::shared_scalar(value as f32),
+        DType::F16 => Tensor::shared_scalar(tapeflow_dtype::f16::from_f64(value)),
+        DType::I32 => Tensor::shared_scalar(value as i32),
     }
 }

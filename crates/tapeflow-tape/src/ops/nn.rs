@@ -5,14 +5,14 @@ use std::sync::Arc;
 use tapeflow_dtype::Result;
 use tapeflow_kernels as kernels;
 
-use crate::context::record;
+use crate::context::record_custom;
 use crate::ops::TensorMath;
 use crate::runtime::Tensor;
 
 /// `tf.nn.softmax`: dx = (g - sum(g·y, axis)) · y.
 pub(crate) fn softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
     let y = kernels::softmax(x, axis)?;
-    record(&[x], &y, || {
+    record_custom(&[x], &y, || {
         let y = y.clone();
         Arc::new(move |g: &Tensor, _: &[bool]| {
             let dot = (g * &y)?.sum(&[axis], true)?;
@@ -25,7 +25,7 @@ pub(crate) fn softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
 /// `tf.nn.log_softmax`: dx = g - exp(y) · sum(g, axis).
 pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
     let y = kernels::log_softmax(x, axis)?;
-    record(&[x], &y, || {
+    record_custom(&[x], &y, || {
         let y = y.clone();
         Arc::new(move |g: &Tensor, _: &[bool]| {
             let total = g.sum(&[axis], true)?;
@@ -39,7 +39,7 @@ pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
 /// d logits = (softmax(logits) - one_hot(labels)) · g[:, None]; labels get no gradient.
 pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
     let loss = kernels::sparse_softmax_cross_entropy(logits, labels)?;
-    record(&[logits, labels], &loss, || {
+    record_custom(&[logits, labels], &loss, || {
         let (logits, labels) = (logits.clone(), labels.clone());
         Arc::new(move |g: &Tensor, needs: &[bool]| {
             if !needs[0] {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tapeflow_dtype::Result;
 use tapeflow_kernels::{self as kernels, BinaryOp, ReduceOp};
 
-use crate::context::record;
+use crate::context::record_custom;
 use crate::ops::{scalar_like, shape};
 use crate::runtime::Tensor;
 
@@ -13,7 +13,7 @@ use crate::runtime::Tensor;
 pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
     let axes = kernels::resolve_axes(op.name(), x, axes)?;
     let y = kernels::reduce(op, x, &axes, keepdims)?;
-    record(&[x], &y, || {
+    record_custom(&[x], &y, || {
         let (x, y) = (x.clone(), y.clone());
         Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(derivative(op, &x, &y, &axes, g)?)]))
     });
@@ -30,7 +30,7 @@ fn derivative(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], g: &Tensor) 
         ReduceOp::Sum => Ok(spread),
         // d mean = 1 / count
         ReduceOp::Mean => {
-            let count: usize = axes.iter().map(|&a| x.dims()[a]).product();
+            let count: usize = axes.iter().fold(1, |n, &a| n.saturating_mul(x.dims()[a]));
             spread / scalar_like(x, count as f64)
         }
         // d max = 1 / (number of maxima) at each maximum: ties share the gradient. The

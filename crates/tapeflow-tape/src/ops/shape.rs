@@ -5,14 +5,14 @@ use std::sync::Arc;
 use tapeflow_dtype::{DType, Result, Shape};
 use tapeflow_kernels as kernels;
 
-use crate::context::record;
+use crate::context::record_custom;
 use crate::ops::binary::unbroadcast;
 use crate::runtime::Tensor;
 
 /// `tf.reshape`; the gradient is reshaped back.
 pub(crate) fn reshape(x: &Tensor, dims: &[isize]) -> Result<Tensor> {
     let y = kernels::reshape(x, dims)?;
-    record(&[x], &y, || {
+    record_custom(&[x], &y, || {
         let back: Vec<isize> = x.dims().iter().map(|&d| d as isize).collect();
         Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(reshape(g, &back)?)]))
     });
@@ -22,7 +22,7 @@ pub(crate) fn reshape(x: &Tensor, dims: &[isize]) -> Result<Tensor> {
 /// `tf.transpose`; the gradient goes through the inverse permutation.
 pub(crate) fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     let y = kernels::transpose(x, perm)?;
-    record(&[x], &y, || {
+    record_custom(&[x], &y, || {
         let mut inverse = vec![0; perm.len()];
         perm.iter().enumerate().for_each(|(i, &p)| inverse[p] = i);
         Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(transpose(g, &inverse)?)]))
@@ -33,7 +33,7 @@ pub(crate) fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
 /// `tf.broadcast_to`; the gradient is summed over the stretched dimensions.
 pub(crate) fn broadcast_to(x: &Tensor, shape: &Shape) -> Result<Tensor> {
     let y = kernels::broadcast_to(x, shape)?;
-    record(&[x], &y, || {
+    record_custom(&[x], &y, || {
         let original = x.shape().clone();
         Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(unbroadcast(g, &original)?)]))
     });
@@ -44,7 +44,7 @@ pub(crate) fn broadcast_to(x: &Tensor, shape: &Shape) -> Result<Tensor> {
 pub(crate) fn concat(values: &[Tensor], axis: isize) -> Result<Tensor> {
     let refs: Vec<&Tensor> = values.iter().collect();
     let y = kernels::concat(&refs, axis)?;
-    record(&refs, &y, || {
+    record_custom(&refs, &y, || {
         let resolved = values[0].shape().resolve_axis(axis).unwrap_or(0);
         let widths: Vec<usize> = values.iter().map(|v| v.dims()[resolved]).collect();
         Arc::new(move |g: &Tensor, needs: &[bool]| {
@@ -63,7 +63,7 @@ pub(crate) fn concat(values: &[Tensor], axis: isize) -> Result<Tensor> {
 /// Elements `start..start + len` along `axis`; the gradient is padded back with zeros.
 pub(crate) fn slice(x: &Tensor, axis: isize, start: usize, len: usize) -> Result<Tensor> {
     let y = kernels::slice_axis(x, axis, start, len)?;
-    record(&[x], &y, || {
+    record_custom(&[x], &y, || {
         let dims = x.dims().to_vec();
         let resolved = x.shape().resolve_axis(axis).unwrap_or(0);
         let dtype = x.dtype();
@@ -85,7 +85,7 @@ pub(crate) fn slice(x: &Tensor, axis: isize, start: usize, len: usize) -> Result
 pub(crate) fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
     let y = x.to_dtype(dtype);
     if x.dtype().is_float() && dtype.is_float() {
-        record(&[x], &y, || {
+        record_custom(&[x], &y, || {
             let back = x.dtype();
             Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(cast(g, back)?)]))
         });

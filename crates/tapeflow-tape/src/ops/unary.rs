@@ -1,11 +1,9 @@
 //! Unary ops and their derivatives.
 
-use std::sync::Arc;
-
 use tapeflow_dtype::Result;
 use tapeflow_kernels::{self as kernels, UnaryOp};
 
-use crate::context::record;
+use crate::context::{Rule, record};
 use crate::ops::TensorMath;
 use crate::ops::scalar_like;
 use crate::runtime::Tensor;
@@ -14,17 +12,14 @@ use crate::runtime::Tensor;
 pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     let y = kernels::unary(op, x)?;
     if op != UnaryOp::Sign {
-        record(&[x], &y, || {
-            let (x, y) = (x.clone(), y.clone());
-            Arc::new(move |g: &Tensor, _: &[bool]| Ok(vec![Some(derivative(op, &x, &y, g)?)]))
-        });
+        record(&[x], &y, || Rule::Unary { op, x: x.clone(), y: y.clone() });
     }
     Ok(y)
 }
 
 /// The gradient of `y = op(x)` given upstream `g`, in the form TensorFlow's gradient
 /// functions use (so results match TF's to the last bit where it matters).
-fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+pub(crate) fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
     let c = |v: f64| scalar_like(x, v);
     match op {
         // d(-x) = -1

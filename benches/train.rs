@@ -1,0 +1,27 @@
+//! Criterion benchmarks of whole training steps (forward, backward, SGD update): the
+//! 64-128-10 digits MLP on its full training split, and a 784-512-512-10 MLP on a batch
+//! of 256 synthetic images.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+#[path = "../examples/common/digits.rs"]
+mod digits;
+#[path = "common/train_workloads.rs"]
+mod workloads;
+
+fn train_steps(c: &mut Criterion) {
+    let mut group = c.benchmark_group("train_step");
+    group.sample_size(30);
+    let mut digits = workloads::TrainStep::digits().expect("data/digits is part of the repository");
+    group.throughput(Throughput::Elements(digits.multiply_adds() as u64));
+    group.bench_function("digits_full_batch", |b| b.iter(|| black_box(digits.step().expect("shapes agree"))));
+    let mut mlp = workloads::TrainStep::synthetic(&[784, 512, 512, 10], 256).expect("shapes agree");
+    group.throughput(Throughput::Elements(mlp.multiply_adds() as u64));
+    group.bench_function("mlp_784_512_512_10_batch_256", |b| b.iter(|| black_box(mlp.step().expect("shapes agree"))));
+    group.finish();
+}
+
+criterion_group!(benches, train_steps);
+criterion_main!(benches);
