@@ -6,7 +6,9 @@
 //! The test set is the last 20 % of the file, written by other people than most of the
 //! training rows, so a plain MLP overfits to about 92 %. Two regularizers lift it past
 //! 95 %: dropout on the hidden layer and uniform noise on the input pixels; the learning
-//! rate follows a cosine decay to zero.
+//! rate follows a cosine decay to zero. With this seed the run reaches 95.0 %; the same
+//! recipe with initialization seeds 1 to 5 gave 95.6, 95.0, 93.9, 94.4 and 94.2 % (360 test
+//! images: one image is 0.28 %).
 
 use std::error::Error;
 use std::time::Instant;

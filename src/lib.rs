@@ -22,14 +22,20 @@
 pub use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, TensorId, f16};
 pub use tapeflow_tape::{
     Adam, AdamW, Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Optimizer,
-    Sgd, Tensor, TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, concat, constant, init, ops,
-    optim, stop_gradient,
+    SavedValue, Sgd, Tensor, TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, assign_variables,
+    concat, constant, from_safetensors_bytes, init, load_safetensors, load_variables, ops, optim, save_safetensors,
+    stop_gradient, to_safetensors_bytes, weights,
 };
 
 // The README's examples run as doctests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+// Every Rust block of the guide for TensorFlow users runs as a doctest.
+#[doc = include_str!("../docs/tensorflow-users.md")]
+#[cfg(doctest)]
+pub struct TensorflowUsersDoctests;
 
 /// The kernels, for users who want them without autodiff.
 pub use tapeflow_kernels as kernels;

@@ -137,6 +137,25 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A file that could not be read or written.
+    #[error("{op}: {path}: {reason}")]
+    Io {
+        /// The op or function.
+        op: &'static str,
+        /// The file.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+    },
+    /// Serialized data that is malformed, truncated, or holds what tapeflow cannot
+    /// represent (a dtype other than float32, float16 and int32).
+    #[error("{op}: invalid data: {reason}")]
+    Format {
+        /// The op or function.
+        op: &'static str,
+        /// What is wrong, naming the tensor when one is at fault.
+        reason: String,
+    },
     /// A second `gradient`/`jacobian` call on a non-persistent tape (TensorFlow's message).
     #[error("A non-persistent GradientTape can only be used to compute one set of gradients (or jacobians)")]
     TapeReused,

@@ -8,6 +8,8 @@
 mod display;
 mod dtype;
 mod error;
+#[cfg(feature = "ndarray")]
+mod interop;
 mod literal;
 mod operators;
 mod shape;

@@ -66,6 +66,13 @@ impl<R> Tensor<R> {
         }
     }
 
+    /// A tensor over `storage` whose element count the caller has made equal to `shape`'s.
+    #[cfg(feature = "ndarray")]
+    pub(crate) fn from_storage_exact(storage: Storage, shape: Shape) -> Self {
+        debug_assert_eq!(shape.checked_num_elements(), Some(storage.len()));
+        Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData }
+    }
+
     /// A tensor holding `values` in row-major order; `Err` if their number does not fill
     /// `shape` exactly.
     pub fn from_vec<T: Element>(values: Vec<T>, shape: impl Into<Shape>) -> Result<Self> {

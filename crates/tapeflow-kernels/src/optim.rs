@@ -7,10 +7,20 @@
 //! the instruction set `-C target-cpu` allows (sqrt and division included: both are exactly
 //! rounded, so vectorizing them changes no bit). Each element is computed with the same
 //! operations in the same order as Keras writes the update, without fused multiply-adds.
+//! Large tensors split over rayon in the fixed chunks of [`crate::parallel`].
 
+use rayon::prelude::*;
 use tapeflow_dtype::{Error, Result, Tensor};
 
 use crate::elementwise::{float_storage, float_view};
+use crate::parallel::{CHUNK, PARALLEL_MIN_WORK};
+
+/// Whether an update of `n` weights at `cost` (an add being 1) per weight is worth
+/// splitting over rayon. Every element is computed alike in either case, so the result
+/// does not depend on the thread count.
+fn splits(n: usize, cost: usize) -> bool {
+    n.saturating_mul(cost) >= PARALLEL_MIN_WORK
+}
 
 /// Hyperparameters of one SGD step (Keras `SGD`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,19 +85,36 @@ pub fn sgd<R>(step: SgdStep, weights: &Tensor<R>, grad: &Tensor<R>, velocity: &m
     let (w, g) = (float_view(weights).unwrap_or_default(), float_view(grad).unwrap_or_default());
     let SgdStep { learning_rate: lr, momentum, nesterov } = step;
     let storage = float_storage(weights.dtype(), weights.num_elements(), |out| {
+        let parallel = splits(out.len(), 1);
         if momentum == 0.0 {
-            for ((o, &w), &g) in out.iter_mut().zip(w.iter()).zip(g.iter()) {
-                *o = w - g * lr;
-            }
-        } else if nesterov {
-            for (((o, &w), &g), v) in out.iter_mut().zip(w.iter()).zip(g.iter()).zip(velocity.iter_mut()) {
-                *v = -g * lr + *v * momentum;
-                *o = w + (-g * lr + *v * momentum);
+            let rule = |out: &mut [f32], w: &[f32], g: &[f32]| {
+                for ((o, &w), &g) in out.iter_mut().zip(w).zip(g) {
+                    *o = w - g * lr;
+                }
+            };
+            if parallel {
+                out.par_chunks_mut(CHUNK)
+                    .zip(w.par_chunks(CHUNK))
+                    .zip(g.par_chunks(CHUNK))
+                    .for_each(|((o, w), g)| rule(o, w, g));
+            } else {
+                rule(out, &w, &g);
             }
         } else {
-            for (((o, &w), &g), v) in out.iter_mut().zip(w.iter()).zip(g.iter()).zip(velocity.iter_mut()) {
-                *v = -g * lr + *v * momentum;
-                *o = w + *v;
+            let rule = |out: &mut [f32], w: &[f32], g: &[f32], velocity: &mut [f32]| {
+                for (((o, &w), &g), v) in out.iter_mut().zip(w).zip(g).zip(velocity) {
+                    *v = -g * lr + *v * momentum;
+                    *o = if nesterov { w + (-g * lr + *v * momentum) } else { w + *v };
+                }
+            };
+            if parallel {
+                out.par_chunks_mut(CHUNK)
+                    .zip(w.par_chunks(CHUNK))
+                    .zip(g.par_chunks(CHUNK))
+                    .zip(velocity.par_chunks_mut(CHUNK))
+                    .for_each(|(((o, w), g), v)| rule(o, w, g, v));
+            } else {
+                rule(out, &w, &g, velocity);
             }
         }
     });
@@ -109,12 +136,22 @@ pub fn adam<R>(
     let (w, g) = (float_view(weights).unwrap_or_default(), float_view(grad).unwrap_or_default());
     let AdamStep { learning_rate: lr, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, weight_decay } = step;
     let storage = float_storage(weights.dtype(), weights.num_elements(), |out| {
-        let moments = m.iter_mut().zip(v.iter_mut());
-        for (((o, &w), &g), (m, v)) in out.iter_mut().zip(w.iter()).zip(g.iter()).zip(moments) {
-            let w = if weight_decay == 0.0 { w } else { w - w * weight_decay * lr };
-            *m += (g - *m) * one_minus_beta_1;
-            *v += (g * g - *v) * one_minus_beta_2;
-            *o = w - (*m * alpha) / (v.sqrt() + epsilon);
+        let rule = |out: &mut [f32], w: &[f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+            for (((o, &w), &g), (m, v)) in out.iter_mut().zip(w).zip(g).zip(m.iter_mut().zip(v)) {
+                let w = if weight_decay == 0.0 { w } else { w - w * weight_decay * lr };
+                *m += (g - *m) * one_minus_beta_1;
+                *v += (g * g - *v) * one_minus_beta_2;
+                *o = w - (*m * alpha) / (v.sqrt() + epsilon);
+            }
+        };
+        if splits(out.len(), 4) {
+            out.par_chunks_mut(CHUNK)
+                .zip(w.par_chunks(CHUNK))
+                .zip(g.par_chunks(CHUNK))
+                .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+                .for_each(|(((o, w), g), (m, v))| rule(o, w, g, m, v));
+        } else {
+            rule(out, &w, &g, m, v);
         }
     });
     Tensor::from_storage(storage, weights.shape().clone())
@@ -161,6 +198,42 @@ mod tests {
         for (i, o) in out.iter().enumerate() {
             let expected = 1.0 - lr * (i as f32 - 18.5).signum();
             assert!((o.to_f32() - expected).abs() <= 1e-3, "{i}: {o} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn split_updates_equal_inline_updates_bit_for_bit() {
+        // 300 000 weights take the rayon path; the same weights in pieces of 1000 run inline.
+        let n: usize = 300_000;
+        let w: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
+        let g: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 1999) as f32 / 500.0 - 2.0).collect();
+        let adam_step = AdamStep {
+            learning_rate: 0.01,
+            alpha: 0.02,
+            one_minus_beta_1: 0.1,
+            one_minus_beta_2: 0.001,
+            epsilon: 1e-7,
+            weight_decay: 0.004,
+        };
+        let sgd_step = SgdStep { learning_rate: 0.1, momentum: 0.9, nesterov: true };
+        type Update<'a> = &'a dyn Fn(&T, &T, &mut [f32], &mut [f32]) -> T;
+        let whole = |f: Update<'_>, w: &[f32], g: &[f32]| {
+            let (mut s1, mut s2) = (vec![0.5f32; w.len()], vec![0.25f32; w.len()]);
+            let out = f(&T::from_slice(w, [w.len()]).unwrap(), &T::from_slice(g, [g.len()]).unwrap(), &mut s1, &mut s2);
+            (out.to_vec::<f32>().unwrap(), s1, s2)
+        };
+        let adam_fn = |w: &T, g: &T, m: &mut [f32], v: &mut [f32]| adam(adam_step, w, g, m, v).unwrap();
+        let sgd_fn = |w: &T, g: &T, v: &mut [f32], _: &mut [f32]| sgd(sgd_step, w, g, v).unwrap();
+        for f in [&adam_fn as Update<'_>, &sgd_fn] {
+            let big = whole(f, &w, &g);
+            let mut pieces = (Vec::new(), Vec::new(), Vec::new());
+            for (wc, gc) in w.chunks(1000).zip(g.chunks(1000)) {
+                let (o, s1, s2) = whole(f, wc, gc);
+                pieces.0.extend(o);
+                pieces.1.extend(s1);
+                pieces.2.extend(s2);
+            }
+            assert!(big == pieces, "split and inline updates differ");
         }
     }
 

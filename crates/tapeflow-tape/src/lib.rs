@@ -16,6 +16,7 @@ pub mod optim;
 mod runtime;
 mod tape;
 mod variable;
+pub mod weights;
 
 pub use backward::{GradientOptions, UnconnectedGradients};
 pub use jacobian::JacobianOptions;
@@ -25,3 +26,7 @@ pub use optim::{Adam, AdamW, Optimizer, Sgd};
 pub use runtime::{Autodiff, Tensor};
 pub use tape::GradientTape;
 pub use variable::{Variable, VariableBuilder};
+pub use weights::{
+    SavedValue, assign_variables, from_safetensors_bytes, load_safetensors, load_variables, save_safetensors,
+    to_safetensors_bytes,
+};

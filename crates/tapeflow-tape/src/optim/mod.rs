@@ -24,6 +24,11 @@
 //! variable's first update and keyed by its handle, so one optimizer can serve variables
 //! that appear in different calls. A call validates every gradient against its variable
 //! before it changes anything: on `Err`, no variable, state or step count has moved.
+//!
+//! As in Keras, an optimizer updates whatever variables it is given: a variable built with
+//! `trainable(false)` is updated too if it is passed with a gradient (tapes do not watch
+//! such variables, so its gradient is normally `None` and it is skipped). State is kept
+//! until the optimizer is dropped, also for variables that were dropped before it.
 
 mod adam;
 mod sgd;
