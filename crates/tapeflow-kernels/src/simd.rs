@@ -533,9 +533,10 @@ mod tests {
         let tiny = [1e-45f32, -1e-45, 1e-40, -1e-40, f32::MIN_POSITIVE, 1e-20, -1.4e-8, 1.4e-8, 0.0, -0.0];
         let mut out = [0.0f32; 10];
         unary_f32(UnaryOp::Exp, &tiny, &mut out);
+        // Compared with 1 itself, not with `f32::exp`: Miri deliberately perturbs libm
+        // results by a few ulp, and the correctly rounded value is known.
         for (&x, &y) in tiny.iter().zip(&out) {
             assert_eq!(y.to_bits(), 1.0f32.to_bits(), "exp({x}) = {y}");
-            assert_eq!(y.to_bits(), x.exp().to_bits(), "exp({x}) against the reference");
         }
         // Just above the threshold the result is no longer 1.
         let mut above = [0.0f32; 1];
