@@ -5,6 +5,7 @@ use tapeflow_dtype::{DType, Error, Result, Shape, Tensor};
 use crate::elementwise::{BinaryOp, UnaryOp, float_storage, float_view};
 use crate::layout::split_at_axis;
 use crate::simd::{self, Operand};
+use wide::f32x16;
 
 fn float_only<R>(op: &'static str, x: &Tensor<R>) -> Result<()> {
     if x.dtype().is_float() {
@@ -60,10 +61,29 @@ fn along_axis<R>(
 /// (returned) — with the SIMD kernels: exp within 2 ulp, the sum in vector partial sums.
 /// NaN and infinities propagate as in `log(sum(exp(x)))`.
 fn shifted_exps(lane: &[f32], shifted: &mut [f32], exps: &mut [f32]) -> f32 {
+    if lane.len() <= 16 {
+        return shifted_exps_short(lane, shifted, exps);
+    }
     let max = simd::max_f32(lane);
     simd::binary_f32(BinaryOp::Sub, Operand::Run(lane), Operand::Splat(max), shifted);
     simd::unary_f32(UnaryOp::Exp, shifted, exps);
     simd::sum_f32(exps)
+}
+
+/// [`shifted_exps`] of a lane of at most 16 elements (a classifier's logits) in one vector:
+/// the same exp kernel, without four calls that each handle a tail.
+fn shifted_exps_short(lane: &[f32], shifted: &mut [f32], exps: &mut [f32]) -> f32 {
+    let n = lane.len();
+    // NaN anywhere makes the maximum NaN, as in `simd::max_f32`.
+    let max =
+        if lane.iter().any(|v| v.is_nan()) { f32::NAN } else { lane.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) };
+    let mut padded = [0.0f32; 16];
+    padded[..n].copy_from_slice(lane);
+    let s = (f32x16::from(padded) - f32x16::splat(max)).to_array();
+    let e = simd::unary_vec(UnaryOp::Exp, f32x16::from(s)).to_array();
+    shifted[..n].copy_from_slice(&s[..n]);
+    exps[..n].copy_from_slice(&e[..n]);
+    e[..n].iter().sum()
 }
 
 /// `tf.nn.softmax(x, axis)`: `exp(x - max) / sum(exp(x - max))`.
@@ -147,6 +167,44 @@ mod tests {
         assert!((s[3] - 1.0 / 3.0).abs() < 1e-6);
         let l = log_softmax(&x, 0).unwrap().to_vec::<f32>().unwrap();
         assert!(l.iter().all(|v| v.is_finite()));
+    }
+
+    /// Short lanes (one vector) and long lanes (the slice kernels) against an f64
+    /// reference, with NaN, infinities and all-(-inf) lanes.
+    #[test]
+    fn softmax_lanes_of_every_length_match_an_f64_reference() {
+        for len in 1..=40usize {
+            for special in [None, Some(f32::NAN), Some(f32::INFINITY), Some(f32::NEG_INFINITY)] {
+                let mut lane: Vec<f32> = (0..len).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+                if let Some(v) = special {
+                    lane[len / 2] = v;
+                }
+                let x = T::from_vec(lane.clone(), [1, len]).unwrap();
+                let got = softmax(&x, -1).unwrap().to_vec::<f32>().unwrap();
+                let got_log = log_softmax(&x, -1).unwrap().to_vec::<f32>().unwrap();
+                let max = lane
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .fold(f64::NEG_INFINITY, |m, v| if v.is_nan() || m.is_nan() { f64::NAN } else { m.max(v) });
+                let sum: f64 = lane.iter().map(|&v| (f64::from(v) - max).exp()).sum();
+                for (k, &v) in lane.iter().enumerate() {
+                    let want = (f64::from(v) - max).exp() / sum;
+                    let want_log = (f64::from(v) - max) - sum.ln();
+                    for (g, w) in [(got[k], want), (got_log[k], want_log)] {
+                        if w.is_nan() {
+                            assert!(g.is_nan(), "len {len}, {special:?}: element {k} is {g}, want NaN");
+                        } else if w.is_infinite() {
+                            assert_eq!(f64::from(g), w, "len {len}, {special:?}: element {k}");
+                        } else {
+                            assert!(
+                                (f64::from(g) - w).abs() <= 2e-6 * (1.0 + w.abs()),
+                                "len {len}, {special:?}: {g} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]
