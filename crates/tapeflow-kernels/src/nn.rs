@@ -127,20 +127,34 @@ fn check_labels<R>(op: &'static str, logits: &Tensor<R>, labels: &Tensor<R>) -> 
 /// `tf.nn.sparse_softmax_cross_entropy_with_logits`: per-example losses `[N]`,
 /// `logsumexp(logits[i]) - logits[i, labels[i]]`. A label outside `[0, C)` is an `Err`.
 pub fn sparse_softmax_cross_entropy<R>(logits: &Tensor<R>, labels: &Tensor<R>) -> Result<Tensor<R>> {
+    sparse_softmax_cross_entropy_with_probs(logits, labels).map(|(loss, _)| loss)
+}
+
+/// [`sparse_softmax_cross_entropy`] and, from the same pass, `softmax(logits)` `[N, C]`
+/// (bit for bit what [`softmax`] gives): the gradient's main term, which TensorFlow's op
+/// also returns beside the loss.
+pub fn sparse_softmax_cross_entropy_with_probs<R>(
+    logits: &Tensor<R>,
+    labels: &Tensor<R>,
+) -> Result<(Tensor<R>, Tensor<R>)> {
     let op = "sparse_softmax_cross_entropy";
     let labels = check_labels(op, logits, labels)?;
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
     let src = float_view(logits).unwrap_or_default();
+    let mut probs = vec![0.0f32; n * classes];
     let storage = float_storage(logits.dtype(), n, |dst| {
-        let (mut shifted, mut exps) = (vec![0.0f32; classes], vec![0.0f32; classes]);
+        let mut shifted = vec![0.0f32; classes];
         for (i, (d, &label)) in dst.iter_mut().zip(&labels).enumerate() {
             let lane = &src[i * classes..(i + 1) * classes];
+            let row = &mut probs[i * classes..(i + 1) * classes];
             // log(sum(exp(x))) - x[label] = log(sum(exp(x - max))) - (x[label] - max)
-            let log_sum = shifted_exps(lane, &mut shifted, &mut exps).ln();
-            *d = log_sum - shifted[label];
+            let sum = shifted_exps(lane, &mut shifted, row);
+            *d = sum.ln() - shifted[label];
+            row.iter_mut().for_each(|v| *v /= sum);
         }
     });
-    Tensor::from_storage(storage, [n])
+    let probs = float_storage(logits.dtype(), n * classes, |dst| dst.copy_from_slice(&probs));
+    Ok((Tensor::from_storage(storage, [n])?, Tensor::from_storage(probs, logits.shape().clone())?))
 }
 
 /// One-hot rows `[N, C]` of `dtype` for int32 `labels` `[N]` against `logits` `[N, C]`.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tapeflow_dtype::Result;
 use tapeflow_kernels as kernels;
 
-use crate::context::record_custom;
+use crate::context::{self, record_custom};
 use crate::ops::TensorMath;
 use crate::runtime::Tensor;
 
@@ -37,8 +37,11 @@ pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
 
 /// `tf.nn.sparse_softmax_cross_entropy_with_logits`:
 /// d logits = (softmax(logits) - one_hot(labels)) · g[:, None]; labels get no gradient.
+/// The softmax comes from the forward pass (as TensorFlow's op returns it beside the loss);
+/// while a tape records the gradient (higher order), it is recomputed as a recorded op so
+/// that the gradient can be differentiated again.
 pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
-    let loss = kernels::sparse_softmax_cross_entropy(logits, labels)?;
+    let (loss, probs) = kernels::sparse_softmax_cross_entropy_with_probs(logits, labels)?;
     record_custom(&[logits, labels], &loss, || {
         let (logits, labels) = (logits.clone(), labels.clone());
         Arc::new(move |g: &Tensor, needs: &[bool]| {
@@ -46,7 +49,7 @@ pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> 
                 return Ok(vec![None, None]);
             }
             let one_hot = kernels::one_hot(&logits, &labels)?;
-            let probs = softmax(&logits, -1)?;
+            let probs = if context::records_on_this_thread() { softmax(&logits, -1)? } else { probs.clone() };
             let column = g.reshape([-1, 1])?;
             Ok(vec![Some(((probs - one_hot)? * column)?), None])
         })
