@@ -35,9 +35,9 @@ mod pool {
 
     use super::Line;
 
-    /// Buffers smaller than this (4 KiB) go back to the allocator, whose small-size caches
+    /// Buffers smaller than this (1 KiB) go back to the allocator, whose small-size caches
     /// are fast and need no zeroing pass here.
-    pub(super) const MIN_LINES: usize = 64;
+    pub(super) const MIN_LINES: usize = 16;
     /// At most this many bytes wait in the pool; beyond, freed buffers are released.
     const CAP_BYTES: usize = 1 << 30;
     const LINE_BYTES: usize = std::mem::size_of::<Line>();
