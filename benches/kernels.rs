@@ -7,6 +7,9 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tapeflow::prelude::*;
 
+#[path = "common/inputs.rs"]
+mod inputs;
+
 fn random(n: usize, dtype: DType) -> Tensor {
     let values: Vec<f32> = (0..n).map(|i| ((i.wrapping_mul(2654435761) % 2001) as f32 - 1000.0) * 1e-3).collect();
     Tensor::from_vec(values, [n]).expect("length matches").cast(dtype).expect("float cast")
@@ -45,7 +48,7 @@ fn subnormal(c: &mut Criterion) {
     let mut group = c.benchmark_group("subnormal");
     let n = 1usize << 22;
     let normal = (random(n, DType::F32), random(n, DType::F32));
-    let tiny = (subnormals(n), subnormals(n));
+    let tiny = (inputs::subnormals(n), inputs::subnormals(n));
     group.throughput(Throughput::Elements(n as u64));
     for (kind, (x, y)) in [("normal", &normal), ("subnormal", &tiny)] {
         group.bench_function(format!("add_f32/{kind}"), |b| b.iter(|| black_box((x + y).unwrap())));
@@ -54,18 +57,6 @@ fn subnormal(c: &mut Criterion) {
         group.bench_function(format!("tanh_f32/{kind}"), |b| b.iter(|| black_box(x.tanh().unwrap())));
     }
     group.finish();
-}
-
-/// `n` subnormal f32 values of both signs, spread over the whole subnormal range.
-fn subnormals(n: usize) -> Tensor {
-    let values: Vec<f32> = (0..n)
-        .map(|i| {
-            let bits = 1 + (i.wrapping_mul(2654435761) % 0x007F_FFFF) as u32;
-            let v = f32::from_bits(bits);
-            if i % 2 == 0 { v } else { -v }
-        })
-        .collect();
-    Tensor::from_vec(values, [n]).expect("length matches")
 }
 
 fn reductions(c: &mut Criterion) {

@@ -12,6 +12,8 @@ use rayon::prelude::*;
 use tapeflow::prelude::*;
 use wide::f32x16;
 
+#[path = "../benches/common/inputs.rs"]
+mod inputs;
 #[path = "../benches/common/tape_workloads.rs"]
 #[allow(dead_code)]
 mod workloads;
@@ -116,19 +118,6 @@ fn random(n: usize, dtype: DType) -> Tensor {
     Tensor::from_vec(values, [n]).expect("length matches").cast(dtype).expect("float cast")
 }
 
-/// `n` subnormal f32 values of both signs over the whole subnormal range (as in
-/// `benches/kernels.rs`).
-fn subnormals(n: usize) -> Tensor {
-    let values: Vec<f32> = (0..n)
-        .map(|i| {
-            let bits = 1 + (i.wrapping_mul(2654435761) % 0x007F_FFFF) as u32;
-            let v = f32::from_bits(bits);
-            if i % 2 == 0 { v } else { -v }
-        })
-        .collect();
-    Tensor::from_vec(values, [n]).expect("length matches")
-}
-
 fn main() -> Result<()> {
     let quick = std::env::args().any(|a| a == "--quick");
     // Optional: only workloads whose name contains this word (e.g. `matmul`, `f16`).
@@ -206,7 +195,7 @@ fn main() -> Result<()> {
     // Subnormal inputs against normal ones, interleaved so both see the same machine load.
     let mut subnormal_ratios = Vec::new();
     if wanted("subnormal") {
-        let (s1, s2) = (subnormals(n), subnormals(n));
+        let (s1, s2) = (inputs::subnormals(n), inputs::subnormals(n));
         let (n1, n2) = (random(n, DType::F32), random(n, DType::F32));
         type Op = fn(&Tensor, &Tensor) -> Result<Tensor>;
         let ops: [(&str, Op, f64); 4] = [

@@ -1,33 +1,10 @@
 //! Optimizers against Keras' update rules, computed independently in f64 here.
 //! (Its own test binary: it installs a process-wide logger to see the None warning.)
 
-use std::sync::{Mutex, Once};
-
 use tapeflow::prelude::*;
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static INSTALL: Once = Once::new();
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Warn
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            LINES.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
-fn capture_warnings() {
-    INSTALL.call_once(|| {
-        log::set_logger(&Capture).expect("no other logger in this binary");
-        log::set_max_level(log::LevelFilter::Warn);
-    });
-}
+#[path = "common/warnings.rs"]
+mod warnings;
 
 /// The gradients fed to every optimizer test, one row per step.
 const GRADS: [[f64; 3]; 4] = [[0.5, -1.0, 2.0], [0.25, 0.0, -3.0], [-0.75, 1.5, 0.125], [1.0, -0.5, 0.0]];
@@ -199,7 +176,7 @@ fn float16_adam_converges_like_float32() {
 
 #[test]
 fn a_none_gradient_skips_its_variable_with_a_warning() {
-    capture_warnings();
+    warnings::capture();
     let a = Variable::builder(1.0).name("a").build().unwrap();
     let b = Variable::builder(1.0).name("skipped").build().unwrap();
     let mut opt = Sgd::new(0.5);
@@ -207,7 +184,7 @@ fn a_none_gradient_skips_its_variable_with_a_warning() {
     assert_eq!(values(&a), vec![0.5]);
     assert_eq!(values(&b), vec![1.0]);
     assert_eq!(opt.iterations(), 1);
-    let lines = LINES.lock().unwrap().clone();
+    let lines = warnings::lines();
     assert!(
         lines.iter().any(|l| l == "Gradients do not exist for variables ['skipped:0'] when minimizing the loss."),
         "{lines:?}"
