@@ -355,7 +355,11 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
             slot.push((k, seed.clone()));
         }
     }
-    let parallel = !request.sequential && !crate::context::records_on_this_thread();
+    // With one rayon thread, handing the pass to it only moves the work off the calling
+    // thread, whose core holds the forward pass's tensors in cache (measured: the same
+    // sequential 16-chain backward takes 2.5 ms on the calling thread, 3.2–4.1 ms on a
+    // worker of the other core, and the same on both when they share a core).
+    let parallel = !request.sequential && !crate::context::records_on_this_thread() && rayon::current_num_threads() > 1;
 
     // The first wave: live ops whose output nothing live consumes.
     let mut wave: Vec<usize> = (0..n).filter(|&i| pass.nodes[i].live && pass.nodes[i].pending == 0).collect();
