@@ -41,6 +41,10 @@ pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
 /// while a tape records the gradient (higher order), it is recomputed as a recorded op so
 /// that the gradient can be differentiated again.
 pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    if !context::records_on_this_thread() {
+        // Nothing can record it: the softmax would be computed for nobody.
+        return kernels::sparse_softmax_cross_entropy(logits, labels);
+    }
     let (loss, probs) = kernels::sparse_softmax_cross_entropy_with_probs(logits, labels)?;
     record_custom(&[logits, labels], &loss, || {
         let (logits, labels) = (logits.clone(), labels.clone());
