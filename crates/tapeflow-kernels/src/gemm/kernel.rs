@@ -43,6 +43,11 @@ pub(super) fn tile<const MR: usize, const NV: usize>(
     else {
         return;
     };
+    for row in rows.iter() {
+        if let Some(dst) = row.get(col..col + ncols) {
+            prefetch_for_write(dst);
+        }
+    }
     let mut acc = [[f32x16::ZERO; NV]; MR];
     for (ab, bb) in a_blocks.chunks_exact(MR * KB).zip(b_blocks.chunks_exact(NV * KB)) {
         // The chunk lengths are compile-time constants, so the indexing below needs no
@@ -66,6 +71,23 @@ pub(super) fn tile<const MR: usize, const NV: usize>(
         }
     }
     store(&acc, rows, col, ncols, first);
+}
+
+/// Asks for the cache lines of `dst` in a writable state before the tile's FMAs start:
+/// the C tile is written (or read and written) only after all `kc` steps, and a C block
+/// that was evicted since it was last touched (a fresh output from the buffer pool) would
+/// otherwise stall the stores on one read-for-ownership miss after another. Measured on
+/// cold 256 × 512 × 512 products (caches flushed between calls): see the PERFORMANCE notes.
+#[inline(always)]
+fn prefetch_for_write(dst: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in dst.chunks(LANES) {
+        // SAFETY: `prefetchw` (`_MM_HINT_ET0`) is a hint: it never faults and has no
+        // architectural effect, and the pointer comes from a live slice in any case.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_ET0 }>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = dst;
 }
 
 #[inline(always)]

@@ -200,6 +200,9 @@ pub struct Tuning {
     pub a_outer: bool,
     /// Widest column group of a task (its block of packed B stays in L2).
     pub ncb: usize,
+    /// Each column group's B block is packed by the thread that then runs (most of) the
+    /// group's tasks, instead of in a separate parallel phase.
+    pub owner_pack: bool,
 }
 
 impl Tuning {
@@ -213,6 +216,7 @@ impl Tuning {
         inline_below: INLINE_BELOW,
         a_outer: true,
         ncb: 256,
+        owner_pack: true,
     };
 }
 
@@ -374,7 +378,8 @@ fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
         for jp in 0..n_panels {
             let (jc, nc) = split_even(n.div_ceil(nr), n_panels, jp);
             let (jc, nc) = (jc * nr, (nc * nr).min(n - jc * nr));
-            let mut tasks = make_tasks::<MR>(c, m, n, (jc, nc), nr, t, parallel);
+            let (mut tasks, col_groups) = make_tasks::<MR>(c, m, n, (jc, nc), nr, t, parallel);
+            let row_groups = tasks.len() / col_groups.max(1);
             for kb in 0..k_blocks {
                 let (pc, kc) = split_even(k, k_blocks, kb);
                 let apack: &mut [f32] = &mut wide::bytemuck::cast_slice_mut(&mut *abuf)[..m_sl * a_stride(kc)];
@@ -383,6 +388,28 @@ fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
                 let group = (nc.div_ceil(nr) / 4).clamp(1, B_GROUP);
                 let pack_all_b =
                     |g: usize, d: &mut [f32]| pack::pack_b_group::<T, NR>(b, jc + g * group * nr, pc, kc, d);
+                if parallel && t.owner_pack && col_groups > 1 {
+                    // Each column group packs its own B block and then runs its tasks:
+                    // the block is written into the L2 of the core that reads it.
+                    for_chunks(true, apack, a_stride(kc), pack_all_a);
+                    let apack: &[f32] = apack;
+                    let mut rest: &mut [f32x16] = &mut bbuf[..];
+                    let mut blocks = Vec::with_capacity(col_groups);
+                    for cg in 0..col_groups {
+                        let (s0, ns) = split_even(nc.div_ceil(nr), col_groups, cg);
+                        let (block, tail) = std::mem::take(&mut rest).split_at_mut(ns * NV * kc);
+                        blocks.push((s0, block));
+                        rest = tail;
+                    }
+                    blocks.par_iter_mut().zip(tasks.par_chunks_mut(row_groups)).for_each(|((s0, block), group)| {
+                        pack::pack_b_group::<T, NR>(b, jc + *s0 * nr, pc, kc, wide::bytemuck::cast_slice_mut(block));
+                        let block: &[f32x16] = block;
+                        group.par_iter_mut().for_each(|task| {
+                            run_task::<MR, NV>(task, (apack, a_stride(kc)), (block, *s0), kc, kb == 0, t)
+                        });
+                    });
+                    continue;
+                }
                 if parallel {
                     rayon::join(
                         || for_chunks(true, apack, a_stride(kc), pack_all_a),
@@ -393,7 +420,8 @@ fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
                     for_chunks(false, bpack, group * nr * kc, pack_all_b);
                 }
                 let (apack, bpack): (&[f32], &[f32x16]) = (apack, &bbuf[..]);
-                let run = |task: &mut Task<'_>| run_task::<MR, NV>(task, (apack, a_stride(kc)), bpack, kc, kb == 0, t);
+                let run =
+                    |task: &mut Task<'_>| run_task::<MR, NV>(task, (apack, a_stride(kc)), (bpack, 0), kc, kb == 0, t);
                 if parallel {
                     tasks.par_iter_mut().for_each(run);
                 } else {
@@ -419,7 +447,7 @@ fn make_tasks<'c, const MR: usize>(
     nr: usize,
     t: &Tuning,
     parallel: bool,
-) -> Vec<Task<'c>> {
+) -> (Vec<Task<'c>>, usize) {
     let m_sl = m.div_ceil(MR);
     let n_sl = nc.div_ceil(nr);
     let col_groups = n_sl.div_ceil((t.ncb / nr).max(1));
@@ -448,7 +476,7 @@ fn make_tasks<'c, const MR: usize>(
             rest = tail;
         }
     }
-    tasks
+    (tasks, col_groups)
 }
 
 /// One task's share of a K block: A slivers outer (each stays in L1 while the task's B
@@ -456,7 +484,7 @@ fn make_tasks<'c, const MR: usize>(
 fn run_task<const MR: usize, const NV: usize>(
     task: &mut Task<'_>,
     (apack, a_stride): (&[f32], usize),
-    bpack: &[f32x16],
+    (bpack, s_base): (&[f32x16], usize),
     kc: usize,
     first: bool,
     t: &Tuning,
@@ -466,7 +494,7 @@ fn run_task<const MR: usize, const NV: usize>(
     let n_sl = task.cols.div_ceil(nr);
     let tile = |task: &mut Task<'_>, is: usize, js: usize| {
         let asl = &apack[(task.r0 + is) * a_stride..][..kc * MR];
-        let bs = &bpack[(task.s0 + js) * kc * NV..][..kc * NV];
+        let bs = &bpack[(task.s0 - s_base + js) * kc * NV..][..kc * NV];
         let ncols = nr.min(task.cols - js * nr);
         let lo = is * MR;
         let hi = (lo + MR).min(rows);

@@ -51,7 +51,7 @@ fn check(m: usize, k: usize, n: usize, ta: bool, tb: bool, tuning: &Tuning) {
 
 /// Small blocks so that few-element shapes cross every KC/MC/NC boundary.
 fn tiny(kernel: KernelShape) -> Tuning {
-    Tuning { kernel, kc: 40, mc: 1, nc: 1, min_tasks: 3, inline_below: 0, a_outer: true, ncb: 1 }
+    Tuning { kernel, kc: 40, mc: 1, nc: 1, min_tasks: 3, inline_below: 0, a_outer: true, ncb: 1, owner_pack: true }
 }
 
 const SHAPES: [KernelShape; 5] =
@@ -102,11 +102,26 @@ fn gemm_multiple_blocks() {
         check(m, k, n, true, true, &Tuning::DEFAULT);
     }
     // Forced multi-panel (nc < n) and many small tasks, parallel.
-    for a_outer in [false, true] {
-        let t = Tuning { nc: 64, kc: 50, mc: 30, a_outer, ncb: 64, ..Tuning::DEFAULT };
+    for (a_outer, owner_pack) in [(false, false), (true, false), (false, true), (true, true)] {
+        let t = Tuning { nc: 64, kc: 50, mc: 30, a_outer, ncb: 64, owner_pack, ..Tuning::DEFAULT };
         check(150, 170, 300, false, true, &t);
         check(150, 170, 300, true, false, &t);
     }
+}
+
+#[test]
+fn gemm_packing_by_the_owning_thread_gives_the_same_bits() {
+    // Packing B per column group (owner_pack) or in one parallel phase only moves work
+    // between threads: every tile sums the same products in the same order.
+    let (m, k, n) = (70, 600, 530);
+    let (a, b) = (values(m * k, 3), values(k * n, 4));
+    let run = |owner_pack: bool| {
+        let mut c = vec![f32::NAN; m * n];
+        let t = Tuning { owner_pack, ..Tuning::DEFAULT };
+        gemm_tuned(view(&a, m, k, false), view(&b, k, n, false), &mut c, &t).unwrap();
+        c.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    };
+    assert_eq!(run(true), run(false));
 }
 
 #[test]
