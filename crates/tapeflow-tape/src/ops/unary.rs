@@ -3,7 +3,9 @@
 use tapeflow_dtype::Result;
 use tapeflow_kernels::{self as kernels, UnaryOp};
 
-use crate::context::{Rule, record};
+use std::sync::Arc;
+
+use crate::context::{Rule, record, record_custom};
 use crate::ops::TensorMath;
 use crate::ops::scalar_like;
 use crate::runtime::Tensor;
@@ -41,7 +43,7 @@ pub(crate) fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Res
         // d sigmoid = y (1 - y)
         UnaryOp::Sigmoid => (g * y) * (c(1.0) - y)?,
         // d relu = 1 where x > 0 (0 at 0 and at NaN)
-        UnaryOp::Relu => super::binary::select(&kernels::binary(kernels::BinaryOp::Greater, x, &c(0.0))?, g, &c(0.0)),
+        UnaryOp::Relu => relu_grad(x, g),
         // d sin = cos
         UnaryOp::Sin => g * x.cos()?,
         // d cos = -sin
@@ -57,4 +59,20 @@ pub(crate) fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Res
         // sign is piecewise constant and never recorded.
         UnaryOp::Sign => Ok(Tensor::zeros(x.shape().clone(), x.dtype())),
     }
+}
+
+/// ReLU's gradient `where(x > 0, g, 0)` in one fused pass. The mask is piecewise constant
+/// in `x`, so the op is recorded as a function of `g` alone, and its own gradient is the
+/// same op again (any order).
+pub(crate) fn relu_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
+    if x.shape() != g.shape() || x.dtype() != g.dtype() {
+        let zero = scalar_like(x, 0.0);
+        return super::binary::select(&kernels::binary(kernels::BinaryOp::Greater, x, &zero)?, g, &zero);
+    }
+    let out = kernels::relu_grad(x, g)?;
+    record_custom(&[g], &out, || {
+        let x = x.clone();
+        Arc::new(move |gg: &Tensor, _needs: &[bool]| Ok(vec![Some(relu_grad(&x, gg)?)]))
+    });
+    Ok(out)
 }
