@@ -136,3 +136,40 @@ fn jacobians_and_second_order_gradients_are_bitwise_identical_on_one_and_two_thr
     assert_eq!(on(2), one);
     assert_eq!(on(2), one, "a second run on two threads");
 }
+
+/// Both gradients of one large product, as bit patterns: computed side by side on two
+/// threads when no tape records, one after the other under a recording outer tape.
+#[test]
+fn matmul_gradients_side_by_side_equal_the_recorded_path_bit_for_bit() {
+    let values = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| (((i + 17 * seed) * 2654435761) % 2001) as f32 / 1000.0 - 1.0).collect()
+    };
+    let a = Variable::new(Tensor::from_vec(values(256 * 300, 1), [256, 300]).unwrap());
+    let b = Variable::new(Tensor::from_vec(values(300 * 200, 2), [300, 200]).unwrap());
+    let bits = |t: &Tensor| t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+    let grads = |outer_records: bool| {
+        let run = || {
+            let tape = GradientTape::new();
+            let loss = tape.record(|| a.matmul(&b)?.tanh()?.sum_all()).unwrap();
+            let g = tape.gradients(&[&loss], &[&a, &b]).unwrap();
+            g.iter().map(|g| bits(g.as_ref().expect("connected"))).collect::<Vec<_>>()
+        };
+        if outer_records {
+            let outer = GradientTape::new();
+            let mut out = Vec::new();
+            outer
+                .record(|| -> tapeflow::Result<()> {
+                    out = run();
+                    Ok(())
+                })
+                .unwrap();
+            out
+        } else {
+            run()
+        }
+    };
+    let pool = |threads: usize| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let side_by_side = pool(2).install(|| grads(false));
+    assert_eq!(pool(2).install(|| grads(true)), side_by_side);
+    assert_eq!(pool(1).install(|| grads(false)), side_by_side);
+}

@@ -205,7 +205,7 @@ pub(crate) fn remove(tape: &Arc<TapeCore>) -> bool {
 }
 
 /// Whether no tape records on this thread: the one check an op pays on unrecorded code.
-fn nothing_records() -> bool {
+pub(crate) fn nothing_records() -> bool {
     ACTIVE.with(|a| a.borrow().is_empty())
 }
 

@@ -25,14 +25,43 @@ pub(crate) fn derivatives(
     needs: &[bool],
 ) -> Result<InputGrads> {
     let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
-    let mm = |x: &Tensor, y: &Tensor, tx: bool, ty: bool| matmul(x, y, tx, ty);
-    let (ga, gb) = match (transpose_a, transpose_b) {
-        (false, false) => (need_a.then(|| mm(g, b, false, true)), need_b.then(|| mm(a, g, true, false))),
-        (false, true) => (need_a.then(|| mm(g, b, false, false)), need_b.then(|| mm(g, a, true, false))),
-        (true, false) => (need_a.then(|| mm(b, g, false, true)), need_b.then(|| mm(a, g, false, false))),
-        (true, true) => (need_a.then(|| mm(b, g, true, true)), need_b.then(|| mm(g, a, true, true))),
+    // (x, y, transpose x, transpose y) of each product.
+    let (pa, pb) = match (transpose_a, transpose_b) {
+        (false, false) => ((g, b, false, true), (a, g, true, false)),
+        (false, true) => ((g, b, false, false), (g, a, true, false)),
+        (true, false) => ((b, g, false, true), (a, g, false, false)),
+        (true, true) => ((b, g, true, true), (g, a, true, true)),
+    };
+    let mm = |(x, y, tx, ty): (&Tensor, &Tensor, bool, bool)| matmul(x, y, tx, ty);
+    let (ga, gb) = if need_a && need_b && crate::context::nothing_records() && both_large(&pa, &pb) {
+        // Two independent products, each on its own core: no tape records on this thread,
+        // so nothing has to be recorded in order, and the results do not depend on where
+        // a product runs.
+        let run = |(x, y, tx, ty): (&Tensor, &Tensor, bool, bool)| kernels::matmul(x, y, tx, ty);
+        let (ga, gb) = rayon::join(|| run(pa), || run(pb));
+        (Some(ga), Some(gb))
+    } else {
+        (need_a.then(|| mm(pa)), need_b.then(|| mm(pb)))
     };
     let ga = ga.map(|r| r.and_then(|t| unbroadcast(&t, a.shape()))).transpose()?;
     let gb = gb.map(|r| r.and_then(|t| unbroadcast(&t, b.shape()))).transpose()?;
     Ok(smallvec::smallvec![ga, gb])
+}
+
+/// Whether both products are large enough that running them side by side pays for handing
+/// one to another thread (the GEMM's own threshold for going parallel).
+fn both_large(pa: &(&Tensor, &Tensor, bool, bool), pb: &(&Tensor, &Tensor, bool, bool)) -> bool {
+    // Multiply-adds: every element of op(x), batch included, times the columns of op(y).
+    let work = |&(x, y, _, ty): &(&Tensor, &Tensor, bool, bool)| {
+        let yd = y.dims();
+        let cols = if yd.len() < 2 {
+            0
+        } else if ty {
+            yd[yd.len() - 2]
+        } else {
+            yd[yd.len() - 1]
+        };
+        x.num_elements().saturating_mul(cols)
+    };
+    rayon::current_num_threads() > 1 && work(pa).min(work(pb)) >= kernels::gemm::INLINE_BELOW
 }
