@@ -277,3 +277,41 @@ fn optimizers_are_send_sync_and_object_safe() {
     // 1 − 0.5 (SGD), then Adam's first step moves by lr·sign(g) (up to ε's 3e-6 relative).
     assert!(values(&w)[0].abs() < 1e-5, "{}", values(&w)[0]);
 }
+
+/// The address of the variable's current buffer (the clone that reads it is dropped at once).
+fn buffer_address(var: &Variable) -> usize {
+    var.value().as_slice::<f32>().unwrap().as_ptr() as usize
+}
+
+#[test]
+fn updates_overwrite_unshared_weights_and_never_a_value_someone_holds() {
+    updates_in_place_with(Sgd::new(0.1));
+    updates_in_place_with(Sgd::new(0.1).momentum(0.9));
+    updates_in_place_with(Adam::new(0.01));
+}
+
+fn updates_in_place_with<O: Optimizer>(mut opt: O) {
+    let w = Variable::new(Tensor::from_vec(vec![0.5f32; 64 * 32], [64, 32]).unwrap());
+    let x = Tensor::from_vec((0..8 * 64).map(|i| (i % 7) as f32 / 7.0).collect::<Vec<f32>>(), [8, 64]).unwrap();
+    {
+        for step in 0..3 {
+            // A training step: once backward has run, nothing but the variable holds its
+            // value, so the update writes into the same buffer.
+            let before = buffer_address(&w);
+            let tape = GradientTape::new();
+            let loss = tape.record(|| x.matmul(&w)?.tanh()?.sum_all()).unwrap();
+            let grads = tape.gradients(&[&loss], &[&w]).unwrap();
+            opt.apply_gradients(&grads, &[&w]).unwrap();
+            assert_eq!(buffer_address(&w), before, "step {step}: updated in place");
+
+            // A value read before the update keeps its elements: the update goes to a
+            // new buffer instead.
+            let held = w.value();
+            let snapshot = held.to_vec::<f32>().unwrap();
+            opt.apply_gradients(&grads, &[&w]).unwrap();
+            assert!(held.to_vec::<f32>().unwrap() == snapshot, "step {step}: a held value never changes");
+            assert!(w.value().to_vec::<f32>().unwrap() != snapshot, "step {step}: the variable moved");
+            assert_ne!(buffer_address(&w), held.as_slice::<f32>().unwrap().as_ptr() as usize);
+        }
+    }
+}

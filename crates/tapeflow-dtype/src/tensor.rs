@@ -231,6 +231,18 @@ impl<R> Tensor<R> {
         Self::from_shared_storage(Arc::clone(&self.storage), shape)
     }
 
+    /// The elements, mutably, when this handle is the only owner of its storage (no clone of
+    /// it, and no tensor sharing its storage, exists anywhere) and `T` is its dtype; `None`
+    /// otherwise. Nothing else can observe the change, and the tensor takes a fresh id
+    /// first: it becomes another value. (Optimizers update variables in place this way.)
+    pub fn unique_slice_mut<T: Element>(&mut self) -> Option<&mut [T]> {
+        if T::DTYPE != self.dtype() || Arc::get_mut(&mut self.storage).is_none() {
+            return None;
+        }
+        self.id = TensorId::fresh();
+        Arc::get_mut(&mut self.storage)?.as_mut_slice::<T>()
+    }
+
     /// The elements as a slice of `T`; `Err` if `T` is not the tensor's dtype.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
         self.slice_for::<T>("as_slice")

@@ -80,45 +80,48 @@ fn check<R>(op: &'static str, weights: &Tensor<R>, grad: &Tensor<R>, state: &[us
 /// `v = -g·lr + v·momentum; w += v`, or with Nesterov `w += -g·lr + v·momentum`;
 /// without momentum `w -= g·lr`.
 pub fn sgd<R>(step: SgdStep, weights: &Tensor<R>, grad: &Tensor<R>, velocity: &mut [f32]) -> Result<Tensor<R>> {
+    let mut out = weights.clone();
+    sgd_in_place(step, &mut out, grad, velocity)?;
+    Ok(out)
+}
+
+/// [`sgd`] that replaces `weights` by the new weights, overwriting its storage when no
+/// other tensor shares it (see [`Tensor::unique_slice_mut`]). On `Err` nothing changed.
+pub fn sgd_in_place<R>(step: SgdStep, weights: &mut Tensor<R>, grad: &Tensor<R>, velocity: &mut [f32]) -> Result<()> {
     let state: &[usize] = if step.momentum == 0.0 { &[] } else { &[velocity.len()] };
     check("apply_gradients", weights, grad, state)?;
-    let (w, g) = (float_view(weights).unwrap_or_default(), float_view(grad).unwrap_or_default());
+    let g = float_view(grad).unwrap_or_default();
     let SgdStep { learning_rate: lr, momentum, nesterov } = step;
-    let storage = float_storage(weights.dtype(), weights.num_elements(), |out| {
-        let parallel = splits(out.len(), 1);
+    update_weights(weights, |w| {
+        let parallel = splits(w.len(), 1);
         if momentum == 0.0 {
-            let rule = |out: &mut [f32], w: &[f32], g: &[f32]| {
-                for ((o, &w), &g) in out.iter_mut().zip(w).zip(g) {
-                    *o = w - g * lr;
+            let rule = |w: &mut [f32], g: &[f32]| {
+                for (w, &g) in w.iter_mut().zip(g) {
+                    *w -= g * lr;
                 }
             };
             if parallel {
-                out.par_chunks_mut(CHUNK)
-                    .zip(w.par_chunks(CHUNK))
-                    .zip(g.par_chunks(CHUNK))
-                    .for_each(|((o, w), g)| rule(o, w, g));
+                w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(w, g)| rule(w, g));
             } else {
-                rule(out, &w, &g);
+                rule(w, &g);
             }
         } else {
-            let rule = |out: &mut [f32], w: &[f32], g: &[f32], velocity: &mut [f32]| {
-                for (((o, &w), &g), v) in out.iter_mut().zip(w).zip(g).zip(velocity) {
+            let rule = |w: &mut [f32], g: &[f32], velocity: &mut [f32]| {
+                for ((w, &g), v) in w.iter_mut().zip(g).zip(velocity) {
                     *v = -g * lr + *v * momentum;
-                    *o = if nesterov { w + (-g * lr + *v * momentum) } else { w + *v };
+                    *w = if nesterov { *w + (-g * lr + *v * momentum) } else { *w + *v };
                 }
             };
             if parallel {
-                out.par_chunks_mut(CHUNK)
-                    .zip(w.par_chunks(CHUNK))
+                w.par_chunks_mut(CHUNK)
                     .zip(g.par_chunks(CHUNK))
                     .zip(velocity.par_chunks_mut(CHUNK))
-                    .for_each(|(((o, w), g), v)| rule(o, w, g, v));
+                    .for_each(|((w, g), v)| rule(w, g, v));
             } else {
-                rule(out, &w, &g, velocity);
+                rule(w, &g, velocity);
             }
         }
-    });
-    Tensor::from_storage(storage, weights.shape().clone())
+    })
 }
 
 /// One Adam (or AdamW) step: the new weights, with the first and second moments `m` and
@@ -132,29 +135,61 @@ pub fn adam<R>(
     m: &mut [f32],
     v: &mut [f32],
 ) -> Result<Tensor<R>> {
+    let mut out = weights.clone();
+    adam_in_place(step, &mut out, grad, m, v)?;
+    Ok(out)
+}
+
+/// [`adam`] that replaces `weights` by the new weights, overwriting its storage when no
+/// other tensor shares it (see [`Tensor::unique_slice_mut`]). On `Err` nothing changed.
+pub fn adam_in_place<R>(
+    step: AdamStep,
+    weights: &mut Tensor<R>,
+    grad: &Tensor<R>,
+    m: &mut [f32],
+    v: &mut [f32],
+) -> Result<()> {
     check("apply_gradients", weights, grad, &[m.len(), v.len()])?;
-    let (w, g) = (float_view(weights).unwrap_or_default(), float_view(grad).unwrap_or_default());
+    let g = float_view(grad).unwrap_or_default();
     let AdamStep { learning_rate: lr, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, weight_decay } = step;
-    let storage = float_storage(weights.dtype(), weights.num_elements(), |out| {
-        let rule = |out: &mut [f32], w: &[f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
-            for (((o, &w), &g), (m, v)) in out.iter_mut().zip(w).zip(g).zip(m.iter_mut().zip(v)) {
-                let w = if weight_decay == 0.0 { w } else { w - w * weight_decay * lr };
+    update_weights(weights, |w| {
+        let rule = |w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
+            for ((w, &g), (m, v)) in w.iter_mut().zip(g).zip(m.iter_mut().zip(v)) {
+                let w0 = if weight_decay == 0.0 { *w } else { *w - *w * weight_decay * lr };
                 *m += (g - *m) * one_minus_beta_1;
                 *v += (g * g - *v) * one_minus_beta_2;
-                *o = w - (*m * alpha) / (v.sqrt() + epsilon);
+                *w = w0 - (*m * alpha) / (v.sqrt() + epsilon);
             }
         };
-        if splits(out.len(), 4) {
-            out.par_chunks_mut(CHUNK)
-                .zip(w.par_chunks(CHUNK))
+        if splits(w.len(), 4) {
+            w.par_chunks_mut(CHUNK)
                 .zip(g.par_chunks(CHUNK))
                 .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-                .for_each(|(((o, w), g), (m, v))| rule(o, w, g, m, v));
+                .for_each(|((w, g), (m, v))| rule(w, g, m, v));
         } else {
-            rule(out, &w, &g, m, v);
+            rule(w, &g, m, v);
         }
-    });
-    Tensor::from_storage(storage, weights.shape().clone())
+    })
+}
+
+/// Runs `update` over the weights as f32: in place when `weights` is f32 and nothing else
+/// shares its storage (no new buffer, no write-allocate pass over one); otherwise on an f32
+/// copy (widened from float16), rounded once into a new tensor that replaces `weights`.
+/// Either way every element goes through the same arithmetic.
+fn update_weights<R>(weights: &mut Tensor<R>, update: impl FnOnce(&mut [f32])) -> Result<()> {
+    if let Some(w) = weights.unique_slice_mut::<f32>() {
+        update(w);
+        return Ok(());
+    }
+    let storage = {
+        let current = float_view(weights).unwrap_or_default();
+        float_storage(weights.dtype(), weights.num_elements(), |out| {
+            out.copy_from_slice(&current);
+            update(out);
+        })
+    };
+    *weights = Tensor::from_storage(storage, weights.shape().clone())?;
+    Ok(())
 }
 
 #[cfg(test)]

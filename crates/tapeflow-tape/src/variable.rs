@@ -142,15 +142,12 @@ impl Variable {
         Ok(())
     }
 
-    /// Replaces the value by `f(current)` while holding the write lock, so the update is
-    /// atomic with respect to `assign*` and other optimizer steps. The new value must keep
-    /// the shape and dtype; on `Err` the variable is unchanged.
-    pub(crate) fn update_with(&self, op: &'static str, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<()> {
-        let mut guard = self.value_write();
-        let new = f(&guard)?;
-        check_same_kind(op, &guard, &new)?;
-        *guard = new.with_new_id();
-        Ok(())
+    /// Runs `f` on the value while holding the write lock, so the update is atomic with
+    /// respect to `assign*` and other optimizer steps. `f` either overwrites the value's
+    /// storage (when nothing else shares it) or replaces the value, keeping its shape and
+    /// dtype, and changes nothing when it returns `Err`.
+    pub(crate) fn update_in_place(&self, f: impl FnOnce(&mut Tensor) -> Result<()>) -> Result<()> {
+        f(&mut self.value_write())
     }
 
     fn value_lock(&self) -> RwLockReadGuard<'_, Tensor> {

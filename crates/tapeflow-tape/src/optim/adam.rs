@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use tapeflow_dtype::{Result, TensorId};
-use tapeflow_kernels::optim::{AdamStep, adam};
+use tapeflow_kernels::optim::{AdamStep, adam_in_place};
 
-use super::{OP, Optimizer, pairs_to_update};
+use super::{Optimizer, pairs_to_update};
 use crate::runtime::Tensor;
 use crate::variable::Variable;
 
@@ -95,7 +95,7 @@ impl Adam {
             let n = grad.num_elements();
             let state =
                 self.moments.entry(var.handle_id()).or_insert_with(|| Moments { m: vec![0.0; n], v: vec![0.0; n] });
-            var.update_with(OP, |w| adam(step, w, grad, &mut state.m, &mut state.v))?;
+            var.update_in_place(|w| adam_in_place(step, w, grad, &mut state.m, &mut state.v))?;
         }
         self.iterations += 1;
         Ok(())

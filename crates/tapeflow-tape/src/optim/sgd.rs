@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use tapeflow_dtype::{Error, Result, TensorId};
-use tapeflow_kernels::optim::{SgdStep, sgd};
+use tapeflow_kernels::optim::{SgdStep, sgd_in_place};
 
 use super::{OP, Optimizer, pairs_to_update};
 use crate::runtime::Tensor;
@@ -83,7 +83,7 @@ impl Optimizer for Sgd {
                 let n = grad.num_elements();
                 self.velocities.entry(var.handle_id()).or_insert_with(|| vec![0.0; n])
             };
-            var.update_with(OP, |w| sgd(step, w, grad, velocity))?;
+            var.update_in_place(|w| sgd_in_place(step, w, grad, velocity))?;
         }
         self.iterations += 1;
         Ok(())
