@@ -37,7 +37,10 @@ pub fn exp_core(x: f32x16) -> f32x16 {
 /// Below this magnitude e^x rounds to exactly 1 in f32 (1 ± x is within half an ulp of 1).
 const EXP_IS_ONE: f32 = 1.0 / 67_108_864.0; // 2^-26
 
-/// e^x for any input: the lean core when every lane is in range, else `wide`'s exp.
+/// e^x for any input: the lean core for lanes in range, `wide`'s exp for the others
+/// (overflow, underflow into subnormals, NaN). Each lane's result depends on that lane
+/// alone, never on its neighbours in the vector, so an element's bits do not depend on
+/// where it sits in its tensor.
 #[inline]
 pub fn exp(x: f32x16) -> f32x16 {
     // Lanes whose result is exactly 1 compute e^0 instead: same bits, but no subnormal
@@ -45,7 +48,12 @@ pub fn exp(x: f32x16) -> f32x16 {
     // cycles on x86 when denormals are not flushed; all-subnormal input ran 20× slower.
     let x = x.abs().simd_lt(f32x16::splat(EXP_IS_ONE)).select(f32x16::ZERO, x);
     let in_range = x.simd_ge(f32x16::splat(EXP_MIN)) & x.simd_le(f32x16::splat(EXP_MAX));
-    if in_range.all() { exp_core(x) } else { x.exp() }
+    if in_range.all() {
+        exp_core(x)
+    } else {
+        // The core on in-range lanes only (0 elsewhere keeps its arithmetic finite).
+        in_range.select(exp_core(in_range.select(x, f32x16::ZERO)), x.exp())
+    }
 }
 
 /// ln x for positive normal finite x: x = m·2^e with m in [√½, √2), ln m = f − f²/2 + f³·P(f)

@@ -22,5 +22,8 @@ pub mod simd;
 pub use elementwise::{BinaryOp, UnaryOp, binary, relu_grad, select, unary};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
 pub use matmul::matmul;
-pub use nn::{log_softmax, one_hot, softmax, sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_with_probs};
+pub use nn::{
+    log_softmax, one_hot, softmax, sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_grad,
+    sparse_softmax_cross_entropy_with_probs,
+};
 pub use reduce::{ReduceOp, reduce, resolve_axes};

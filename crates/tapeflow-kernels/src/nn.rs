@@ -143,6 +143,10 @@ pub fn sparse_softmax_cross_entropy_with_probs<R>(
     let src = float_view(logits).unwrap_or_default();
     let mut probs = vec![0.0f32; n * classes];
     let storage = float_storage(logits.dtype(), n, |dst| {
+        if (1..=16).contains(&classes) {
+            short_rows_cross_entropy(&src, classes, &labels, dst, &mut probs);
+            return;
+        }
         let mut shifted = vec![0.0f32; classes];
         for (i, (d, &label)) in dst.iter_mut().zip(&labels).enumerate() {
             let lane = &src[i * classes..(i + 1) * classes];
@@ -155,6 +159,58 @@ pub fn sparse_softmax_cross_entropy_with_probs<R>(
     });
     let probs = float_storage(logits.dtype(), n * classes, |dst| dst.copy_from_slice(&probs));
     Ok((Tensor::from_storage(storage, [n])?, Tensor::from_storage(probs, logits.shape().clone())?))
+}
+
+/// The cross-entropy of rows of at most 16 classes (a classifier's logits), batched: the
+/// row maxima and shifted logits first, then one exp pass over all rows with the slice
+/// kernel, then the per-row sums, logs and divisions. Bit for bit what the per-row
+/// [`shifted_exps_short`] path computes (the same subtraction, the same exp per element,
+/// the same left-to-right sum), without a one-vector exp call per row.
+fn short_rows_cross_entropy(src: &[f32], classes: usize, labels: &[usize], loss: &mut [f32], probs: &mut [f32]) {
+    let mut shifted = vec![0.0f32; src.len()];
+    for (lane, out) in src.chunks_exact(classes).zip(shifted.chunks_exact_mut(classes)) {
+        // NaN anywhere makes the maximum NaN, as in `shifted_exps_short`.
+        let max = if lane.iter().any(|v| v.is_nan()) {
+            f32::NAN
+        } else {
+            lane.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v))
+        };
+        out.iter_mut().zip(lane).for_each(|(o, &v)| *o = v - max);
+    }
+    simd::unary_f32(UnaryOp::Exp, &shifted, probs);
+    for (i, (row, &label)) in probs.chunks_exact_mut(classes).zip(labels).enumerate() {
+        let sum: f32 = row.iter().sum();
+        loss[i] = sum.ln() - shifted[i * classes + label];
+        row.iter_mut().for_each(|v| *v /= sum);
+    }
+}
+
+/// The gradient of [`sparse_softmax_cross_entropy`] with respect to the logits, from the
+/// forward pass's `probs` (`softmax(logits)`, `[N, C]`) and the upstream gradient `g`
+/// (`[N]`): `(probs - one_hot(labels)) · g[:, None]` in one pass, bit for bit what those
+/// two float32 ops give. float32 only (float16 rounds between the two ops; callers
+/// compose them); labels are checked as in the forward op.
+pub fn sparse_softmax_cross_entropy_grad<R>(probs: &Tensor<R>, labels: &Tensor<R>, g: &Tensor<R>) -> Result<Tensor<R>> {
+    let op = "sparse_softmax_cross_entropy_grad";
+    let labels = check_labels(op, probs, labels)?;
+    let (n, classes) = (probs.dims()[0], probs.dims()[1]);
+    if probs.dtype() != DType::F32 || g.dtype() != DType::F32 {
+        return Err(Error::dtype_mismatch(op, probs, g));
+    }
+    if g.dims() != [n] {
+        return Err(Error::shape_mismatch(op, probs, g, "the upstream gradient must be [N]"));
+    }
+    let (p, g) = (probs.as_slice::<f32>()?, g.as_slice::<f32>()?);
+    let storage = tapeflow_dtype::Storage::for_overwrite::<f32>(n * classes, |out| {
+        for (((out, p), &label), &g) in
+            out.chunks_exact_mut(classes.max(1)).zip(p.chunks_exact(classes.max(1))).zip(&labels).zip(g)
+        {
+            for (j, (o, &p)) in out.iter_mut().zip(p).enumerate() {
+                *o = (p - if j == label { 1.0 } else { 0.0 }) * g;
+            }
+        }
+    });
+    Tensor::from_storage(storage, probs.shape().clone())
 }
 
 /// One-hot rows `[N, C]` of `dtype` for int32 `labels` `[N]` against `logits` `[N, C]`.
@@ -219,6 +275,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The cross-entropy's batched short-row path (≤ 16 classes) and its per-row path give
+    /// the loss `-log_softmax[label]` and the probabilities `softmax` bit for bit, with
+    /// NaN, infinities and ties; and the fused gradient equals `(probs - one_hot) · g`.
+    #[test]
+    fn cross_entropy_matches_softmax_bit_for_bit_and_its_fused_gradient() {
+        let bits = |v: Vec<f32>| v.iter().map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() }).collect::<Vec<_>>();
+        for classes in 1..=20usize {
+            let n = 37;
+            let mut values: Vec<f32> = (0..n * classes).map(|k| ((k * 7919) % 23) as f32 * 0.75 - 8.0).collect();
+            let len = values.len();
+            values[3 % len] = f32::NAN;
+            values[(5 * classes + 1) % len] = f32::INFINITY;
+            values[(9 * classes) % len] = f32::NEG_INFINITY;
+            values[(11 * classes)..(12 * classes)].fill(f32::NEG_INFINITY);
+            let logits = T::from_vec(values, [n, classes]).unwrap();
+            let label_of = |i: usize| (i * 5 + 2) % classes;
+            let labels = T::from_vec((0..n).map(|i| label_of(i) as i32).collect::<Vec<_>>(), [n]).unwrap();
+            let (loss, probs) = sparse_softmax_cross_entropy_with_probs(&logits, &labels).unwrap();
+            assert_eq!(
+                bits(probs.to_vec().unwrap()),
+                bits(softmax(&logits, -1).unwrap().to_vec().unwrap()),
+                "{classes}"
+            );
+            let log_p = log_softmax(&logits, -1).unwrap().to_vec::<f32>().unwrap();
+            // ln(sum) - shifted[label] against -(shifted[label] - ln(sum)): equal values
+            // (only the sign of a zero may differ).
+            for (i, l) in loss.to_vec::<f32>().unwrap().into_iter().enumerate() {
+                let want = -log_p[i * classes + label_of(i)];
+                assert!(l == want || (l.is_nan() && want.is_nan()), "{classes} classes, row {i}: {l} vs {want}");
+            }
+
+            let g = T::from_vec((0..n).map(|i| i as f32 / 7.0 - 2.0).collect::<Vec<f32>>(), [n]).unwrap();
+            let fused = sparse_softmax_cross_entropy_grad(&probs, &labels, &g).unwrap();
+            let composed = crate::binary(
+                BinaryOp::Mul,
+                &crate::binary(BinaryOp::Sub, &probs, &one_hot(&logits, &labels).unwrap()).unwrap(),
+                &crate::reshape(&g, &[-1, 1]).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(bits(fused.to_vec().unwrap()), bits(composed.to_vec().unwrap()), "{classes} classes: gradient");
+        }
+        let probs = T::from_vec(vec![0.5f32; 6], [3, 2]).unwrap();
+        let labels = T::from_vec(vec![0i32, 1, 1], [3]).unwrap();
+        let err = sparse_softmax_cross_entropy_grad(&probs, &labels, &T::from_vec(vec![1.0f32; 2], [2]).unwrap());
+        assert!(err.unwrap_err().to_string().contains("sparse_softmax_cross_entropy_grad"));
+        let wide = T::from_vec(vec![1.0f32; 3], [3]).unwrap().to_dtype(DType::F16);
+        assert!(sparse_softmax_cross_entropy_grad(&probs, &labels, &wide).is_err());
+        let bad = T::from_vec(vec![0i32, 2, 1], [3]).unwrap();
+        assert!(sparse_softmax_cross_entropy_grad(&probs, &bad, &T::from_vec(vec![1.0f32; 3], [3]).unwrap()).is_err());
     }
 
     #[test]

@@ -368,6 +368,33 @@ mod tests {
         UnaryOp::Sign,
     ];
 
+    /// Every unary kernel is lane-pure: an element's result is the same alone and in a
+    /// vector whose other lanes hold NaN, infinities, huge, tiny and subnormal values
+    /// (which send some kernels to a slower path for their own lanes).
+    #[test]
+    fn an_elements_bits_never_depend_on_its_neighbours() {
+        let neighbours = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 100.0, -100.0, 1e-40, -3e-39, 0.0];
+        let probes = [0.5f32, -0.75, 2.0, 10.0, -20.0, 1e-3, 3.0e4];
+        for op in ALL_UNARY {
+            for &p in &probes {
+                let alone = [p; LANES];
+                let mut out_alone = [0.0f32; LANES];
+                unary_f32(op, &alone, &mut out_alone);
+                for &n in &neighbours {
+                    let mut mixed = [n; LANES];
+                    mixed[5] = p;
+                    let mut out = [0.0f32; LANES];
+                    unary_f32(op, &mixed, &mut out);
+                    let (a, b) = (out_alone[5], out[5]);
+                    assert!(
+                        a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                        "{op:?}({p}) next to {n}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
     /// The correctly rounded f64 value of each op, and the worst error (in f32 ulps of
     /// the result) the SIMD kernel may show. 0 means bit-exact against the reference.
     fn exact_and_bound(op: UnaryOp, x: f64) -> (f64, f64) {

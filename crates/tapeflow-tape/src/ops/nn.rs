@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tapeflow_dtype::Result;
+use tapeflow_dtype::{DType, Result};
 use tapeflow_kernels as kernels;
 
 use crate::context::{self, record_custom};
@@ -52,8 +52,13 @@ pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> 
             if !needs[0] {
                 return Ok(vec![None, None]);
             }
+            let recording = context::records_on_this_thread();
+            if !recording && probs.dtype() == DType::F32 && g.dtype() == DType::F32 && g.dims() == &logits.dims()[..1] {
+                // One fused pass, the same bits as the composition below.
+                return Ok(vec![Some(kernels::sparse_softmax_cross_entropy_grad(&probs, &labels, g)?), None]);
+            }
             let one_hot = kernels::one_hot(&logits, &labels)?;
-            let probs = if context::records_on_this_thread() { softmax(&logits, -1)? } else { probs.clone() };
+            let probs = if recording { softmax(&logits, -1)? } else { probs.clone() };
             let column = g.reshape([-1, 1])?;
             Ok(vec![Some(((probs - one_hot)? * column)?), None])
         })
