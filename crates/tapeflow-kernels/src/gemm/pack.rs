@@ -236,14 +236,18 @@ pub(super) fn pack_a<T: Element, const MR: usize>(a: &MatRef<'_, T>, i0: usize, 
         for r in (0..rows).filter(|_| full < kc) {
             T::scatter(run(a.data, (i0 + r) * a.row_stride + p0 + full, kc - full), &mut tail[r..], MR);
         }
-    } else if a.row_stride == 1 && MR <= KB {
+    } else if a.row_stride == 1 {
         // Column-major A (a transposed operand): a column of the sliver is a contiguous
-        // run of rows; transpose 16 columns at a time.
+        // run of rows; transpose 16 columns × 16 rows at a time (slivers taller than 16
+        // rows, like the 28-row one, in several row groups).
         for (blk, d) in blocks.chunks_exact_mut(MR * KB).enumerate() {
-            let t = load_transposed(a.data, KB, rows, |q| (p0 + blk * KB + q) * a.col_stride + i0);
-            for (d, v) in d.chunks_exact_mut(KB).zip(&t).take(rows) {
-                if let Ok(d) = <&mut [f32; KB]>::try_from(d) {
-                    *d = v.to_array();
+            for r0 in (0..rows).step_by(KB) {
+                let n = (rows - r0).min(KB);
+                let t = load_transposed(a.data, KB, n, |q| (p0 + blk * KB + q) * a.col_stride + i0 + r0);
+                for (d, v) in d[r0 * KB..].chunks_exact_mut(KB).zip(&t).take(n) {
+                    if let Ok(d) = <&mut [f32; KB]>::try_from(d) {
+                        *d = v.to_array();
+                    }
                 }
             }
         }
