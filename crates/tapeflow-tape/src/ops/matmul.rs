@@ -63,5 +63,9 @@ fn both_large(pa: &(&Tensor, &Tensor, bool, bool), pb: &(&Tensor, &Tensor, bool,
         };
         x.num_elements().saturating_mul(cols)
     };
-    rayon::current_num_threads() > 1 && work(pa).min(work(pb)) >= kernels::gemm::INLINE_BELOW
+    rayon::current_num_threads() > 1 && work(pa).min(work(pb)) >= JOIN_MIN_WORK
 }
+
+/// Fewest multiply-adds of each product for the two to run side by side: 2^18 take
+/// ~10 µs on one core, above the ~7 µs of handing one to the other thread.
+const JOIN_MIN_WORK: usize = 1 << 18;
