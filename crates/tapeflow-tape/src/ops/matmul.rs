@@ -49,7 +49,7 @@ pub(crate) fn derivatives(
 }
 
 /// Whether both products are large enough that running them side by side pays for handing
-/// one to another thread (the GEMM's own threshold for going parallel).
+/// one to another thread ([`JOIN_MIN_WORK`] each), on a pool of more than one thread.
 fn both_large(pa: &(&Tensor, &Tensor, bool, bool), pb: &(&Tensor, &Tensor, bool, bool)) -> bool {
     // Multiply-adds: every element of op(x), batch included, times the columns of op(y).
     let work = |&(x, y, _, ty): &(&Tensor, &Tensor, bool, bool)| {
