@@ -12,10 +12,13 @@ pub const CHUNK: usize = 1 << 16;
 
 /// Below this much work (elements × the op's cost, where an add costs 1) a kernel runs
 /// inline on the calling thread. Measured on this machine (2 cores, AVX-512): handing half
-/// of a kernel to the second rayon thread costs about 7 µs; an inline add of 128 Ki f32
-/// takes 20 µs against 26 µs split in two, and the two break even near 256 Ki; an inline
-/// exp breaks even near 48 Ki elements (exp costs about 5 adds).
-pub const PARALLEL_MIN_WORK: usize = 1 << 18;
+/// of a kernel to the second rayon thread costs about 7 µs. On operands hot in one core's
+/// cache an inline add of 128 Ki f32 takes 20 µs against 26 µs split in two (break-even
+/// near 256 Ki); inside training steps, whose operands arrive from L3, splitting from
+/// 128 Ki on made the 784-512-512-10 step faster in 5 of 5 alternating runs (median
+/// 5.31 vs 6.38 ms) and left the digits step unchanged (1.26 ms both), so the threshold
+/// is 128 Ki. An inline exp breaks even near 48 Ki elements (exp costs about 5 adds).
+pub const PARALLEL_MIN_WORK: usize = 1 << 17;
 
 /// Calls `f(start, chunk)` for consecutive `CHUNK`-sized pieces of `out`, in parallel when
 /// `out.len() × cost` reaches [`PARALLEL_MIN_WORK`].
