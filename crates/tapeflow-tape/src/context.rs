@@ -50,10 +50,13 @@ pub(crate) type CustomRule = Arc<dyn Fn(&Tensor, &[bool]) -> Result<Vec<Option<T
 pub(crate) enum Rule {
     /// A variable read: the gradient passes through.
     Identity,
-    /// `y = op(x)`.
+    /// `y = op(x)`; for ops whose derivative uses y alone, `x` holds y as well (see
+    /// `ops::unary::unary`).
     Unary { op: UnaryOp, x: Tensor, y: Tensor },
     /// `out = op(a, b)`.
     Binary { op: BinaryOp, a: Tensor, b: Tensor, out: Tensor },
+    /// `a + b` or (`sub`) `a - b`, of operands of shapes `a` and `b`.
+    AddSub { sub: bool, a: Shape, b: Shape },
     /// `op(a) · op(b)`.
     Matmul { a: Tensor, b: Tensor, transpose_a: bool, transpose_b: bool },
     /// `y = op(x)` over the (resolved) `axes`.
@@ -77,6 +80,7 @@ impl Rule {
             Rule::Identity => Ok(smallvec::smallvec![Some(g.clone())]),
             Rule::Unary { op, x, y } => Ok(smallvec::smallvec![Some(unary::derivative(*op, x, y, g)?)]),
             Rule::Binary { op, a, b, out } => binary::derivatives(*op, a, b, out, g, needs),
+            Rule::AddSub { sub, a, b } => binary::add_sub_derivatives(*sub, a, b, g, needs),
             Rule::Matmul { a, b, transpose_a, transpose_b } => {
                 matmul::derivatives(a, b, *transpose_a, *transpose_b, g, needs)
             }

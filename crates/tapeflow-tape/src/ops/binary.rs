@@ -30,7 +30,12 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             | BinaryOp::Maximum
             | BinaryOp::Minimum
     );
-    if differentiable {
+    if matches!(op, BinaryOp::Add | BinaryOp::Sub) {
+        // Their gradients need the operands' shapes only: keeping the operands alive
+        // until the backward pass would only hold memory (a layer's pre-activation).
+        let sub = op == BinaryOp::Sub;
+        record(&[a, b], &out, || Rule::AddSub { sub, a: a.shape().clone(), b: b.shape().clone() });
+    } else if differentiable {
         record(&[a, b], &out, || Rule::Binary { op, a: a.clone(), b: b.clone(), out: out.clone() });
     }
     Ok(out)
@@ -39,6 +44,14 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// Sum of two gradient contributions (recorded, so it is differentiable too).
 pub(crate) fn add_gradients(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     binary(BinaryOp::Add, a, b)
+}
+
+/// Gradients of `a ± b` (`sub` for minus), reduced to the operands' shapes.
+pub(crate) fn add_sub_derivatives(sub: bool, a: &Shape, b: &Shape, g: &Tensor, needs: &[bool]) -> Result<InputGrads> {
+    let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
+    let ga = need_a.then(|| Ok(g.clone()));
+    let gb = need_b.then(|| if sub { -g } else { Ok(g.clone()) });
+    Ok(smallvec::smallvec![reduce_opt(ga, a)?, reduce_opt(gb, b)?])
 }
 
 /// Gradients of `out = op(a, b)` for the inputs that need one, reduced to their shapes.

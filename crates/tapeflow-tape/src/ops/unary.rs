@@ -14,7 +14,14 @@ use crate::runtime::Tensor;
 pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     let y = kernels::unary(op, x)?;
     if op != UnaryOp::Sign {
-        record(&[x], &y, || Rule::Unary { op, x: x.clone(), y: y.clone() });
+        // These derivatives are written in terms of y alone: the rule keeps y in x's place
+        // too, so that the input (a layer's pre-activation) is freed once nothing else
+        // needs it, instead of living until the backward pass.
+        let only_y = matches!(
+            op,
+            UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Relu
+        );
+        record(&[x], &y, || Rule::Unary { op, x: if only_y { y.clone() } else { x.clone() }, y: y.clone() });
     }
     Ok(y)
 }
@@ -43,7 +50,8 @@ pub(crate) fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Res
         // d sigmoid = y (1 - y)
         UnaryOp::Sigmoid => (g * y) * (c(1.0) - y)?,
         // d relu = 1 where x > 0 (0 at 0 and at NaN)
-        UnaryOp::Relu => relu_grad(x, g),
+        // y > 0 exactly where x > 0 (relu(NaN) is NaN, relu(-0) is 0).
+        UnaryOp::Relu => relu_grad(y, g),
         // d sin = cos
         UnaryOp::Sin => g * x.cos()?,
         // d cos = -sin
