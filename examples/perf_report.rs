@@ -294,30 +294,48 @@ fn main() -> Result<()> {
             train_workloads::TrainStep::synthetic(&[784, 512, 512, 10], 256).map_err(|e| e.to_string())
         }),
     ];
-    for (name, make) in steps {
-        if !wanted(name) {
-            continue;
+    // Each step twice: called from the main thread with rayon's default global pool (its
+    // own two workers), then with the main thread made worker 0 of a pool of as many
+    // threads (`use_current_thread`), the setup PERFORMANCE.md recommends for training
+    // loops. The second pool lives to the end of the report, so these rows come last.
+    let mut main_in_pool: Option<rayon::ThreadPool> = None;
+    for in_pool in [false, true] {
+        if in_pool {
+            match rayon::ThreadPoolBuilder::new().num_threads(rayon::current_num_threads()).use_current_thread().build()
+            {
+                Ok(pool) => main_in_pool = Some(pool),
+                Err(e) => {
+                    println!("train steps with the main thread in the pool: skipped ({e})");
+                    break;
+                }
+            }
         }
-        let mut step = match make() {
-            Ok(step) => step,
-            Err(e) => {
-                println!("{name}: skipped ({e})");
+        for (name, make) in steps {
+            if !wanted(name) {
                 continue;
             }
-        };
-        let flop = 2.0 * step.multiply_adds();
-        let time = median_time(runs * 3, || {
-            black_box(step.step().expect("shapes agree"));
-        });
-        rows.push(Row {
-            workload: name.to_string(),
-            time,
-            rate: flop / time.as_secs_f64() / 1e9,
-            unit: "GFLOP/s",
-            limit: peak,
-        });
+            let mut step = match make() {
+                Ok(step) => step,
+                Err(e) => {
+                    println!("{name}: skipped ({e})");
+                    continue;
+                }
+            };
+            let flop = 2.0 * step.multiply_adds();
+            let time = median_time(runs * 3, || {
+                black_box(step.step().expect("shapes agree"));
+            });
+            rows.push(Row {
+                workload: if in_pool { format!("{name} (main thread in the pool)") } else { name.to_string() },
+                time,
+                rate: flop / time.as_secs_f64() / 1e9,
+                unit: "GFLOP/s",
+                limit: peak,
+            });
+        }
     }
     print_table(&rows);
+    drop(main_in_pool);
     if !subnormal_ratios.is_empty() {
         println!("\nsubnormal / normal time (same run, medians):");
         for (name, ratio) in &subnormal_ratios {
