@@ -1,6 +1,9 @@
 //! Criterion benchmarks of whole training steps (forward, backward, SGD update): the
 //! 64-128-10 digits MLP on its full training split, and a 784-512-512-10 MLP on a batch
-//! of 256 synthetic images.
+//! of 256 synthetic images. Group `train_step` calls the step from the main thread with
+//! rayon's default global pool; group `train_step_main_in_pool` runs it with the main
+//! thread as worker 0 of a pool of as many threads (`use_current_thread`), the setup
+//! docs/PERFORMANCE.md recommends for training loops.
 
 use std::hint::black_box;
 
@@ -12,7 +15,18 @@ mod digits;
 mod workloads;
 
 fn train_steps(c: &mut Criterion) {
-    let mut group = c.benchmark_group("train_step");
+    steps(c, "train_step");
+    // Last: from here on the main thread belongs to this pool.
+    let threads = rayon::current_num_threads();
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).use_current_thread().build();
+    match pool {
+        Ok(_pool) => steps(c, "train_step_main_in_pool"),
+        Err(e) => eprintln!("train_step_main_in_pool skipped: {e}"),
+    }
+}
+
+fn steps(c: &mut Criterion, group_name: &str) {
+    let mut group = c.benchmark_group(group_name);
     group.sample_size(30);
     let mut digits = workloads::TrainStep::digits().expect("data/digits is part of the repository");
     group.throughput(Throughput::Elements(digits.multiply_adds() as u64));

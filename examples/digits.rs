@@ -26,6 +26,10 @@ const LEARNING_RATE: f32 = 0.005;
 const CONFIG: digits::TrainConfig = digits::TrainConfig { batch: 16, dropout: 0.2, noise: 0.4 };
 
 fn main() -> Result<(), Box<dyn Error>> {
+    // The main thread runs the training loop: make it worker 0 of rayon's pool, so that
+    // every parallel kernel forks from it instead of handing work to two other threads
+    // (docs/PERFORMANCE.md, "Training loops"). Results do not depend on it.
+    rayon::ThreadPoolBuilder::new().use_current_thread().build_global()?;
     let (train, test) = digits::load(digits::default_path())?;
     println!("digits: {} training and {} test images", train.len(), test.len());
 
