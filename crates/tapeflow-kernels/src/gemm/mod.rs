@@ -108,6 +108,19 @@ impl<'a, T: Copy> MatRef<'a, T> {
         self.cols
     }
 
+    /// Columns `..j` and `j..` (`j ≤ cols`) as two views.
+    fn split_cols(&self, j: usize) -> (Self, Self) {
+        let j = j.min(self.cols);
+        let right = self.data.get(j * self.col_stride..).filter(|_| j < self.cols).unwrap_or(&[]);
+        (MatRef { cols: j, ..*self }, MatRef { data: right, cols: self.cols - j, ..*self })
+    }
+
+    /// Rows `..i` and `i..` (`i ≤ rows`) as two views.
+    fn split_rows(&self, i: usize) -> (Self, Self) {
+        let (top, bottom) = self.t().split_cols(i);
+        (top.t(), bottom.t())
+    }
+
     /// Element `(i, j)`; `i < rows` and `j < cols` (in range by construction).
     #[inline]
     fn get(&self, i: usize, j: usize) -> T {
@@ -358,13 +371,50 @@ fn drive<T: Element, const MR: usize, const NV: usize, const NR: usize>(
         return;
     }
     let parallel = m.saturating_mul(n).saturating_mul(k) >= t.inline_below;
+    let halves = k_halves(m, n, k, MR, NR).filter(|_| parallel);
+    let run = |c: &mut [f32]| match halves {
+        Some(k0) => drive_k_halves::<T, MR, NV, NR>(a, b, c, t, k0),
+        None => drive_in_pool::<T, MR, NV, NR>(a, b, c, t, parallel),
+    };
     if parallel && rayon::current_thread_index().is_none() {
         // Enter the pool once for the whole product: every fork/join below then starts
         // from a worker, instead of each phase waking a worker and putting this thread
         // to sleep (tens of µs per phase on small products).
-        return rayon::scope(|_| drive_in_pool::<T, MR, NV, NR>(a, b, c, t, parallel));
+        return rayon::scope(|_| run(c));
     }
-    drive_in_pool::<T, MR, NV, NR>(a, b, c, t, parallel);
+    run(c);
+}
+
+/// Where to cut K in two for a product with few tiles of C and a long K (weight gradients
+/// `xᵀ·g` over a large batch: 64 × 1437 × 128): its tile grid cannot keep two cores
+/// busy, and both would stream the same packed B through each other's caches (measured:
+/// as slow on two threads as on one). Cut in two halves, each half is a product of its
+/// own (packed and computed where it runs, in parallel), and C is the first half's sum
+/// plus the second's. The cut depends on the shape alone, so the sums — and the bits —
+/// are the same on any number of threads.
+fn k_halves(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Option<usize> {
+    let tiles = m.div_ceil(mr).saturating_mul(n.div_ceil(nr));
+    (tiles <= 32 && k >= 1024).then(|| (k / 2).next_multiple_of(pack::KB))
+}
+
+/// `c = a[:, ..k0]·b[..k0, :] + a[:, k0..]·b[k0.., :]`, the halves side by side.
+fn drive_k_halves<T: Element, const MR: usize, const NV: usize, const NR: usize>(
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut [f32],
+    t: &Tuning,
+    k0: usize,
+) {
+    let (a0, a1) = a.split_cols(k0);
+    let (b0, b1) = b.split_rows(k0);
+    let mut second = vec![0.0f32; c.len()];
+    rayon::join(
+        || drive_in_pool::<T, MR, NV, NR>(&a0, &b0, c, t, true),
+        || drive_in_pool::<T, MR, NV, NR>(&a1, &b1, &mut second, t, true),
+    );
+    for (c, s) in c.iter_mut().zip(&second) {
+        *c += *s;
+    }
 }
 
 fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(

@@ -209,6 +209,40 @@ fn gemm_bitwise_identical_for_any_thread_count() {
     }
 }
 
+#[test]
+fn gemm_with_k_cut_in_halves_is_right_and_the_same_on_any_thread_count() {
+    // Few tiles and a long K: the two K halves run side by side and C = first + second.
+    // Every transpose, every kernel shape, f32 and f16, and a product just below the cut's
+    // K and tile limits (the ordinary path) beside each.
+    for shape in SHAPES {
+        for (m, k, n) in [(64, 1437, 128), (128, 1437, 10), (5, 4000, 3), (40, 1023, 40), (300, 1100, 300)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let t = Tuning { kernel: shape, inline_below: 0, ..Tuning::DEFAULT };
+                check(m, k, n, ta, tb, &t);
+                let a = values(m * k, 41);
+                let b = values(k * n, 42);
+                let run = |threads: usize| -> Vec<u32> {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let mut c = vec![f32::NAN; m * n];
+                    pool.install(|| gemm_tuned(view(&a, m, k, ta), view(&b, k, n, tb), &mut c, &t)).unwrap();
+                    c.iter().map(|v| v.to_bits()).collect()
+                };
+                assert_eq!(run(1), run(2), "{shape:?} {m}x{k}x{n} ta={ta} tb={tb}");
+            }
+        }
+    }
+    let (m, k, n) = (64, 1437, 128);
+    let a: Vec<f16> = values(m * k, 43).into_iter().map(f16::from_f32).collect();
+    let b: Vec<f16> = values(k * n, 44).into_iter().map(f16::from_f32).collect();
+    let mut got = vec![f32::NAN; m * n];
+    gemm(view(&a, m, k, true), view(&b, k, n, false), &mut got).unwrap();
+    let wide = |x: &[f16]| x.iter().map(|v| v.to_f32()).collect::<Vec<f32>>();
+    let (af, bf) = (wide(&a), wide(&b));
+    let mut want = vec![0.0; m * n];
+    reference::matmul_f32(&af, &bf, &mut want, m, k, n, true, false);
+    assert_close(&got, &want, k, &af, &bf, "f16 64x1437x128");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
