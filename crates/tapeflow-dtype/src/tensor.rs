@@ -378,6 +378,23 @@ mod tests {
     type T = Tensor<()>;
 
     #[test]
+    fn unique_slice_mut_only_for_the_sole_owner_and_the_right_dtype() {
+        let mut t = T::from_vec(vec![1.0f32, 2.0, 3.0], [3]).unwrap();
+        let id = t.id();
+        let held = t.clone();
+        assert!(t.unique_slice_mut::<f32>().is_none(), "a clone shares the storage");
+        assert_eq!(t.id(), id, "no change, no new id");
+        drop(held);
+        let view = t.with_shape([1, 3]).unwrap();
+        assert!(t.unique_slice_mut::<f32>().is_none(), "a reshaped view shares the storage");
+        drop(view);
+        assert!(t.unique_slice_mut::<i32>().is_none(), "wrong dtype");
+        t.unique_slice_mut::<f32>().expect("sole owner")[1] = 5.0;
+        assert_ne!(t.id(), id, "a changed value is another value");
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![1.0, 5.0, 3.0]);
+    }
+
+    #[test]
     fn from_vec_checks_the_length() {
         let err = T::from_vec(vec![1.0f32; 5], [2, 2]).unwrap_err();
         let msg = err.to_string();

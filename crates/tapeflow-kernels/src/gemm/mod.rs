@@ -3,13 +3,21 @@
 //!
 //! ```text
 //! for jc in n by NC                   B panel: NC bounds the packed-B memory
-//!   for pc in k by KC                 K blocks, ascending; never split across threads
-//!     pack A[:, pc..] → MR-row slivers, B[pc.., jc..] → NR-column slivers   (parallel)
-//!     for each task = column group (≤ NCB cols) × row group (≤ MC rows)     (parallel)
-//!       for ir over the task's A slivers    A sliver (MR × KC) stays in L1
-//!         for jr over the task's B slivers  B block (KC × NCB) stays in L2
-//!           micro-kernel: MR × NR tile in zmm registers; C = tile (pc = 0), else C += tile
+//!   for pc in k by KC                 K blocks, ascending; a block is never split over threads
+//!     pack A[:, pc..] → MR-row slivers                                        (parallel)
+//!     for each column group (≤ NCB cols)                                      (parallel)
+//!       pack its B[pc.., cols] → NR-column slivers, on the thread that uses them
+//!       for each task = that group × a row group (≤ MC rows)                  (parallel)
+//!         for ir over the task's A slivers    A sliver (MR × KC) stays in L1
+//!           for jr over the task's B slivers  B block (KC × NCB) stays in L2
+//!             micro-kernel: MR × NR tile in zmm registers; C = tile (pc = 0), else C += tile
 //! ```
+//!
+//! The micro-kernel asks for its C tile's cache lines (`prefetchw`) before its FMAs: C is
+//! only written after all of the block's k-steps, and a freshly recycled output buffer is
+//! usually out of cache. A product with few C tiles and a long K (a weight gradient over a
+//! large batch) is cut into two K halves computed side by side (`k_halves`): C = first
+//! half + second half, decided by the shape alone.
 //!
 //! Sizes, for AVX-512 with a 48 KiB L1d and a 2 MiB L2 per core (measured with the
 //! crate's `gemm` bench; see `Tuning::DEFAULT`):
