@@ -8,7 +8,7 @@
 //!     for each column group (≤ NCB cols)                                      (parallel)
 //!       pack its B[pc.., cols] → NR-column slivers, on the thread that uses them
 //!       for each task = that group × a row group (≤ MC rows)                  (parallel)
-//!         for ir over the task's A slivers    A sliver (MR × KC) stays in L1
+//!         for ir over the task's A slivers    A sliver (MR × KC) from L1/L2
 //!           for jr over the task's B slivers  B block (KC × NCB) stays in L2
 //!             micro-kernel: MR × NR tile in zmm registers; C = tile (pc = 0), else C += tile
 //! ```
@@ -24,11 +24,13 @@
 //! * MR × NR = 14 × 32: 28 zmm accumulators + 2 B vectors + 1 broadcast = 31 of the 32
 //!   registers; 16 loads per 28 FMAs. 12 × 32, 8 × 48 and 6 × 64 measured within noise
 //!   of it (8 × 48 a few % slower); 14 × 32 wastes least on edges of powers of two.
-//! * KC = 512: the A sliver (14 × 512 × 4 B = 28 KiB) stays in L1 while B streams past it
-//!   from L2; one C-tile read-modify-write per 512 k-steps (KC 256 measured ~5% slower,
-//!   768 and 1024 the same). K is split into equal blocks (k = 600 → 300 + 300).
-//! * NCB = 256 columns: a task's packed-B block (512 × 256 × 4 B = 512 KiB) stays in L2
-//!   next to its A block (MC = 280 rows: 560 KiB) and its C rows. Tasks are ordered
+//! * KC = 800: the A sliver (14 × 800 × 4 B = 44 KiB) streams through L1 beside B; one
+//!   C-tile read-modify-write per block. KC 256 measured ~5 % slower than 512; 800 against
+//!   512 measured the same on squares of 512–2048 and 5–8 % faster where it saves a block
+//!   (256 × 784 × 512, 256 × 600 × 512, 512 × 700 × 512, alternating runs; 3–4 % on one
+//!   thread). K is split into equal blocks (k = 1000 → 500 + 500).
+//! * NCB = 256 columns: a task's packed-B block (at most 800 × 256 × 4 B = 800 KiB) stays in L2
+//!   next to its A block (MC = 280 rows: up to 875 KiB) and its C rows. Tasks are ordered
 //!   column group by column group, so consecutive tasks on a core share the B block.
 //! * At least 16 tasks when the shape allows: dynamic load balance between the two cores
 //!   (the machine is shared; a static half each loses whenever one core is disturbed).
@@ -244,7 +246,7 @@ impl Tuning {
     /// The measured defaults for this crate's target (AVX-512, 48 KiB L1d, 2 MiB L2).
     pub const DEFAULT: Tuning = Tuning {
         kernel: KernelShape::K14x32,
-        kc: 512,
+        kc: 800,
         mc: 280,
         nc: 4096,
         min_tasks: 16,

@@ -97,7 +97,7 @@ fn gemm_odd_shapes_every_kernel() {
 #[test]
 fn gemm_multiple_blocks() {
     // Default blocking: k > KC (two and three K blocks), m > MC, n over a panel of tasks.
-    for (m, k, n) in [(300, 300, 70), (33, 600, 100), (290, 257, 290), (3, 40, 4100)] {
+    for (m, k, n) in [(300, 900, 70), (33, 1700, 100), (290, 257, 290), (3, 40, 4100)] {
         check(m, k, n, false, false, &Tuning::DEFAULT);
         check(m, k, n, true, true, &Tuning::DEFAULT);
     }
