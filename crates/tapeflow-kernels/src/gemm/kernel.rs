@@ -79,7 +79,7 @@ pub(super) fn tile<const MR: usize, const NV: usize>(
 /// otherwise stall the stores on one read-for-ownership miss after another. Measured on
 /// cold 256 × 512 × 512 products (caches flushed between calls): see the PERFORMANCE notes.
 #[inline(always)]
-fn prefetch_for_write(dst: &[f32]) {
+pub(super) fn prefetch_for_write(dst: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     for line in dst.chunks(LANES) {
         // SAFETY: `prefetchw` (`_MM_HINT_ET0`) is a hint: it never faults and has no

@@ -50,6 +50,7 @@
 
 mod kernel;
 mod pack;
+mod small_k;
 #[cfg(test)]
 mod tests;
 
@@ -266,6 +267,11 @@ impl Default for Tuning {
 /// `c = a · b` with `c` row-major `a.rows() × b.cols()`, accumulated in f32. `k = 0` gives
 /// zeros. Errors only on mismatched shapes; never panics.
 pub fn gemm<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32]) -> Result<(), GemmError> {
+    if (1..=small_k::MAX_K).contains(&a.cols) && a.cols == b.rows && c.len() == a.rows.saturating_mul(b.cols) {
+        let parallel = !runs_inline(a.rows, b.cols, a.cols);
+        small_k::gemm_small_k(&a, &b, c, parallel);
+        return Ok(());
+    }
     let kernel = if b.cols <= LANES { KernelShape::K28x16 } else { KernelShape::K14x32 };
     gemm_tuned(a, b, c, &Tuning { kernel, inline_below: inline_below(b.cols, a.cols), ..Tuning::DEFAULT })
 }

@@ -243,6 +243,35 @@ fn gemm_with_k_cut_in_halves_is_right_and_the_same_on_any_thread_count() {
     assert_close(&got, &want, k, &af, &bf, "f16 64x1437x128");
 }
 
+#[test]
+fn gemm_short_k_path_gives_the_blocked_paths_bits() {
+    // k ≤ 16 goes through the short-K path in `gemm`; `gemm_tuned` keeps the blocked one.
+    // Every k, columns around the vector width and the 8-vector groups, rows around the
+    // parallel job size, every transpose, f32 and f16.
+    let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for k in 1..=16 {
+        for (m, n) in [(1, 1), (3, 15), (17, 16), (65, 17), (130, 129), (1437, 10), (256, 512)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = values(m * k, (m + 7 * k) as u64);
+                let b = values(k * n, (n + 3 * k) as u64);
+                let mut short = vec![f32::NAN; m * n];
+                gemm(view(&a, m, k, ta), view(&b, k, n, tb), &mut short).unwrap();
+                let mut blocked = vec![f32::NAN; m * n];
+                gemm_tuned(view(&a, m, k, ta), view(&b, k, n, tb), &mut blocked, &Tuning::DEFAULT).unwrap();
+                assert_eq!(bits(&short), bits(&blocked), "{m}x{k}x{n} ta={ta} tb={tb}");
+            }
+        }
+    }
+    let (m, k, n) = (300, 10, 70);
+    let a: Vec<f16> = values(m * k, 51).into_iter().map(f16::from_f32).collect();
+    let b: Vec<f16> = values(k * n, 52).into_iter().map(f16::from_f32).collect();
+    let mut short = vec![f32::NAN; m * n];
+    gemm(view(&a, m, k, false), view(&b, k, n, true), &mut short).unwrap();
+    let mut blocked = vec![f32::NAN; m * n];
+    gemm_tuned(view(&a, m, k, false), view(&b, k, n, true), &mut blocked, &Tuning::DEFAULT).unwrap();
+    assert_eq!(bits(&short), bits(&blocked), "f16");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]

@@ -1,0 +1,100 @@
+//! Products with a short inner dimension (`k ≤ 16`: a gradient flowing back through a
+//! 10-class output layer, `[B, 10]·[10, H]`). The blocked path would pack A and run the
+//! register-tile kernel for a handful of k-steps per tile; here B is widened once into
+//! `k` padded rows (at most 16 × n floats, in L1/L2), and each row of C is computed in
+//! vectors straight from its `k` A values, written once.
+//!
+//! Every element is the FMA chain `c = a[i,p]·b[p,j] + c` over ascending `p`, starting
+//! from zero, then stored: exactly what the micro-kernel does for a product whose K fits
+//! one block, so this path gives the same bits as the blocked one (tested).
+
+use rayon::prelude::*;
+use wide::f32x16;
+
+use super::kernel::LANES;
+use super::{Element, MatRef};
+
+/// Longest K this path takes.
+pub(super) const MAX_K: usize = 16;
+
+/// How many rows ahead the C rows are prefetched.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Rows of C per parallel job (rows are independent: the split changes no bit).
+const ROWS_PER_JOB: usize = 64;
+
+/// `c = a · b` for `1 ≤ k ≤ MAX_K`, `c` row-major `m × n`; rows split over rayon when
+/// `parallel`.
+pub(super) fn gemm_small_k<T: Element>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &mut [f32], parallel: bool) {
+    let (k, n) = (a.cols, b.cols);
+    if n == 0 || k == 0 || k > MAX_K {
+        return;
+    }
+    // Vectors per group (their accumulators stay in registers): as many as the row needs,
+    // up to 8; B's rows are padded with zeros to whole groups.
+    let nv = n.div_ceil(LANES);
+    let group = if nv >= 8 { 8 } else { nv.next_power_of_two() };
+    let stride = nv.next_multiple_of(group);
+    let mut wide_b = vec![f32x16::ZERO; k * stride];
+    {
+        let flat: &mut [f32] = wide::bytemuck::cast_slice_mut(&mut wide_b);
+        for p in 0..k {
+            for (j, x) in flat[p * stride * LANES..][..n].iter_mut().enumerate() {
+                *x = b.get(p, j).to_f32();
+            }
+        }
+    }
+    let rows = |first_row: usize, out: &mut [f32]| {
+        let count = out.len() / n;
+        for r in 0..count {
+            // C is written once and is usually out of cache (a recycled output buffer):
+            // ask for a row a few rows ahead in a writable state.
+            if let Some(ahead) = out.get((r + PREFETCH_AHEAD) * n..(r + PREFETCH_AHEAD + 1) * n) {
+                super::kernel::prefetch_for_write(ahead);
+            }
+            let c_row = &mut out[r * n..(r + 1) * n];
+            let i = first_row + r;
+            let mut a_row = [0.0f32; MAX_K];
+            for (p, x) in a_row[..k].iter_mut().enumerate() {
+                *x = a.get(i, p).to_f32();
+            }
+            let a_row = &a_row[..k];
+            match group {
+                1 => row::<1>(a_row, &wide_b, stride, c_row),
+                2 => row::<2>(a_row, &wide_b, stride, c_row),
+                4 => row::<4>(a_row, &wide_b, stride, c_row),
+                _ => row::<8>(a_row, &wide_b, stride, c_row),
+            }
+        }
+    };
+    if parallel {
+        c.par_chunks_mut(ROWS_PER_JOB * n).enumerate().for_each(|(job, out)| rows(job * ROWS_PER_JOB, out));
+    } else {
+        rows(0, c);
+    }
+}
+
+/// One row of C: `c_row[j] = Σ_p a_row[p]·b[p][j]` as an FMA chain over ascending `p`,
+/// `V` vectors at a time (B's rows are `stride` vectors, a multiple of `V`).
+#[inline]
+fn row<const V: usize>(a_row: &[f32], wide_b: &[f32x16], stride: usize, c_row: &mut [f32]) {
+    let n = c_row.len();
+    for v0 in (0..stride).step_by(V) {
+        let mut acc = [f32x16::ZERO; V];
+        for (p, &x) in a_row.iter().enumerate() {
+            let av = f32x16::splat(x);
+            let Some(b_group) = wide_b.get(p * stride + v0..).and_then(|b| b.first_chunk::<V>()) else { return };
+            for (acc, &bv) in acc.iter_mut().zip(b_group) {
+                *acc = av.mul_add(bv, *acc);
+            }
+        }
+        for (v, acc) in acc.iter().enumerate() {
+            let start = (v0 + v) * LANES;
+            if start >= n {
+                break;
+            }
+            let len = LANES.min(n - start);
+            c_row[start..start + len].copy_from_slice(&acc.as_array()[..len]);
+        }
+    }
+}
