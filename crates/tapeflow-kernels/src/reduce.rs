@@ -4,7 +4,12 @@ use tapeflow_dtype::{Error, Result, Shape, Storage, Tensor};
 
 use crate::elementwise::{float_storage, float_view};
 use crate::layout::{broadcast_strides, for_each_strided};
+use rayon::prelude::*;
+
 use crate::{parallel, simd};
+
+/// Rows per block when a large leading axis is reduced in parallel blocks.
+const ROWS_PER_BLOCK: usize = 64;
 
 /// The reductions of the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,6 +178,30 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
                 }
             });
         }
+        // The leading axis of a large [rows, cols] (a bias gradient over the batch): fixed
+        // blocks of rows summed side by side, then the blocks' sums combined in order. The
+        // blocks depend on the shape alone, so the bits do not depend on the threads.
+        [(rows, true), (cols, false)] if rows * cols >= parallel::PARALLEL_MIN_WORK => {
+            let (rows, cols) = (*rows, *cols);
+            let into = |acc: &mut [f32], run: &[f32]| {
+                if op == ReduceOp::Max { simd::max_into_f32(acc, run) } else { simd::add_into_f32(acc, run) }
+            };
+            let blocks = rows.div_ceil(ROWS_PER_BLOCK);
+            let partials: Vec<Vec<f32>> = (0..blocks)
+                .into_par_iter()
+                .map(|block| {
+                    let mut part = vec![init; cols];
+                    let first = block * ROWS_PER_BLOCK;
+                    for row in src[first * cols..(first + ROWS_PER_BLOCK).min(rows) * cols].chunks_exact(cols) {
+                        into(&mut part, row);
+                    }
+                    part
+                })
+                .collect();
+            for part in &partials {
+                into(&mut acc, part);
+            }
+        }
         _ => {
             // Output strides of the kept groups (row-major over kept groups only).
             let mut out_strides = vec![0usize; groups.groups.len()];
@@ -278,6 +307,41 @@ mod property_tests {
                 for (g, w) in got.iter().zip(&want) {
                     // |Δ| / n ≤ 1e-6 of the operands' magnitude (here up to 10)
                     prop_assert!((f64::from(*g) - w).abs() / n <= 1e-5 || (*g as f64) == *w, "{op:?} {dims:?} {axes:?}: {g} vs {w}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn large_leading_axis_reductions_in_blocks_are_right_and_thread_independent() {
+        // [1437, 128] and [256, 513] (a bias gradient's shape, ≥ 128 Ki elements): blocks of
+        // rows side by side, against an f64 reference, with a NaN column for max.
+        for (rows, cols) in [(1437usize, 128usize), (256, 513), (4097, 33)] {
+            let mut data: Vec<f32> = (0..rows * cols).map(|i| ((i * 7919) % 1013) as f32 * 1e-3 - 0.5).collect();
+            data[5 * cols + 3] = f32::NAN;
+            let x = T::from_vec(data.clone(), [rows, cols]).unwrap();
+            for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Mean] {
+                let run = |threads: usize| {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    pool.install(|| reduce(op, &x, &[0], false).unwrap().to_vec::<f32>().unwrap())
+                };
+                let got = run(2);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&run(1)), "{op:?} [{rows}, {cols}]");
+                for (j, g) in got.iter().enumerate() {
+                    let column = (0..rows).map(|i| f64::from(data[i * cols + j]));
+                    let want = match op {
+                        ReduceOp::Sum => column.sum::<f64>(),
+                        ReduceOp::Mean => column.sum::<f64>() / rows as f64,
+                        _ => column
+                            .fold(f64::NEG_INFINITY, |m, v| if m.is_nan() || v.is_nan() { f64::NAN } else { m.max(v) }),
+                    };
+                    if want.is_nan() {
+                        assert!(g.is_nan(), "{op:?} [{rows}, {cols}] column {j}: {g}");
+                    } else {
+                        let tol = if op == ReduceOp::Sum { 1e-5 * rows as f64 } else { 1e-5 };
+                        assert!((f64::from(*g) - want).abs() <= tol, "{op:?} column {j}: {g} vs {want}");
+                    }
                 }
             }
         }
