@@ -194,7 +194,10 @@ pub fn sparse_softmax_cross_entropy_grad<R>(probs: &Tensor<R>, labels: &Tensor<R
     let op = "sparse_softmax_cross_entropy_grad";
     let labels = check_labels(op, probs, labels)?;
     let (n, classes) = (probs.dims()[0], probs.dims()[1]);
-    if probs.dtype() != DType::F32 || g.dtype() != DType::F32 {
+    if probs.dtype() != DType::F32 {
+        return Err(Error::UnsupportedDType { op, shape: probs.shape().clone(), dtype: probs.dtype() });
+    }
+    if g.dtype() != DType::F32 {
         return Err(Error::dtype_mismatch(op, probs, g));
     }
     if g.dims() != [n] {
@@ -324,6 +327,9 @@ mod tests {
         assert!(err.unwrap_err().to_string().contains("sparse_softmax_cross_entropy_grad"));
         let wide = T::from_vec(vec![1.0f32; 3], [3]).unwrap().to_dtype(DType::F16);
         assert!(sparse_softmax_cross_entropy_grad(&probs, &labels, &wide).is_err());
+        let half = probs.to_dtype(DType::F16);
+        let msg = sparse_softmax_cross_entropy_grad(&half, &labels, &wide).unwrap_err().to_string();
+        assert!(msg.contains("sparse_softmax_cross_entropy_grad") && msg.contains("float16"), "{msg}");
         let bad = T::from_vec(vec![0i32, 2, 1], [3]).unwrap();
         assert!(sparse_softmax_cross_entropy_grad(&probs, &bad, &T::from_vec(vec![1.0f32; 3], [3]).unwrap()).is_err());
     }
