@@ -3,7 +3,6 @@
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use rayon::prelude::*;
 use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
 
 use crate::gemm::{self, GemmError, MatRef};
@@ -149,7 +148,10 @@ fn gemm_batch<T: gemm::Element>(
     };
     let total = pairs.len().saturating_mul(m).saturating_mul(n).saturating_mul(k);
     if pairs.len() > 1 && gemm::runs_inline(m, n, k) && total >= gemm::INLINE_BELOW {
-        c.par_chunks_mut(size_c).zip(pairs.par_iter()).try_for_each(|(out, p)| one(p, out))
+        let mut results: Vec<Result<(), GemmError>> = std::iter::repeat_with(|| Ok(())).take(pairs.len()).collect();
+        let items = c.chunks_mut(size_c).zip(pairs).zip(results.iter_mut()).collect();
+        crate::parallel::for_each_item(items, |_, ((out, p), result)| *result = one(p, out));
+        results.into_iter().collect()
     } else {
         c.chunks_mut(size_c).zip(pairs).try_for_each(|(out, p)| one(p, out))
     }

@@ -9,11 +9,10 @@
 //! operations in the same order as Keras writes the update, without fused multiply-adds.
 //! Large tensors split over rayon in the fixed chunks of [`crate::parallel`].
 
-use rayon::prelude::*;
 use tapeflow_dtype::{Error, Result, Tensor};
 
 use crate::elementwise::{float_storage, float_view};
-use crate::parallel::{CHUNK, PARALLEL_MIN_WORK};
+use crate::parallel::{CHUNK, PARALLEL_MIN_WORK, for_each_item};
 
 /// Whether an update of `n` weights at `cost` (an add being 1) per weight is worth
 /// splitting over rayon. Every element is computed alike in either case, so the result
@@ -101,7 +100,7 @@ pub fn sgd_in_place<R>(step: SgdStep, weights: &mut Tensor<R>, grad: &Tensor<R>,
                 }
             };
             if parallel {
-                w.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).for_each(|(w, g)| rule(w, g));
+                for_each_item(w.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).collect(), |_, (w, g)| rule(w, g));
             } else {
                 rule(w, &g);
             }
@@ -113,10 +112,8 @@ pub fn sgd_in_place<R>(step: SgdStep, weights: &mut Tensor<R>, grad: &Tensor<R>,
                 }
             };
             if parallel {
-                w.par_chunks_mut(CHUNK)
-                    .zip(g.par_chunks(CHUNK))
-                    .zip(velocity.par_chunks_mut(CHUNK))
-                    .for_each(|((w, g), v)| rule(w, g, v));
+                let chunks = w.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).zip(velocity.chunks_mut(CHUNK));
+                for_each_item(chunks.collect(), |_, ((w, g), v)| rule(w, g, v));
             } else {
                 rule(w, &g, velocity);
             }
@@ -162,10 +159,8 @@ pub fn adam_in_place<R>(
             }
         };
         if splits(w.len(), 4) {
-            w.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-                .for_each(|((w, g), (m, v))| rule(w, g, m, v));
+            let chunks = w.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).zip(m.chunks_mut(CHUNK).zip(v.chunks_mut(CHUNK)));
+            for_each_item(chunks.collect(), |_, ((w, g), (m, v))| rule(w, g, m, v));
         } else {
             rule(w, &g, m, v);
         }

@@ -4,7 +4,6 @@ use tapeflow_dtype::{Error, Result, Shape, Storage, Tensor};
 
 use crate::elementwise::{float_storage, float_view};
 use crate::layout::{broadcast_strides, for_each_strided};
-use rayon::prelude::*;
 
 use crate::{parallel, simd};
 
@@ -187,17 +186,14 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
                 if op == ReduceOp::Max { simd::max_into_f32(acc, run) } else { simd::add_into_f32(acc, run) }
             };
             let blocks = rows.div_ceil(ROWS_PER_BLOCK);
-            let partials: Vec<Vec<f32>> = (0..blocks)
-                .into_par_iter()
-                .map(|block| {
-                    let mut part = vec![init; cols];
-                    let first = block * ROWS_PER_BLOCK;
-                    for row in src[first * cols..(first + ROWS_PER_BLOCK).min(rows) * cols].chunks_exact(cols) {
-                        into(&mut part, row);
-                    }
-                    part
-                })
-                .collect();
+            let partials: Vec<Vec<f32>> = parallel::map_indices(blocks, |block| {
+                let mut part = vec![init; cols];
+                let first = block * ROWS_PER_BLOCK;
+                for row in src[first * cols..(first + ROWS_PER_BLOCK).min(rows) * cols].chunks_exact(cols) {
+                    into(&mut part, row);
+                }
+                part
+            });
             for part in &partials {
                 into(&mut acc, part);
             }

@@ -8,7 +8,6 @@
 //! from zero, then stored: exactly what the micro-kernel does for a product whose K fits
 //! one block, so this path gives the same bits as the blocked one (tested).
 
-use rayon::prelude::*;
 use wide::f32x16;
 
 use super::kernel::LANES;
@@ -68,7 +67,9 @@ pub(super) fn gemm_small_k<T: Element>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: 
         }
     };
     if parallel {
-        c.par_chunks_mut(ROWS_PER_JOB * n).enumerate().for_each(|(job, out)| rows(job * ROWS_PER_JOB, out));
+        crate::parallel::for_each_item(c.chunks_mut(ROWS_PER_JOB * n).collect(), |job, out| {
+            rows(job * ROWS_PER_JOB, out)
+        });
     } else {
         rows(0, c);
     }
