@@ -25,15 +25,15 @@ use rayon::prelude::*;
 pub const CHUNK: usize = 1 << 16;
 
 /// Below this much work (elements × the op's cost, where an add costs 1) a kernel runs
-/// inline on the calling thread. Measured on this machine (2 cores, AVX-512), before the
-/// calling thread shared the work: handing half of a kernel to the second rayon thread
-/// cost about 7 µs. On operands hot in one core's
-/// cache an inline add of 128 Ki f32 takes 20 µs against 26 µs split in two (break-even
-/// near 256 Ki); inside training steps, whose operands arrive from L3, splitting from
-/// 128 Ki on made the 784-512-512-10 step faster in 5 of 5 alternating runs (median
-/// 5.31 vs 6.38 ms) and left the digits step unchanged (1.26 ms both), so the threshold
-/// is 128 Ki. An inline exp breaks even near 48 Ki elements (exp costs about 5 adds).
-pub const PARALLEL_MIN_WORK: usize = 1 << 17;
+/// inline on the calling thread; from here on a kernel of two or more chunks is split.
+/// Measured on this machine (2 cores, AVX-512): with the calling thread sharing the work
+/// (see the module docs), an add of 96 Ki hot f32 (two chunks) takes 8.5 µs split against
+/// 11.0 µs inline, so the threshold is one chunk's worth (a smaller one would change
+/// nothing: a kernel of one chunk always runs inline). History: 256 Ki until 2026-11-26
+/// (handing half a kernel to a sleeping pool cost about 7 µs then), 128 Ki after the
+/// training steps measured faster with it (784-512-512-10 step 5.31 vs 6.38 ms, 5 of 5
+/// alternating runs), 64 Ki since the calling thread takes part.
+pub const PARALLEL_MIN_WORK: usize = CHUNK;
 
 /// Calls `f(start, chunk)` for consecutive `CHUNK`-sized pieces of `out`, in parallel when
 /// `out.len() × cost` reaches [`PARALLEL_MIN_WORK`].

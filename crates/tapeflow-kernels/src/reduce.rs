@@ -10,6 +10,11 @@ use crate::{parallel, simd};
 /// Rows per block when a large leading axis is reduced in parallel blocks.
 const ROWS_PER_BLOCK: usize = 64;
 
+/// Leading-axis reductions of at least this many elements take the blocked path. Fixed
+/// (not tied to [`parallel::PARALLEL_MIN_WORK`]): which path a shape takes decides its
+/// last bits.
+const BLOCKED_MIN_ELEMENTS: usize = 1 << 17;
+
 /// The reductions of the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReduceOp {
@@ -180,7 +185,7 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
         // The leading axis of a large [rows, cols] (a bias gradient over the batch): fixed
         // blocks of rows summed side by side, then the blocks' sums combined in order. The
         // blocks depend on the shape alone, so the bits do not depend on the threads.
-        [(rows, true), (cols, false)] if rows * cols >= parallel::PARALLEL_MIN_WORK => {
+        [(rows, true), (cols, false)] if rows * cols >= BLOCKED_MIN_ELEMENTS => {
             let (rows, cols) = (*rows, *cols);
             let into = |acc: &mut [f32], run: &[f32]| {
                 if op == ReduceOp::Max { simd::max_into_f32(acc, run) } else { simd::add_into_f32(acc, run) }
