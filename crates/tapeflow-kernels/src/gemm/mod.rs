@@ -51,6 +51,7 @@
 mod kernel;
 mod pack;
 mod small_k;
+mod small_n;
 #[cfg(test)]
 mod tests;
 
@@ -270,6 +271,11 @@ pub fn gemm<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32]) -> Re
     if (1..=small_k::MAX_K).contains(&a.cols) && a.cols == b.rows && c.len() == a.rows.saturating_mul(b.cols) {
         let parallel = !runs_inline(a.rows, b.cols, a.cols);
         small_k::gemm_small_k(&a, &b, c, parallel);
+        return Ok(());
+    }
+    if small_n::applies(&a, &b, Tuning::DEFAULT.kc) && a.cols == b.rows && c.len() == a.rows.saturating_mul(b.cols) {
+        let parallel = !runs_inline(a.rows, b.cols, a.cols);
+        small_n::gemm_small_n(&a, &b, c, parallel);
         return Ok(());
     }
     let kernel = if b.cols <= LANES { KernelShape::K28x16 } else { KernelShape::K14x32 };
