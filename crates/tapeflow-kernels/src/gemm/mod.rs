@@ -273,9 +273,12 @@ pub fn gemm<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32]) -> Re
         small_k::gemm_small_k(&a, &b, c, parallel);
         return Ok(());
     }
-    if small_n::applies(&a, &b, Tuning::DEFAULT.kc) && a.cols == b.rows && c.len() == a.rows.saturating_mul(b.cols) {
-        let parallel = !runs_inline(a.rows, b.cols, a.cols);
-        small_n::gemm_small_n(&a, &b, c, parallel);
+    if small_n::applies(&a, &b) && a.cols == b.rows && c.len() == a.rows.saturating_mul(b.cols) {
+        // The K blocks and halves the blocked path (28 × 16 kernel) would use: same bits.
+        let (m, k, n) = (a.rows, a.cols, b.cols);
+        let parallel = !runs_inline(m, n, k);
+        let half = k_halves(m, n, k, 28, LANES).filter(|_| parallel);
+        small_n::gemm_small_n(&a, &b, c, small_n::KPlan { kc: Tuning::DEFAULT.kc, half }, parallel);
         return Ok(());
     }
     let kernel = if b.cols <= LANES { KernelShape::K28x16 } else { KernelShape::K14x32 };

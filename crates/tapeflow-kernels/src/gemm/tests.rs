@@ -274,22 +274,23 @@ fn gemm_short_k_path_gives_the_blocked_paths_bits() {
 
 #[test]
 fn gemm_narrow_output_path_gives_the_blocked_paths_bits() {
-    // n ≤ 16 with a row-major A and 16 < k ≤ the K block goes through the narrow-output
-    // path in `gemm`; `gemm_tuned` keeps the blocked one. Rows around the 8-row block and
-    // the parallel job size, every width up to one vector, K up to and past the K block
-    // (past it, the blocked path takes over), both orientations of B, f32 and f16.
+    // n ≤ 16 (k > 16) goes through the narrow-output path in `gemm`; `gemm_tuned` keeps the
+    // blocked one, here with the settings `gemm` would give it. Rows around the 8-row block
+    // and the parallel job size, every width up to one vector, K within one K block, past
+    // it, cut in halves (1437, 2100: two blocks per half), every orientation, f32 and f16.
     let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    for k in [17, 31, 64, 128, 512, 784, 800, 801] {
-        for m in [0, 1, 7, 8, 9, 63, 64, 65, 130, 1437] {
-            for n in [1, 2, 9, 10, 15, 16] {
-                for tb in [false, true] {
+    let blocked_tuning = Tuning { kernel: KernelShape::K28x16, inline_below: SKINNY_INLINE_BELOW, ..Tuning::DEFAULT };
+    for k in [17, 31, 64, 128, 512, 800, 801, 1437, 2100] {
+        for m in [0, 1, 7, 8, 9, 65, 128, 130, 1437] {
+            for n in [1, 9, 10, 16] {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
                     let a = values(m * k, (m + 7 * k + n) as u64);
                     let b = values(k * n, (n + 3 * k) as u64);
                     let mut narrow = vec![f32::NAN; m * n];
-                    gemm(view(&a, m, k, false), view(&b, k, n, tb), &mut narrow).unwrap();
+                    gemm(view(&a, m, k, ta), view(&b, k, n, tb), &mut narrow).unwrap();
                     let mut blocked = vec![f32::NAN; m * n];
-                    gemm_tuned(view(&a, m, k, false), view(&b, k, n, tb), &mut blocked, &Tuning::DEFAULT).unwrap();
-                    assert_eq!(bits(&narrow), bits(&blocked), "{m}x{k}x{n} tb={tb}");
+                    gemm_tuned(view(&a, m, k, ta), view(&b, k, n, tb), &mut blocked, &blocked_tuning).unwrap();
+                    assert_eq!(bits(&narrow), bits(&blocked), "{m}x{k}x{n} ta={ta} tb={tb}");
                 }
             }
         }
@@ -297,23 +298,25 @@ fn gemm_narrow_output_path_gives_the_blocked_paths_bits() {
     let (m, k, n) = (300, 100, 10);
     let a: Vec<f16> = values(m * k, 61).into_iter().map(f16::from_f32).collect();
     let b: Vec<f16> = values(k * n, 62).into_iter().map(f16::from_f32).collect();
-    let mut narrow = vec![f32::NAN; m * n];
-    gemm(view(&a, m, k, false), view(&b, k, n, true), &mut narrow).unwrap();
-    let mut blocked = vec![f32::NAN; m * n];
-    gemm_tuned(view(&a, m, k, false), view(&b, k, n, true), &mut blocked, &Tuning::DEFAULT).unwrap();
-    assert_eq!(bits(&narrow), bits(&blocked), "f16");
+    for ta in [false, true] {
+        let mut narrow = vec![f32::NAN; m * n];
+        gemm(view(&a, m, k, ta), view(&b, k, n, true), &mut narrow).unwrap();
+        let mut blocked = vec![f32::NAN; m * n];
+        gemm_tuned(view(&a, m, k, ta), view(&b, k, n, true), &mut blocked, &blocked_tuning).unwrap();
+        assert_eq!(bits(&narrow), bits(&blocked), "f16 ta={ta}");
+    }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
-    fn gemm_narrow_output_matches_reference(m in 0usize..40, k in 17usize..120, n in 1usize..=16, tb: bool) {
+    fn gemm_narrow_output_matches_reference(m in 0usize..40, k in 17usize..120, n in 1usize..=16, ta: bool, tb: bool) {
         let a = values(m * k, (m * 31 + k) as u64);
         let b = values(k * n, (n * 17 + k) as u64);
         let mut got = vec![f32::NAN; m * n];
-        gemm(view(&a, m, k, false), view(&b, k, n, tb), &mut got).unwrap();
+        gemm(view(&a, m, k, ta), view(&b, k, n, tb), &mut got).unwrap();
         let mut want = vec![0.0; m * n];
-        reference::matmul_f32(&a, &b, &mut want, m, k, n, false, tb);
+        reference::matmul_f32(&a, &b, &mut want, m, k, n, ta, tb);
         assert_close(&got, &want, k, &a, &b, "narrow output");
     }
 
