@@ -8,8 +8,8 @@
 //! thread (a program's main thread), the calling thread works beside helper jobs instead of
 //! sleeping while the pool runs the kernel ([`for_each_item`]): this took the
 //! elementwise ops of the 784-512-512-10 training step from 75 to 39 µs (add and ReLU of
-//! the first layer) and the step from 3.88 to 3.80 ms (medians of 10 alternating runs of
-//! 100 steps). The GEMM driver does not share this way: it enters the pool once per
+//! the first layer) and the step from 3.88 to 3.80 ms (medians of 8 alternating runs of
+//! 100 steps; 3.89 to 3.82 ms in another 10). The GEMM driver does not share this way: it enters the pool once per
 //! product (its nested phases balance better on the pool's own threads; shared, the step
 //! measured slower).
 
