@@ -95,34 +95,7 @@ pub fn for_each_item<I: Send>(items: Vec<I>, f: impl Fn(usize, I) + Sync + Send)
     share(n, helpers, &run);
 }
 
-/// `(a(), b())`, side by side as [`for_each_item`] runs two items (`rayon::join` on a
-/// pool thread).
-pub fn join<RA: Send, RB: Send>(a: impl FnOnce() -> RA + Send, b: impl FnOnce() -> RB + Send) -> (RA, RB) {
-    match dispatch(2) {
-        Dispatch::Inline => (a(), b()),
-        Dispatch::Pool => rayon::join(a, b),
-        Dispatch::Share(helpers) => {
-            let (ra, rb) = (Mutex::new(None), Mutex::new(None));
-            let (a, b) = (Mutex::new(Some(a)), Mutex::new(Some(b)));
-            let run = |i: usize| {
-                if i == 0 {
-                    if let Some(a) = lock(&a).take() {
-                        *lock(&ra) = Some(a());
-                    }
-                } else if let Some(b) = lock(&b).take() {
-                    *lock(&rb) = Some(b());
-                }
-            };
-            share(2, helpers, &run);
-            match (lock(&ra).take(), lock(&rb).take()) {
-                (Some(ra), Some(rb)) => (ra, rb),
-                _ => unreachable!("parallel::join ran both closures"),
-            }
-        }
-    }
-}
-
-/// How [`for_each_item`] and [`join`] run `n` pieces of work.
+/// How [`for_each_item`] runs `n` pieces of work.
 enum Dispatch {
     /// One after the other on the calling thread: one piece, a single-thread pool, or a
     /// piece of a [`share`] already running on this thread (which has its threads).
@@ -292,16 +265,18 @@ mod tests {
     }
 
     #[test]
-    fn join_returns_both_results_and_nested_work_runs() {
+    fn nested_work_runs_inside_shared_pieces() {
         both_ways(|| {
-            let (a, b) = join(
-                || map_indices(40, |i| i + 1).iter().sum::<usize>(),
-                || {
+            let results: Vec<usize> = map_indices(2, |i| {
+                if i == 0 {
+                    map_indices(40, |i| i + 1).iter().sum::<usize>()
+                } else {
                     let mut v = vec![0u8; 2 * CHUNK];
                     for_each_chunk(&mut v, PARALLEL_MIN_WORK, |_, c| c.fill(7));
                     v.iter().map(|&x| usize::from(x)).sum::<usize>()
-                },
-            );
+                }
+            });
+            let (a, b) = (results[0], results[1]);
             assert_eq!((a, b), (820, 14 * CHUNK));
         });
     }

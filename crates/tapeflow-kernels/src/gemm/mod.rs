@@ -268,26 +268,28 @@ impl Default for Tuning {
 /// `c = a · b` with `c` row-major `a.rows() × b.cols()`, accumulated in f32. `k = 0` gives
 /// zeros. Errors only on mismatched shapes; never panics.
 pub fn gemm<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32]) -> Result<(), GemmError> {
-    if (1..=small_k::MAX_K).contains(&a.cols) && a.cols == b.rows && c.len() == a.rows.saturating_mul(b.cols) {
-        let parallel = !runs_inline(a.rows, b.cols, a.cols);
+    check_shapes(&a, &b, c)?;
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let parallel = !runs_inline(m, n, k);
+    if (1..=small_k::MAX_K).contains(&k) {
         small_k::gemm_small_k(&a, &b, c, parallel);
         return Ok(());
     }
-    if small_n::applies(&a, &b) && a.cols == b.rows && c.len() == a.rows.saturating_mul(b.cols) {
-        // The K blocks and halves the blocked path (28 × 16 kernel) would use: same bits.
-        let (m, k, n) = (a.rows, a.cols, b.cols);
-        let parallel = !runs_inline(m, n, k);
-        let half = k_halves(m, n, k, 28, LANES).filter(|_| parallel);
+    if small_n::applies(&a, &b) {
+        // The K blocks and halves the blocked path (the narrow kernel) would use: same bits.
+        let half = k_halves(m, n, k, NARROW_MR, LANES).filter(|_| parallel);
         small_n::gemm_small_n(&a, &b, c, small_n::KPlan { kc: Tuning::DEFAULT.kc, half }, parallel);
         return Ok(());
     }
-    let kernel = if b.cols <= LANES { KernelShape::K28x16 } else { KernelShape::K14x32 };
-    gemm_tuned(a, b, c, &Tuning { kernel, inline_below: inline_below(b.cols, a.cols), ..Tuning::DEFAULT })
+    let kernel = if n <= LANES { KernelShape::K28x16 } else { KernelShape::K14x32 };
+    gemm_tuned(a, b, c, &Tuning { kernel, inline_below: inline_below(n, k), ..Tuning::DEFAULT })
 }
 
-/// [`gemm`] with explicit blocking parameters (benchmarking only).
-#[doc(hidden)]
-pub fn gemm_tuned<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32], t: &Tuning) -> Result<(), GemmError> {
+/// Rows of the narrow (28 × 16) micro-kernel.
+const NARROW_MR: usize = 28;
+
+/// `Err` unless `a · b` fits into `c`.
+fn check_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &[f32]) -> Result<(), GemmError> {
     if a.cols != b.rows {
         return Err(GemmError::InnerDims { a_cols: a.cols, b_rows: b.rows });
     }
@@ -295,12 +297,19 @@ pub fn gemm_tuned<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32],
     if c.len() != expected {
         return Err(GemmError::OutputLen { expected, got: c.len() });
     }
+    Ok(())
+}
+
+/// [`gemm`] with explicit blocking parameters (benchmarking only).
+#[doc(hidden)]
+pub fn gemm_tuned<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32], t: &Tuning) -> Result<(), GemmError> {
+    check_shapes(&a, &b, c)?;
     match t.kernel {
         KernelShape::K14x32 => drive::<T, 14, 2, 32>(&a, &b, c, t),
         KernelShape::K12x32 => drive::<T, 12, 2, 32>(&a, &b, c, t),
         KernelShape::K8x48 => drive::<T, 8, 3, 48>(&a, &b, c, t),
         KernelShape::K6x64 => drive::<T, 6, 4, 64>(&a, &b, c, t),
-        KernelShape::K28x16 => drive::<T, 28, 1, 16>(&a, &b, c, t),
+        KernelShape::K28x16 => drive::<T, NARROW_MR, 1, 16>(&a, &b, c, t),
     }
     Ok(())
 }
