@@ -3,11 +3,11 @@
 use std::borrow::Cow;
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, Tensor};
 
 use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
 use crate::parallel::{CHUNK, for_each_chunk};
+use crate::isa::{self, F32s, LANES, Level, Mask, Simd, kernel};
 use crate::reference;
 use crate::simd::{self, IntOperand, Operand};
 
@@ -123,7 +123,7 @@ pub(crate) fn float_view<R>(x: &Tensor<R>) -> Option<Cow<'_, [f32]>> {
         DType::F32 => x.as_slice::<f32>().ok().map(Cow::Borrowed),
         DType::F16 => x.as_slice::<f16>().ok().map(|h| {
             let mut out = vec![0.0f32; h.len()];
-            h.convert_to_f32_slice(&mut out);
+            simd::widen_f16(isa::current(), h, &mut out);
             Cow::Owned(out)
         }),
         DType::I32 => None,
@@ -137,7 +137,7 @@ pub(crate) fn float_storage(dtype: DType, n: usize, fill: impl FnOnce(&mut [f32]
         DType::F16 => {
             let mut wide = vec![0.0f32; n];
             fill(&mut wide);
-            Storage::for_overwrite::<f16>(n, |out| out.convert_from_f32_slice(&wide))
+            Storage::for_overwrite::<f16>(n, |out| simd::narrow_f16(isa::current(), &wide, out))
         }
         _ => Storage::for_overwrite::<f32>(n, fill),
     }
@@ -147,8 +147,8 @@ pub(crate) fn float_storage(dtype: DType, n: usize, fill: impl FnOnce(&mut [f32]
 pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
     let n = x.num_elements();
     let storage = match x.dtype() {
-        DType::F32 => unary_float(op, x.as_slice::<f32>()?),
-        DType::F16 => unary_float(op, x.as_slice::<f16>()?),
+        DType::F32 => unary_float(isa::current(), op, x.as_slice::<f32>()?),
+        DType::F16 => unary_float(isa::current(), op, x.as_slice::<f16>()?),
         DType::I32 => {
             let src = x.as_slice::<i32>()?;
             if reference::unary_i32(op, 0).is_none() {
@@ -169,16 +169,16 @@ pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
 const BLOCK: usize = 1024;
 
 /// A float element type as the SIMD kernels see it: f32 directly, f16 converted in blocks
-/// with `half`'s slice conversions (F16C), never element by element.
+/// with the dispatched slice conversions (F16C), never element by element.
 pub(crate) trait FloatIo: Element {
     /// The slice as f32, when it already is.
     fn as_f32(s: &[Self]) -> Option<&[f32]>;
     /// The slice as mutable f32, when it already is.
     fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]>;
     /// Widens `src` into `dst` (same length).
-    fn load(src: &[Self], dst: &mut [f32]);
+    fn load(level: Level, src: &[Self], dst: &mut [f32]);
     /// Narrows `src` into `dst` (same length), rounding once.
-    fn store(src: &[f32], dst: &mut [Self]);
+    fn store(level: Level, src: &[f32], dst: &mut [Self]);
     /// One element as f32.
     fn to_f32(self) -> f32;
 }
@@ -190,10 +190,10 @@ impl FloatIo for f32 {
     fn as_f32_mut(s: &mut [Self]) -> Option<&mut [f32]> {
         Some(s)
     }
-    fn load(src: &[Self], dst: &mut [f32]) {
+    fn load(_: Level, src: &[Self], dst: &mut [f32]) {
         dst.copy_from_slice(src);
     }
-    fn store(src: &[f32], dst: &mut [Self]) {
+    fn store(_: Level, src: &[f32], dst: &mut [Self]) {
         dst.copy_from_slice(src);
     }
     fn to_f32(self) -> f32 {
@@ -208,31 +208,31 @@ impl FloatIo for f16 {
     fn as_f32_mut(_: &mut [Self]) -> Option<&mut [f32]> {
         None
     }
-    fn load(src: &[Self], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
+    fn load(level: Level, src: &[Self], dst: &mut [f32]) {
+        simd::widen_f16(level, src, dst);
     }
-    fn store(src: &[f32], dst: &mut [Self]) {
-        dst.convert_from_f32_slice(src);
+    fn store(level: Level, src: &[f32], dst: &mut [Self]) {
+        simd::narrow_f16(level, src, dst);
     }
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
     }
 }
 
-fn unary_float<T: FloatIo>(op: UnaryOp, src: &[T]) -> Storage {
+fn unary_float<T: FloatIo>(level: Level, op: UnaryOp, src: &[T]) -> Storage {
     Storage::for_overwrite::<T>(src.len(), |dst| {
         for_each_chunk(dst, op.cost(), |start, out| {
             let src = &src[start..start + out.len()];
             if let (Some(s), Some(o)) = (T::as_f32(src), T::as_f32_mut(out)) {
-                simd::unary_f32(op, s, o);
+                simd::unary_f32(level, op, s, o);
                 return;
             }
             let (mut wide_in, mut wide_out) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
             for (s, o) in src.chunks(BLOCK).zip(out.chunks_mut(BLOCK)) {
                 let len = s.len();
-                T::load(s, &mut wide_in[..len]);
-                simd::unary_f32(op, &wide_in[..len], &mut wide_out[..len]);
-                T::store(&wide_out[..len], o);
+                T::load(level, s, &mut wide_in[..len]);
+                simd::unary_f32(level, op, &wide_in[..len], &mut wide_out[..len]);
+                T::store(level, &wide_out[..len], o);
             }
         })
     })
@@ -248,7 +248,7 @@ pub fn relu_grad<R>(x: &Tensor<R>, g: &Tensor<R>) -> Result<Tensor<R>> {
         return Err(Error::shape_mismatch("relu_grad", x, g, "the gradient must have the input's shape"));
     }
     let storage = match x.dtype() {
-        DType::F32 => relu_grad_f32(x.as_slice()?, g.as_slice()?),
+        DType::F32 => relu_grad_f32(isa::current(), x.as_slice()?, g.as_slice()?),
         DType::F16 => relu_grad_bits::<f16, u16>(x.as_slice()?, g.as_slice()?, 0x7c00),
         DType::I32 => {
             return Err(Error::UnsupportedDType { op: "relu_grad", shape: x.shape().clone(), dtype: x.dtype() });
@@ -259,27 +259,33 @@ pub fn relu_grad<R>(x: &Tensor<R>, g: &Tensor<R>) -> Result<Tensor<R>> {
 
 /// [`relu_grad`] on f32, 16 lanes at a time: an ordered `x > 0` compare (false for NaN)
 /// selects `g` or +0.
-fn relu_grad_f32(x: &[f32], g: &[f32]) -> Storage {
-    use wide::f32x16;
-    const L: usize = 16;
+fn relu_grad_f32(level: Level, x: &[f32], g: &[f32]) -> Storage {
     Storage::for_overwrite::<f32>(x.len(), |out| {
         for_each_chunk(out, 1, |start, out| {
-            let (x, g) = (&x[start..start + out.len()], &g[start..start + out.len()]);
-            let mut o = out.chunks_exact_mut(L);
-            let (mut xs, mut gs) = (x.chunks_exact(L), g.chunks_exact(L));
-            for ((o, x), g) in (&mut o).zip(&mut xs).zip(&mut gs) {
-                if let (Ok(o), Ok(x), Ok(g)) =
-                    (<&mut [f32; L]>::try_from(o), <&[f32; L]>::try_from(x), <&[f32; L]>::try_from(g))
-                {
-                    let mask = f32x16::new(*x).simd_gt(f32x16::ZERO);
-                    *o = mask.select(f32x16::new(*g), f32x16::ZERO).to_array();
-                }
-            }
-            for ((o, &x), &g) in o.into_remainder().iter_mut().zip(xs.remainder()).zip(gs.remainder()) {
-                *o = if x > 0.0 { g } else { 0.0 };
-            }
+            let end = start + out.len();
+            relu_grad_run(level, &x[start..end], &g[start..end], out);
         })
     })
+}
+
+kernel! {
+    /// One run of [`relu_grad_f32`].
+    fn relu_grad_run<'a>(x: &'a [f32], g: &'a [f32], out: &'a mut [f32]) => relu_grad_body;
+}
+
+#[inline(always)]
+fn relu_grad_body<S: Simd>(s: S, x: &[f32], g: &[f32], out: &mut [f32]) {
+    let n = out.len().min(x.len()).min(g.len());
+    let (xv, xt) = x[..n].as_chunks::<LANES>();
+    let (gv, gt) = g[..n].as_chunks::<LANES>();
+    let (ov, ot) = out[..n].as_chunks_mut::<LANES>();
+    let zero = s.zero();
+    for ((x, g), o) in xv.iter().zip(gv).zip(ov) {
+        s.load(x).simd_gt(zero).select(s.load(g), zero).store(o);
+    }
+    for ((o, &x), &g) in ot.iter_mut().zip(xt).zip(gt) {
+        *o = if x > 0.0 { g } else { 0.0 };
+    }
 }
 
 /// The bit-level rule of [`relu_grad`] for IEEE floats whose positive infinity is `inf`:
@@ -323,9 +329,10 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
         }
     };
     let n = out.num_elements();
+    let level = isa::current();
     let storage = match a.dtype() {
-        DType::F32 => binary_float(op, &plan, a.as_slice::<f32>()?, b.as_slice::<f32>()?, n),
-        DType::F16 => binary_float(op, &plan, a.as_slice::<f16>()?, b.as_slice::<f16>()?, n),
+        DType::F32 => binary_float(level, op, &plan, a.as_slice::<f32>()?, b.as_slice::<f32>()?, n),
+        DType::F16 => binary_float(level, op, &plan, a.as_slice::<f16>()?, b.as_slice::<f16>()?, n),
         DType::I32 => {
             let (x, y) = (a.as_slice::<i32>()?, b.as_slice::<i32>()?);
             if n > 0 {
@@ -336,7 +343,7 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
                     plan.for_each_run(start, chunk, |a_run, b_run, out| {
                         let p = a_run.map_or_else(|o| IntOperand::Splat(x[o]), |r| IntOperand::Run(&x[r]));
                         let q = b_run.map_or_else(|o| IntOperand::Splat(y[o]), |r| IntOperand::Run(&y[r]));
-                        simd::binary_i32(op, p, q, out);
+                        simd::binary_i32(level, op, p, q, out);
                     })
                 })
             })
@@ -345,7 +352,7 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
     Tensor::from_storage(storage, out)
 }
 
-fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T], n: usize) -> Storage {
+fn binary_float<T: FloatIo>(level: Level, op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T], n: usize) -> Storage {
     // One run of f32 within one chunk (scalars, small same-shape or tensor-scalar ops): the
     // kernel directly, without the chunk and run walks, which cost more than the arithmetic
     // on scalar code. Same kernel, so the same bits as the general path.
@@ -357,7 +364,7 @@ fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T]
             if contiguous { Operand::Run(v) } else { Operand::Splat(v.first().copied().unwrap_or(0.0)) }
         }
         let (p, q) = (operand(x, plan.contiguous[0]), operand(y, plan.contiguous[1]));
-        return Storage::for_overwrite::<f32>(n, |dst| simd::binary_f32(op, p, q, dst));
+        return Storage::for_overwrite::<f32>(n, |dst| simd::binary_f32(level, op, p, q, dst));
     }
     Storage::for_overwrite::<T>(n, |dst| {
         for_each_chunk(dst, op.cost(), |start, chunk| {
@@ -371,7 +378,7 @@ fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T]
                         |i| Operand::Splat(y[i].to_f32()),
                         |r| Operand::Run(T::as_f32(&y[r]).unwrap_or(&[])),
                     );
-                    simd::binary_f32(op, p, q, o);
+                    simd::binary_f32(level, op, p, q, o);
                     return;
                 }
                 let (mut wa, mut wb, mut wo) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
@@ -379,20 +386,20 @@ fn binary_float<T: FloatIo>(op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T]
                     let len = o.len();
                     let p = match &a_run {
                         Ok(r) => {
-                            T::load(&x[r.start + k * BLOCK..][..len], &mut wa[..len]);
+                            T::load(level, &x[r.start + k * BLOCK..][..len], &mut wa[..len]);
                             Operand::Run(&wa[..len])
                         }
                         Err(i) => Operand::Splat(x[*i].to_f32()),
                     };
                     let q = match &b_run {
                         Ok(r) => {
-                            T::load(&y[r.start + k * BLOCK..][..len], &mut wb[..len]);
+                            T::load(level, &y[r.start + k * BLOCK..][..len], &mut wb[..len]);
                             Operand::Run(&wb[..len])
                         }
                         Err(i) => Operand::Splat(y[*i].to_f32()),
                     };
-                    simd::binary_f32(op, p, q, &mut wo[..len]);
-                    T::store(&wo[..len], o);
+                    simd::binary_f32(level, op, p, q, &mut wo[..len]);
+                    T::store(level, &wo[..len], o);
                 }
             })
         })

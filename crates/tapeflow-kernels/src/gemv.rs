@@ -1,11 +1,9 @@
 //! Matrix–vector products: the `n = 1` and `m = 1` shapes of matmul (gradients of
 //! matrix–vector layers, jacobian rows). Packing a whole matrix for one column costs more
 //! than the product, so these read the matrix in place: a dot product per row, or a
-//! multiply-add of each row into the output.
+//! multiply-add of each row into the output. One kernel call per product, at the op's level.
 
-use wide::f32x16;
-
-const LANES: usize = 16;
+use crate::isa::{F32s, LANES, Simd, kernel};
 
 /// How the matrix's rows combine with the vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,61 +15,69 @@ pub enum RowUse {
 }
 
 /// `dot(a, b)` in four vector accumulators, combined in a fixed order.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+#[inline(always)]
+fn dot<S: Simd>(s: S, a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (av, at) = a[..n].as_chunks::<LANES>();
     let (bv, bt) = b[..n].as_chunks::<LANES>();
-    let mut acc = [f32x16::ZERO; 4];
+    let mut acc = [s.zero(); 4];
     for (k, (x, y)) in av.iter().zip(bv).enumerate() {
-        acc[k % 4] = f32x16::new(*x).mul_add(f32x16::new(*y), acc[k % 4]);
+        acc[k % 4] = s.load(x).mul_add(s.load(y), acc[k % 4]);
     }
     let tail: f32 = at.iter().zip(bt).map(|(x, y)| x * y).sum();
     ((acc[0] + acc[1]) + (acc[2] + acc[3])).reduce_add() + tail
 }
 
-/// `out += s · row`.
-fn axpy(s: f32, row: &[f32], out: &mut [f32]) {
+/// `out += c · row`.
+#[inline(always)]
+fn axpy<S: Simd>(s: S, c: f32, row: &[f32], out: &mut [f32]) {
     let n = row.len().min(out.len());
     let (rv, rt) = row[..n].as_chunks::<LANES>();
     let (ov, ot) = out[..n].as_chunks_mut::<LANES>();
-    let sv = f32x16::splat(s);
+    let cv = s.splat(c);
     for (r, o) in rv.iter().zip(ov) {
-        *o = f32x16::new(*r).mul_add(sv, f32x16::new(*o)).to_array();
+        s.load(r).mul_add(cv, s.load(o)).store(o);
     }
     for (r, o) in rt.iter().zip(ot) {
-        *o = r.mul_add(s, *o);
+        *o = r.mul_add(c, *o);
     }
 }
 
-/// `out += s[0]·rows[0] + … + s[3]·rows[3]`: four rows per pass over `out`, so `out` is
+/// `out += c[0]·rows[0] + … + c[3]·rows[3]`: four rows per pass over `out`, so `out` is
 /// loaded and stored once per four rows instead of once per row (stores bound the one-row
 /// form).
-fn axpy4(s: [f32; 4], rows: [&[f32]; 4], out: &mut [f32]) {
+#[inline(always)]
+fn axpy4<S: Simd>(s: S, c: [f32; 4], rows: [&[f32]; 4], out: &mut [f32]) {
     let n = out.len();
-    let sv = s.map(f32x16::splat);
+    let cv = c.map(|c| s.splat(c));
     let (ov, ot) = out.as_chunks_mut::<LANES>();
     let chunks = rows.map(|r| r[..n].as_chunks::<LANES>());
     for (k, o) in ov.iter_mut().enumerate() {
-        let mut acc = f32x16::new(*o);
+        let mut acc = s.load(o);
         for (j, (rv, _)) in chunks.iter().enumerate() {
-            acc = f32x16::new(rv[k]).mul_add(sv[j], acc);
+            acc = s.load(&rv[k]).mul_add(cv[j], acc);
         }
-        *o = acc.to_array();
+        acc.store(o);
     }
     for (k, o) in ot.iter_mut().enumerate() {
         for (j, (_, rt)) in chunks.iter().enumerate() {
-            *o = rt[k].mul_add(s[j], *o);
+            *o = rt[k].mul_add(c[j], *o);
         }
     }
 }
 
-/// The product of a row-major `rows × cols` matrix with `v`, written to `out` (which is
-/// overwritten): see [`RowUse`] for the two shapes.
-pub fn gemv_f32(matrix: &[f32], rows: usize, cols: usize, v: &[f32], out: &mut [f32], rows_use: RowUse) {
+kernel! {
+    /// The product of a row-major `rows × cols` matrix with `v`, written to `out` (which is
+    /// overwritten): see [`RowUse`] for the two shapes.
+    pub fn gemv_f32<'a>(matrix: &'a [f32], rows: usize, cols: usize, v: &'a [f32], out: &'a mut [f32], rows_use: RowUse) => gemv_body;
+}
+
+#[inline(always)]
+fn gemv_body<S: Simd>(s: S, matrix: &[f32], rows: usize, cols: usize, v: &[f32], out: &mut [f32], rows_use: RowUse) {
     match rows_use {
         RowUse::Dot => {
             for (i, o) in out.iter_mut().enumerate().take(rows) {
-                *o = dot(&matrix[i * cols..(i + 1) * cols], v);
+                *o = dot(s, &matrix[i * cols..(i + 1) * cols], v);
             }
         }
         RowUse::Axpy => {
@@ -82,10 +88,10 @@ pub fn gemv_f32(matrix: &[f32], rows: usize, cols: usize, v: &[f32], out: &mut [
             let row = |i: usize| &matrix[i * cols..(i + 1) * cols];
             let blocked = rows - rows % 4;
             for i in (0..blocked).step_by(4) {
-                axpy4([v[i], v[i + 1], v[i + 2], v[i + 3]], [row(i), row(i + 1), row(i + 2), row(i + 3)], out);
+                axpy4(s, [v[i], v[i + 1], v[i + 2], v[i + 3]], [row(i), row(i + 1), row(i + 2), row(i + 3)], out);
             }
-            for (i, &s) in v.iter().enumerate().take(rows).skip(blocked) {
-                axpy(s, row(i), out);
+            for (i, &c) in v.iter().enumerate().take(rows).skip(blocked) {
+                axpy(s, c, row(i), out);
             }
         }
     }
@@ -104,21 +110,23 @@ mod tests {
             let matrix: Vec<f32> = (0..rows * cols).map(value).collect();
             let v_cols: Vec<f32> = (0..cols).map(|i| value(i + 7)).collect();
             let v_rows: Vec<f32> = (0..rows).map(|i| value(i + 11)).collect();
-            // Dot: matrix (rows × cols) · v (cols × 1)
-            let mut got = vec![0.0f32; rows];
-            gemv_f32(&matrix, rows, cols, &v_cols, &mut got, RowUse::Dot);
-            let mut want = vec![0.0f32; rows];
-            reference::matmul_f32(&matrix, &v_cols, &mut want, rows, cols, 1, false, false);
-            for (g, w) in got.iter().zip(&want) {
-                prop_assert!((g - w).abs() <= 1e-5 * (cols as f32 + 1.0));
-            }
-            // Axpy: v (1 × rows) · matrix (rows × cols)
-            let mut got = vec![0.0f32; cols];
-            gemv_f32(&matrix, rows, cols, &v_rows, &mut got, RowUse::Axpy);
-            let mut want = vec![0.0f32; cols];
-            reference::matmul_f32(&v_rows, &matrix, &mut want, 1, rows, cols, false, false);
-            for (g, w) in got.iter().zip(&want) {
-                prop_assert!((g - w).abs() <= 1e-5 * (rows as f32 + 1.0));
+            for level in crate::isa::supported_levels() {
+                // Dot: matrix (rows × cols) · v (cols × 1)
+                let mut got = vec![0.0f32; rows];
+                gemv_f32(level, &matrix, rows, cols, &v_cols, &mut got, RowUse::Dot);
+                let mut want = vec![0.0f32; rows];
+                reference::matmul_f32(&matrix, &v_cols, &mut want, rows, cols, 1, false, false);
+                for (g, w) in got.iter().zip(&want) {
+                    prop_assert!((g - w).abs() <= 1e-5 * (cols as f32 + 1.0));
+                }
+                // Axpy: v (1 × rows) · matrix (rows × cols)
+                let mut got = vec![0.0f32; cols];
+                gemv_f32(level, &matrix, rows, cols, &v_rows, &mut got, RowUse::Axpy);
+                let mut want = vec![0.0f32; cols];
+                reference::matmul_f32(&v_rows, &matrix, &mut want, 1, rows, cols, false, false);
+                for (g, w) in got.iter().zip(&want) {
+                    prop_assert!((g - w).abs() <= 1e-5 * (rows as f32 + 1.0));
+                }
             }
         }
     }

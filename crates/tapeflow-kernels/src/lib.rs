@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod fastmath;
 pub mod gemm;
 pub mod gemv;
+pub mod isa;
 pub mod layout;
 pub mod matmul;
 pub mod nn;
@@ -27,3 +28,4 @@ pub use nn::{
     sparse_softmax_cross_entropy_with_probs,
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
+pub use isa::{Isa, isa};

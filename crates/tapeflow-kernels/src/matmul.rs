@@ -2,11 +2,11 @@
 //! operands.
 
 use half::f16;
-use half::slice::HalfFloatSliceExt;
 use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
 
 use crate::gemm::{self, GemmError, MatRef};
 use crate::gemv::{RowUse, gemv_f32};
+use crate::isa::{self, Level};
 use crate::layout::{broadcast_dims, broadcast_strides, for_each_strided};
 use crate::reference;
 
@@ -42,6 +42,7 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
     let k = ka;
     let (size_a, size_b, size_c) = (m * k, k * n, m * n);
     let dims = Dims { m, k, n, transpose_a, transpose_b };
+    let level = isa::current();
     let storage = match a.dtype() {
         DType::F32 if m == 1 || n == 1 => {
             let (x, y) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
@@ -49,7 +50,7 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
                 for (bi, &(i, j)) in pairs.iter().enumerate() {
                     let (xa, yb) = (&x[i * size_a..(i + 1) * size_a], &y[j * size_b..(j + 1) * size_b]);
                     let out = &mut c[bi * size_c..(bi + 1) * size_c];
-                    matrix_vector(xa, yb, out, dims);
+                    matrix_vector(level, xa, yb, out, dims);
                 }
             })
         }
@@ -57,7 +58,7 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
             let (x, y) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
             let mut done = Ok(());
             // gemm overwrites every element of C (k = 0 included), so a recycled buffer works.
-            let storage = Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(x, y, c, &pairs, dims));
+            let storage = Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(level, x, y, c, &pairs, dims));
             done.map_err(|e| mismatch(e.to_string()))?;
             storage
         }
@@ -65,10 +66,10 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
             // Widened to f32 while packing, accumulated in f32, rounded once here.
             let (x, y) = (a.as_slice::<f16>()?, b.as_slice::<f16>()?);
             let mut done = Ok(());
-            let wide = Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(x, y, c, &pairs, dims));
+            let wide = Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(level, x, y, c, &pairs, dims));
             done.map_err(|e| mismatch(e.to_string()))?;
             let c = wide.as_slice::<f32>().unwrap_or(&[]);
-            Storage::for_overwrite::<f16>(c.len(), |out| out.convert_from_f32_slice(c))
+            Storage::for_overwrite::<f16>(c.len(), |out| crate::simd::narrow_f16(level, c, out))
         }
         DType::I32 => {
             let (x, y) = (a.as_slice::<i32>()?, b.as_slice::<i32>()?);
@@ -92,21 +93,21 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
 }
 
 /// One product with `m = 1` or `n = 1`, read in place (no packing).
-fn matrix_vector(x: &[f32], y: &[f32], out: &mut [f32], d: Dims) {
+fn matrix_vector(level: Level, x: &[f32], y: &[f32], out: &mut [f32], d: Dims) {
     let Dims { m, k, n, transpose_a, transpose_b } = d;
     if n == 1 {
         // op(A) (m × k) · b (k): A stored m × k gives dot products, k × m multiply-adds.
         if transpose_a {
-            gemv_f32(x, k, m, y, out, RowUse::Axpy);
+            gemv_f32(level, x, k, m, y, out, RowUse::Axpy);
         } else {
-            gemv_f32(x, m, k, y, out, RowUse::Dot);
+            gemv_f32(level, x, m, k, y, out, RowUse::Dot);
         }
     } else {
         // a (k) · op(B) (k × n): B stored k × n gives multiply-adds, n × k dot products.
         if transpose_b {
-            gemv_f32(y, n, k, x, out, RowUse::Dot);
+            gemv_f32(level, y, n, k, x, out, RowUse::Dot);
         } else {
-            gemv_f32(y, k, n, x, out, RowUse::Axpy);
+            gemv_f32(level, y, k, n, x, out, RowUse::Axpy);
         }
     }
 }
@@ -127,6 +128,7 @@ struct Dims {
 /// to split (see [`gemm::runs_inline`]) run one per rayon task instead; each product is
 /// computed exactly the same way either way, so results never depend on the threads.
 fn gemm_batch<T: gemm::Element>(
+    level: Level,
     x: &[T],
     y: &[T],
     c: &mut [f32],
@@ -142,7 +144,7 @@ fn gemm_batch<T: gemm::Element>(
         let xa = x.get(i * size_a..(i + 1) * size_a).and_then(|d| MatRef::op(d, m, k, transpose_a));
         let yb = y.get(j * size_b..(j + 1) * size_b).and_then(|d| MatRef::op(d, k, n, transpose_b));
         match (xa, yb) {
-            (Some(xa), Some(yb)) => gemm::gemm(xa, yb, out),
+            (Some(xa), Some(yb)) => gemm::gemm_at(level, xa, yb, out),
             _ => Err(GemmError::OutOfBounds),
         }
     };

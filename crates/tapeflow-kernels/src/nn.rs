@@ -4,8 +4,8 @@ use tapeflow_dtype::{DType, Error, Result, Shape, Tensor};
 
 use crate::elementwise::{BinaryOp, UnaryOp, float_storage, float_view};
 use crate::layout::split_at_axis;
+use crate::isa::{self, Level};
 use crate::simd::{self, Operand};
-use wide::f32x16;
 
 fn float_only<R>(op: &'static str, x: &Tensor<R>) -> Result<()> {
     if x.dtype().is_float() {
@@ -60,44 +60,42 @@ fn along_axis<R>(
 /// Of one lane: `shifted = x - max(x)`, `exps = exp(shifted)`, and the sum of `exps`
 /// (returned) — with the SIMD kernels: exp within 2 ulp, the sum in vector partial sums.
 /// NaN and infinities propagate as in `log(sum(exp(x)))`.
-fn shifted_exps(lane: &[f32], shifted: &mut [f32], exps: &mut [f32]) -> f32 {
+fn shifted_exps(level: Level, lane: &[f32], shifted: &mut [f32], exps: &mut [f32]) -> f32 {
     if lane.len() <= 16 {
-        return shifted_exps_short(lane, shifted, exps);
+        return shifted_exps_short(level, lane, shifted, exps);
     }
-    let max = simd::max_f32(lane);
-    simd::binary_f32(BinaryOp::Sub, Operand::Run(lane), Operand::Splat(max), shifted);
-    simd::unary_f32(UnaryOp::Exp, shifted, exps);
-    simd::sum_f32(exps)
+    let max = simd::max_f32(level, lane);
+    simd::binary_f32(level, BinaryOp::Sub, Operand::Run(lane), Operand::Splat(max), shifted);
+    simd::unary_f32(level, UnaryOp::Exp, shifted, exps);
+    simd::sum_f32(level, exps)
 }
 
 /// [`shifted_exps`] of a lane of at most 16 elements (a classifier's logits) in one vector:
-/// the same exp kernel, without four calls that each handle a tail.
-fn shifted_exps_short(lane: &[f32], shifted: &mut [f32], exps: &mut [f32]) -> f32 {
+/// the same exp kernel, one call, without the maximum's and the sum's vector passes.
+fn shifted_exps_short(level: Level, lane: &[f32], shifted: &mut [f32], exps: &mut [f32]) -> f32 {
     let n = lane.len();
     // NaN anywhere makes the maximum NaN, as in `simd::max_f32`.
     let max =
         if lane.iter().any(|v| v.is_nan()) { f32::NAN } else { lane.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) };
-    let mut padded = [0.0f32; 16];
-    padded[..n].copy_from_slice(lane);
-    let s = (f32x16::from(padded) - f32x16::splat(max)).to_array();
-    let e = simd::unary_vec(UnaryOp::Exp, f32x16::from(s)).to_array();
-    shifted[..n].copy_from_slice(&s[..n]);
-    exps[..n].copy_from_slice(&e[..n]);
-    e[..n].iter().sum()
+    shifted[..n].iter_mut().zip(lane).for_each(|(s, &v)| *s = v - max);
+    simd::unary_f32(level, UnaryOp::Exp, &shifted[..n], &mut exps[..n]);
+    exps[..n].iter().sum()
 }
 
 /// `tf.nn.softmax(x, axis)`: `exp(x - max) / sum(exp(x - max))`.
 pub fn softmax<R>(x: &Tensor<R>, axis: isize) -> Result<Tensor<R>> {
+    let level = isa::current();
     along_axis("softmax", x, axis, |lane, out, scratch| {
-        let sum = shifted_exps(lane, scratch, out);
+        let sum = shifted_exps(level, lane, scratch, out);
         out.iter_mut().for_each(|v| *v /= sum);
     })
 }
 
 /// `tf.nn.log_softmax(x, axis)`: `(x - max) - log(sum(exp(x - max)))`.
 pub fn log_softmax<R>(x: &Tensor<R>, axis: isize) -> Result<Tensor<R>> {
+    let level = isa::current();
     along_axis("log_softmax", x, axis, |lane, out, scratch| {
-        let log_sum = shifted_exps(lane, out, scratch).ln();
+        let log_sum = shifted_exps(level, lane, out, scratch).ln();
         out.iter_mut().for_each(|v| *v -= log_sum);
     })
 }
@@ -142,9 +140,10 @@ pub fn sparse_softmax_cross_entropy_with_probs<R>(
     let (n, classes) = (logits.dims()[0], logits.dims()[1]);
     let src = float_view(logits).unwrap_or_default();
     let mut probs = vec![0.0f32; n * classes];
+    let level = isa::current();
     let storage = float_storage(logits.dtype(), n, |dst| {
         if (1..=16).contains(&classes) {
-            short_rows_cross_entropy(&src, classes, &labels, dst, &mut probs);
+            short_rows_cross_entropy(level, &src, classes, &labels, dst, &mut probs);
             return;
         }
         let mut shifted = vec![0.0f32; classes];
@@ -152,7 +151,7 @@ pub fn sparse_softmax_cross_entropy_with_probs<R>(
             let lane = &src[i * classes..(i + 1) * classes];
             let row = &mut probs[i * classes..(i + 1) * classes];
             // log(sum(exp(x))) - x[label] = log(sum(exp(x - max))) - (x[label] - max)
-            let sum = shifted_exps(lane, &mut shifted, row);
+            let sum = shifted_exps(level, lane, &mut shifted, row);
             *d = sum.ln() - shifted[label];
             row.iter_mut().for_each(|v| *v /= sum);
         }
@@ -166,7 +165,7 @@ pub fn sparse_softmax_cross_entropy_with_probs<R>(
 /// kernel, then the per-row sums, logs and divisions. Bit for bit what the per-row
 /// [`shifted_exps_short`] path computes (the same subtraction, the same exp per element,
 /// the same left-to-right sum), without a one-vector exp call per row.
-fn short_rows_cross_entropy(src: &[f32], classes: usize, labels: &[usize], loss: &mut [f32], probs: &mut [f32]) {
+fn short_rows_cross_entropy(level: Level, src: &[f32], classes: usize, labels: &[usize], loss: &mut [f32], probs: &mut [f32]) {
     let mut shifted = vec![0.0f32; src.len()];
     for (lane, out) in src.chunks_exact(classes).zip(shifted.chunks_exact_mut(classes)) {
         // NaN anywhere makes the maximum NaN, as in `shifted_exps_short`.
@@ -177,7 +176,7 @@ fn short_rows_cross_entropy(src: &[f32], classes: usize, labels: &[usize], loss:
         };
         out.iter_mut().zip(lane).for_each(|(o, &v)| *o = v - max);
     }
-    simd::unary_f32(UnaryOp::Exp, &shifted, probs);
+    simd::unary_f32(level, UnaryOp::Exp, &shifted, probs);
     for (i, (row, &label)) in probs.chunks_exact_mut(classes).zip(labels).enumerate() {
         let sum: f32 = row.iter().sum();
         loss[i] = sum.ln() - shifted[i * classes + label];

@@ -166,7 +166,8 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
     let combine = |a: f32, b: f32| {
         if op == ReduceOp::Max { crate::reference::binary_f32(crate::BinaryOp::Maximum, a, b) } else { a + b }
     };
-    let fold = |run: &[f32]| if op == ReduceOp::Max { simd::max_f32(run) } else { simd::sum_f32(run) };
+    let level = crate::isa::current();
+    let fold = |run: &[f32]| if op == ReduceOp::Max { simd::max_f32(level, run) } else { simd::sum_f32(level, run) };
     match groups.groups.as_slice() {
         // Everything into one number: partial results per fixed chunk, combined in order.
         [(_, true)] => {
@@ -188,7 +189,7 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
         [(rows, true), (cols, false)] if rows * cols >= BLOCKED_MIN_ELEMENTS => {
             let (rows, cols) = (*rows, *cols);
             let into = |acc: &mut [f32], run: &[f32]| {
-                if op == ReduceOp::Max { simd::max_into_f32(acc, run) } else { simd::add_into_f32(acc, run) }
+                if op == ReduceOp::Max { simd::max_into_f32(level, acc, run) } else { simd::add_into_f32(level, acc, run) }
             };
             let blocks = rows.div_ceil(ROWS_PER_BLOCK);
             let partials: Vec<Vec<f32>> = parallel::map_indices(blocks, |block| {
@@ -219,9 +220,9 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
                 if last_reduced {
                     acc[base] = combine(acc[base], fold(run));
                 } else if op == ReduceOp::Max {
-                    simd::max_into_f32(&mut acc[base..base + last], run);
+                    simd::max_into_f32(level, &mut acc[base..base + last], run);
                 } else {
-                    simd::add_into_f32(&mut acc[base..base + last], run);
+                    simd::add_into_f32(level, &mut acc[base..base + last], run);
                 }
             }
         }

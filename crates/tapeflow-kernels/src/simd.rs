@@ -1,120 +1,113 @@
-//! SIMD element functions and slice kernels on `wide` vectors.
+//! SIMD element functions and slice kernels, written once over the instruction-set token
+//! ([`crate::isa`]) and compiled per level.
 //!
-//! `f32x16` is one AVX-512 register under `-C target-cpu=native` on this machine (two AVX2
-//! registers, or four SSE registers, elsewhere: `wide` picks at compile time). Every slice
-//! kernel processes whole vectors and finishes a tail by padding it into one more vector,
-//! so an element's result never depends on its position: the same input gives the same
-//! bits whether it sits in a long tensor, at its end, or alone in a scalar.
+//! A vector is 16 f32 lanes on every level (one zmm register, two ymm registers, or
+//! `wide`'s `f32x16` on the baseline). Every slice kernel processes whole vectors and
+//! finishes a tail by padding it into one more vector, so an element's result never depends
+//! on its position: the same input gives the same bits whether it sits in a long tensor, at
+//! its end, or alone in a scalar. Each entry point takes the [`Level`] its op chose and
+//! dispatches once.
 //!
-//! Accuracy against a correctly rounded f64 reference is pinned by the tests at the bottom
-//! and stated in docs/PERFORMANCE.md.
+//! Accuracy against a correctly rounded f64 reference is pinned by the tests at the bottom,
+//! on every level the CPU has, and stated in docs/PERFORMANCE.md.
 
-use wide::{f32x16, i32x16};
+use half::f16;
 
 use crate::elementwise::{BinaryOp, UnaryOp};
 use crate::fastmath;
+use crate::isa::{F32s, I32s, LANES, Mask, Simd, kernel};
+#[cfg(test)]
+use crate::isa::Level;
 use crate::reference;
 
-/// Elements per vector.
-pub const LANES: usize = 16;
-
-/// Beyond this magnitude `wide`'s sin/cos range reduction loses accuracy (over 100 ulp
-/// near 3e3); such lanes are recomputed with the scalar reference.
+/// Beyond this magnitude the vector sin/cos range reduction loses accuracy; such lanes are
+/// recomputed with the scalar reference.
 const TRIG_SIMD_LIMIT: f32 = 256.0;
 
 /// Lanes where `mask` is set take `fallback(x)` computed per lane with the scalar
 /// reference; rare, so the branch is almost never taken.
-#[inline]
-fn patch_lanes(mask: f32x16, x: f32x16, y: f32x16, fallback: impl Fn(f32) -> f32) -> f32x16 {
+#[inline(always)]
+fn patch_lanes<S: Simd>(s: S, mask: S::M, x: S::F, y: S::F, fallback: impl Fn(f32) -> f32) -> S::F {
     if !mask.any() {
         return y;
     }
-    let (m, xs, mut ys) = (mask.to_array(), x.to_array(), y.to_array());
+    let (m, xs, mut ys) = (mask.bitmask(), x.to_array(), y.to_array());
     for i in 0..LANES {
-        if m[i].to_bits() != 0 {
+        if m & (1 << i) != 0 {
             ys[i] = fallback(xs[i]);
         }
     }
-    f32x16::new(ys)
+    s.load(&ys)
 }
 
-/// Lanes of a `wide` sin or cos result `y` of `x` to recompute with the scalar reference:
+/// Lanes of a vector sin or cos result `y` of `x` to recompute with the scalar reference:
 /// beyond [`TRIG_SIMD_LIMIT`], and near a zero of the function (|y| < |x|·2⁻²⁰). There the
-/// result is far smaller than the argument, and the absolute error of `wide`'s range
-/// reduction (about |x|·2⁻⁴⁸ when its last step is not fused: SSE and AVX2 without FMA)
-/// becomes several ulp of the result: 9.7 ulp for sin(−204.20352) on SSE2. With the patch
-/// the stated bound holds on every instruction set; the lanes are rare (a fraction of about
-/// 2⁻¹⁹·|x| of the inputs near each zero).
-#[inline]
-fn trig_needs_reference(x: f32x16, y: f32x16) -> f32x16 {
+/// result is far smaller than the argument, and the absolute error of the range reduction
+/// (about |x|·2⁻⁴⁸ when its steps are not fused: the baseline without FMA) becomes several
+/// ulp of the result. With the patch the stated bound holds on every level; the lanes are
+/// rare (a fraction of about 2⁻¹⁹·|x| of the inputs near each zero).
+#[inline(always)]
+fn trig_needs_reference<S: Simd>(s: S, x: S::F, y: S::F) -> S::M {
     let a = x.abs();
-    a.simd_gt(f32x16::splat(TRIG_SIMD_LIMIT)) | y.abs().simd_lt(a * f32x16::splat(1.0 / 1_048_576.0))
-}
-
-/// Lanes holding a subnormal value (nonzero, below the smallest normal).
-#[inline]
-fn subnormal(x: f32x16) -> f32x16 {
-    let a = x.abs();
-    a.simd_lt(f32x16::splat(f32::MIN_POSITIVE)) & a.simd_gt(f32x16::ZERO)
+    a.simd_gt(s.splat(TRIG_SIMD_LIMIT)) | y.abs().simd_lt(a * s.splat(1.0 / 1_048_576.0)) | a.is_nan()
 }
 
 /// `op` on one vector, with TensorFlow's NaN and infinity rules. Always inlined: the slice
 /// kernels call it with a constant `op`, so each gets a loop with the op's code in place.
 #[inline(always)]
-pub fn unary_vec(op: UnaryOp, x: f32x16) -> f32x16 {
-    let zero = f32x16::ZERO;
-    let one = f32x16::ONE;
+pub(crate) fn unary_vec<S: Simd>(s: S, op: UnaryOp, x: S::F) -> S::F {
+    let zero = s.zero();
+    let one = s.splat(1.0);
     match op {
         UnaryOp::Neg => -x,
         UnaryOp::Abs => x.abs(),
-        UnaryOp::Exp => fastmath::exp(x),
-        // wide's ln does not take subnormal inputs: those lanes use the reference.
-        UnaryOp::Log => patch_lanes(subnormal(x), x, fastmath::log(x), f32::ln),
+        UnaryOp::Exp => fastmath::exp(s, x),
+        UnaryOp::Log => fastmath::log(s, x),
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Rsqrt => one / x.sqrt(),
         UnaryOp::Square => x * x,
-        UnaryOp::Tanh => fastmath::tanh(x),
-        UnaryOp::Sigmoid => sigmoid_vec(x),
+        UnaryOp::Tanh => fastmath::tanh(s, x),
+        UnaryOp::Sigmoid => sigmoid_vec(s, x),
         // NaN compares false everywhere, so keep lanes that are > 0 or NaN.
         UnaryOp::Relu => (x.simd_gt(zero) | x.is_nan()).select(x, zero),
         UnaryOp::Sin => {
-            let y = x.sin_cos().0;
-            patch_lanes(trig_needs_reference(x, y), x, y, f32::sin)
+            let y = fastmath::sin_cos(s, x, false);
+            patch_lanes(s, trig_needs_reference(s, x, y), x, y, f32::sin)
         }
         UnaryOp::Cos => {
-            let y = x.sin_cos().1;
-            patch_lanes(trig_needs_reference(x, y), x, y, f32::cos)
+            let y = fastmath::sin_cos(s, x, true);
+            patch_lanes(s, trig_needs_reference(s, x, y), x, y, f32::cos)
         }
         UnaryOp::Softplus => {
             // max(x, 0) + log1p(exp(-|x|)): never overflows.
-            let y = x.simd_gt(zero).select(x, zero) + (-x.abs()).exp().ln_1p();
+            let y = x.simd_gt(zero).select(x, zero) + fastmath::log1p(s, fastmath::exp(s, -x.abs()));
             x.is_nan().select(x, y)
         }
-        UnaryOp::Log1p => x.ln_1p(),
-        UnaryOp::Expm1 => x.exp_m1(),
+        UnaryOp::Log1p => fastmath::log1p(s, x),
+        UnaryOp::Expm1 => fastmath::expm1(s, x),
         UnaryOp::Reciprocal => one / x,
         UnaryOp::Sign => {
-            let s = x.simd_gt(zero).select(one, x.simd_lt(zero).select(-one, zero));
-            x.is_nan().select(x, s)
+            let sign = x.simd_gt(zero).select(one, x.simd_lt(zero).select(-one, zero));
+            x.is_nan().select(x, sign)
         }
     }
 }
 
 /// The logistic function; exp is only taken of a non-positive number.
-#[inline]
-fn sigmoid_vec(x: f32x16) -> f32x16 {
-    let e = fastmath::exp(-x.abs());
-    let one = f32x16::ONE;
+#[inline(always)]
+fn sigmoid_vec<S: Simd>(s: S, x: S::F) -> S::F {
+    let e = fastmath::exp(s, -x.abs());
+    let one = s.splat(1.0);
     let positive = one / (one + e);
-    let y = x.simd_ge(f32x16::ZERO).select(positive, e * positive);
+    let y = x.simd_ge(s.zero()).select(positive, e * positive);
     x.is_nan().select(x, y)
 }
 
 /// `op` on two vectors; comparisons give 1.0 or 0.0. Always inlined, like [`unary_vec`].
 #[inline(always)]
-pub fn binary_vec(op: BinaryOp, a: f32x16, b: f32x16) -> f32x16 {
-    let one = f32x16::ONE;
-    let zero = f32x16::ZERO;
+pub(crate) fn binary_vec<S: Simd>(s: S, op: BinaryOp, a: S::F, b: S::F) -> S::F {
+    let one = s.splat(1.0);
+    let zero = s.zero();
     let any_nan = a.is_nan() | b.is_nan();
     match op {
         BinaryOp::Add => a + b,
@@ -125,24 +118,16 @@ pub fn binary_vec(op: BinaryOp, a: f32x16, b: f32x16) -> f32x16 {
             // Per lane with the scalar reference: integer powers stay exact (x**2 at 20 is
             // 400, and its gradient 2·20¹ exactly 40), which a SIMD exp/log pow loses.
             let (xa, xb) = (a.to_array(), b.to_array());
-            f32x16::new(std::array::from_fn(|i| xa[i].powf(xb[i])))
+            s.load(&std::array::from_fn(|i| xa[i].powf(xb[i])))
         }
-        BinaryOp::Maximum => any_nan.select(f32x16::splat(f32::NAN), a.simd_ge(b).select(a, b)),
-        BinaryOp::Minimum => any_nan.select(f32x16::splat(f32::NAN), a.simd_le(b).select(a, b)),
+        BinaryOp::Maximum => any_nan.select(s.splat(f32::NAN), a.simd_ge(b).select(a, b)),
+        BinaryOp::Minimum => any_nan.select(s.splat(f32::NAN), a.simd_le(b).select(a, b)),
         BinaryOp::Greater => a.simd_gt(b).select(one, zero),
         BinaryOp::GreaterEqual => a.simd_ge(b).select(one, zero),
         BinaryOp::Less => a.simd_lt(b).select(one, zero),
         BinaryOp::LessEqual => a.simd_le(b).select(one, zero),
         BinaryOp::Equal => a.simd_eq(b).select(one, zero),
     }
-}
-
-/// Loads up to 16 elements, padding with `pad`.
-#[inline]
-fn load_padded(src: &[f32], pad: f32) -> f32x16 {
-    let mut lanes = [pad; LANES];
-    lanes[..src.len()].copy_from_slice(src);
-    f32x16::new(lanes)
 }
 
 /// Expands `$body` once per variant of the op enum with `$op` bound to that variant as a
@@ -164,21 +149,26 @@ macro_rules! for_each_op {
     };
 }
 
-/// `dst[i] = op(src[i])`.
-pub fn unary_f32(op: UnaryOp, src: &[f32], dst: &mut [f32]) {
-    for_each_op!(UnaryOp, op, OP => map_unary(src, dst, |x| unary_vec(OP, x)))
+kernel! {
+    /// `dst[i] = op(src[i])`.
+    pub fn unary_f32<'a>(op: UnaryOp, src: &'a [f32], dst: &'a mut [f32]) => unary_body;
 }
 
 #[inline(always)]
-fn map_unary(src: &[f32], dst: &mut [f32], f: impl Fn(f32x16) -> f32x16) {
+fn unary_body<S: Simd>(s: S, op: UnaryOp, src: &[f32], dst: &mut [f32]) {
+    for_each_op!(UnaryOp, op, OP => map_unary(s, src, dst, |x| unary_vec(s, OP, x)))
+}
+
+#[inline(always)]
+fn map_unary<S: Simd>(s: S, src: &[f32], dst: &mut [f32], f: impl Fn(S::F) -> S::F) {
     let n = dst.len().min(src.len());
     let (src_vecs, src_tail) = src[..n].as_chunks::<LANES>();
     let (dst_vecs, dst_tail) = dst[..n].as_chunks_mut::<LANES>();
-    for (s, d) in src_vecs.iter().zip(dst_vecs) {
-        *d = f(f32x16::new(*s)).to_array();
+    for (x, d) in src_vecs.iter().zip(dst_vecs) {
+        f(s.load(x)).store(d);
     }
     if !src_tail.is_empty() {
-        let y = f(load_padded(src_tail, 1.0)).to_array();
+        let y = f(s.load_padded(src_tail, 1.0)).to_array();
         dst_tail.copy_from_slice(&y[..dst_tail.len()]);
     }
 }
@@ -192,33 +182,38 @@ pub enum Operand<'a> {
     Splat(f32),
 }
 
-/// `dst[i] = op(a[i], b[i])` where each operand is a run or a splat.
-pub fn binary_f32(op: BinaryOp, a: Operand<'_>, b: Operand<'_>, dst: &mut [f32]) {
+kernel! {
+    /// `dst[i] = op(a[i], b[i])` where each operand is a run or a splat.
+    pub fn binary_f32<'a>(op: BinaryOp, a: Operand<'a>, b: Operand<'a>, dst: &'a mut [f32]) => binary_body;
+}
+
+#[inline(always)]
+fn binary_body<S: Simd>(s: S, op: BinaryOp, a: Operand<'_>, b: Operand<'_>, dst: &mut [f32]) {
     for_each_op!(BinaryOp, op, OP => match (a, b) {
-        (Operand::Run(x), Operand::Run(y)) => zip_runs(x, y, dst, |p, q| binary_vec(OP, p, q)),
+        (Operand::Run(x), Operand::Run(y)) => zip_runs(s, x, y, dst, |p, q| binary_vec(s, OP, p, q)),
         (Operand::Run(x), Operand::Splat(v)) => {
-            let v = f32x16::splat(v);
-            map_unary(x, dst, |p| binary_vec(OP, p, v))
+            let v = s.splat(v);
+            map_unary(s, x, dst, |p| binary_vec(s, OP, p, v))
         }
         (Operand::Splat(v), Operand::Run(y)) => {
-            let v = f32x16::splat(v);
-            map_unary(y, dst, |q| binary_vec(OP, v, q))
+            let v = s.splat(v);
+            map_unary(s, y, dst, |q| binary_vec(s, OP, v, q))
         }
-        (Operand::Splat(p), Operand::Splat(q)) => dst.fill(binary_vec(OP, f32x16::splat(p), f32x16::splat(q)).to_array()[0]),
+        (Operand::Splat(p), Operand::Splat(q)) => dst.fill(binary_vec(s, OP, s.splat(p), s.splat(q)).to_array()[0]),
     })
 }
 
 #[inline(always)]
-fn zip_runs(x: &[f32], y: &[f32], dst: &mut [f32], f: impl Fn(f32x16, f32x16) -> f32x16) {
+fn zip_runs<S: Simd>(s: S, x: &[f32], y: &[f32], dst: &mut [f32], f: impl Fn(S::F, S::F) -> S::F) {
     let n = dst.len().min(x.len()).min(y.len());
     let (xv, xt) = x[..n].as_chunks::<LANES>();
     let (yv, yt) = y[..n].as_chunks::<LANES>();
     let (dv, dt) = dst[..n].as_chunks_mut::<LANES>();
     for ((p, q), d) in xv.iter().zip(yv).zip(dv) {
-        *d = f(f32x16::new(*p), f32x16::new(*q)).to_array();
+        f(s.load(p), s.load(q)).store(d);
     }
     if !dt.is_empty() {
-        let r = f(load_padded(xt, 1.0), load_padded(yt, 1.0)).to_array();
+        let r = f(s.load_padded(xt, 1.0), s.load_padded(yt, 1.0)).to_array();
         dt.copy_from_slice(&r[..dt.len()]);
     }
 }
@@ -233,7 +228,7 @@ pub enum IntOperand<'a> {
 }
 
 impl IntOperand<'_> {
-    #[inline]
+    #[inline(always)]
     fn get(&self, i: usize) -> i32 {
         match *self {
             IntOperand::Run(s) => s.get(i).copied().unwrap_or(0),
@@ -241,31 +236,38 @@ impl IntOperand<'_> {
         }
     }
 
-    #[inline]
-    fn vec_at(&self, i: usize) -> i32x16 {
+    /// The 16 values from `i` on (zeros past the end), as an array.
+    #[inline(always)]
+    fn lanes_at(&self, i: usize) -> [i32; LANES] {
         match *self {
             IntOperand::Run(s) => {
                 let mut lanes = [0i32; LANES];
                 let part = s.get(i..).unwrap_or(&[]);
                 let len = part.len().min(LANES);
                 lanes[..len].copy_from_slice(&part[..len]);
-                i32x16::new(lanes)
+                lanes
             }
-            IntOperand::Splat(v) => i32x16::splat(v),
+            IntOperand::Splat(v) => [v; LANES],
         }
     }
 }
 
-/// `dst[i] = op(a[i], b[i])` for int32, wrapping. add, sub, mul, maximum and minimum run
-/// in `i32x16`; the rest per element with the reference. The caller has refused zero
-/// divisors and negative exponents.
-pub fn binary_i32(op: BinaryOp, a: IntOperand<'_>, b: IntOperand<'_>, dst: &mut [i32]) {
-    let vector: Option<fn(i32x16, i32x16) -> i32x16> = match op {
+kernel! {
+    /// `dst[i] = op(a[i], b[i])` for int32, wrapping. add, sub, mul, maximum and minimum run
+    /// in vectors; the rest per element with the reference. The caller has refused zero
+    /// divisors and negative exponents.
+    pub fn binary_i32<'a>(op: BinaryOp, a: IntOperand<'a>, b: IntOperand<'a>, dst: &'a mut [i32]) => binary_i32_body;
+}
+
+#[inline(always)]
+fn binary_i32_body<S: Simd>(s: S, op: BinaryOp, a: IntOperand<'_>, b: IntOperand<'_>, dst: &mut [i32]) {
+    let load = |lanes: [i32; LANES]| s.load_i(&lanes);
+    let vector: Option<fn(S::I, S::I) -> S::I> = match op {
         BinaryOp::Add => Some(|p, q| p + q),
         BinaryOp::Sub => Some(|p, q| p - q),
-        BinaryOp::Mul => Some(|p, q| p * q),
-        BinaryOp::Maximum => Some(|p: i32x16, q| p.max(q)),
-        BinaryOp::Minimum => Some(|p: i32x16, q| p.min(q)),
+        BinaryOp::Mul => Some(|p, q| p.mul_lo(q)),
+        BinaryOp::Maximum => Some(|p, q| p.max(q)),
+        BinaryOp::Minimum => Some(|p, q| p.min(q)),
         _ => None,
     };
     match vector {
@@ -274,11 +276,11 @@ pub fn binary_i32(op: BinaryOp, a: IntOperand<'_>, b: IntOperand<'_>, dst: &mut 
             let (dv, dt) = dst.as_chunks_mut::<LANES>();
             let mut i = 0;
             for d in dv {
-                *d = f(a.vec_at(i), b.vec_at(i)).to_array();
+                *d = f(load(a.lanes_at(i)), load(b.lanes_at(i))).to_array();
                 i += LANES;
             }
             if !dt.is_empty() {
-                let r = f(a.vec_at(i), b.vec_at(i)).to_array();
+                let r = f(load(a.lanes_at(i)), load(b.lanes_at(i))).to_array();
                 dt.copy_from_slice(&r[..n - i]);
             }
         }
@@ -286,67 +288,142 @@ pub fn binary_i32(op: BinaryOp, a: IntOperand<'_>, b: IntOperand<'_>, dst: &mut 
     }
 }
 
-/// Sum of a run, in 4 × 16 lanes of f32 partial sums combined in a fixed order.
-pub fn sum_f32(src: &[f32]) -> f32 {
+kernel! {
+    /// Sum of a run, in 4 × 16 lanes of f32 partial sums combined in a fixed order (the
+    /// same on every level).
+    pub fn sum_f32<'a>(src: &'a [f32]) -> f32 => sum_body;
+}
+
+#[inline(always)]
+fn sum_body<S: Simd>(s: S, src: &[f32]) -> f32 {
     let (vecs, tail) = src.as_chunks::<LANES>();
-    let mut acc = [f32x16::ZERO; 4];
+    let mut acc = [s.zero(); 4];
     let (quads, rest) = vecs.as_chunks::<4>();
     for q in quads {
         for k in 0..4 {
-            acc[k] += f32x16::new(q[k]);
+            acc[k] += s.load(&q[k]);
         }
     }
     for (k, v) in rest.iter().enumerate() {
-        acc[k] += f32x16::new(*v);
+        acc[k] += s.load(v);
     }
-    acc[0] += load_padded(tail, 0.0);
+    acc[0] += s.load_padded(tail, 0.0);
     ((acc[0] + acc[1]) + (acc[2] + acc[3])).reduce_add()
 }
 
-/// Maximum of a run (−inf if empty); NaN if any element is NaN.
-pub fn max_f32(src: &[f32]) -> f32 {
+kernel! {
+    /// Maximum of a run (−inf if empty); NaN if any element is NaN.
+    pub fn max_f32<'a>(src: &'a [f32]) -> f32 => max_body;
+}
+
+#[inline(always)]
+fn max_body<S: Simd>(s: S, src: &[f32]) -> f32 {
     let (vecs, tail) = src.as_chunks::<LANES>();
-    let mut acc = f32x16::splat(f32::NEG_INFINITY);
-    let mut nan = f32x16::ZERO.simd_ne(f32x16::ZERO);
+    let mut acc = s.splat(f32::NEG_INFINITY);
+    let mut nan = s.none();
     for v in vecs {
-        let v = f32x16::new(*v);
-        nan |= v.is_nan();
+        let v = s.load(v);
+        nan = nan | v.is_nan();
         acc = acc.fast_max(v);
     }
-    let t = load_padded(tail, f32::NEG_INFINITY);
-    nan |= t.is_nan();
+    let t = s.load_padded(tail, f32::NEG_INFINITY);
+    nan = nan | t.is_nan();
     acc = acc.fast_max(t);
     if nan.any() { f32::NAN } else { acc.to_array().into_iter().fold(f32::NEG_INFINITY, f32::max) }
 }
 
-/// `acc[i] += src[i]`.
-pub fn add_into_f32(acc: &mut [f32], src: &[f32]) {
-    binary_in_place(acc, src, |a, b| a + b);
+kernel! {
+    /// `acc[i] += src[i]`.
+    pub fn add_into_f32<'a>(acc: &'a mut [f32], src: &'a [f32]) => add_into_body;
 }
 
-/// `acc[i] = max(acc[i], src[i])`, NaN sticking.
-pub fn max_into_f32(acc: &mut [f32], src: &[f32]) {
-    binary_in_place(acc, src, |a, b| binary_vec(BinaryOp::Maximum, a, b));
+#[inline(always)]
+fn add_into_body<S: Simd>(s: S, acc: &mut [f32], src: &[f32]) {
+    binary_in_place(s, acc, src, |a, b| a + b);
 }
 
-fn binary_in_place(acc: &mut [f32], src: &[f32], f: impl Fn(f32x16, f32x16) -> f32x16) {
+kernel! {
+    /// `acc[i] = max(acc[i], src[i])`, NaN sticking.
+    pub fn max_into_f32<'a>(acc: &'a mut [f32], src: &'a [f32]) => max_into_body;
+}
+
+#[inline(always)]
+fn max_into_body<S: Simd>(s: S, acc: &mut [f32], src: &[f32]) {
+    binary_in_place(s, acc, src, |a, b| binary_vec(s, BinaryOp::Maximum, a, b));
+}
+
+#[inline(always)]
+fn binary_in_place<S: Simd>(s: S, acc: &mut [f32], src: &[f32], f: impl Fn(S::F, S::F) -> S::F) {
     let n = acc.len().min(src.len());
     let (av, at) = acc[..n].as_chunks_mut::<LANES>();
     let (sv, st) = src[..n].as_chunks::<LANES>();
-    for (a, s) in av.iter_mut().zip(sv) {
-        *a = f(f32x16::new(*a), f32x16::new(*s)).to_array();
+    for (a, x) in av.iter_mut().zip(sv) {
+        f(s.load(a), s.load(x)).store(a);
     }
     if !at.is_empty() {
-        let r = f(load_padded(at, 0.0), load_padded(st, 0.0)).to_array();
+        let r = f(s.load_padded(at, 0.0), s.load_padded(st, 0.0)).to_array();
         let len = at.len();
         at.copy_from_slice(&r[..len]);
     }
 }
 
+kernel! {
+    /// `dst[i] = src[i]` widened from float16 (exact), 16 at a time.
+    pub fn widen_f16<'a>(src: &'a [f16], dst: &'a mut [f32]) => widen_body;
+}
+
+#[inline(always)]
+fn widen_body<S: Simd>(s: S, src: &[f16], dst: &mut [f32]) {
+    let n = dst.len().min(src.len());
+    let (sv, st) = src[..n].as_chunks::<LANES>();
+    let (dv, dt) = dst[..n].as_chunks_mut::<LANES>();
+    for (x, d) in sv.iter().zip(dv) {
+        s.load_f16(x).store(d);
+    }
+    let mut lanes = [f16::ZERO; LANES];
+    lanes[..st.len()].copy_from_slice(st);
+    let y = s.load_f16(&lanes).to_array();
+    dt.copy_from_slice(&y[..dt.len()]);
+}
+
+kernel! {
+    /// `dst[i] = src[i]` rounded to float16 (nearest, ties to even), 16 at a time.
+    pub fn narrow_f16<'a>(src: &'a [f32], dst: &'a mut [f16]) => narrow_body;
+}
+
+#[inline(always)]
+fn narrow_body<S: Simd>(s: S, src: &[f32], dst: &mut [f16]) {
+    let n = dst.len().min(src.len());
+    let (sv, st) = src[..n].as_chunks::<LANES>();
+    let (dv, dt) = dst[..n].as_chunks_mut::<LANES>();
+    for (x, d) in sv.iter().zip(dv) {
+        s.load(x).store_f16(d);
+    }
+    let mut lanes = [f16::ZERO; LANES];
+    s.load_padded(st, 0.0).store_f16(&mut lanes);
+    dt.copy_from_slice(&lanes[..dt.len()]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::isa::supported_levels;
     use proptest::prelude::*;
+
+    const ALL_BINARY: [BinaryOp; 12] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::Pow,
+        BinaryOp::Greater,
+        BinaryOp::GreaterEqual,
+        BinaryOp::Less,
+        BinaryOp::LessEqual,
+        BinaryOp::Equal,
+    ];
 
     const ALL_UNARY: [UnaryOp; 17] = [
         UnaryOp::Neg,
@@ -375,20 +452,20 @@ mod tests {
     fn an_elements_bits_never_depend_on_its_neighbours() {
         let neighbours = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 100.0, -100.0, 1e-40, -3e-39, 0.0];
         let probes = [0.5f32, -0.75, 2.0, 10.0, -20.0, 1e-3, 3.0e4];
-        for op in ALL_UNARY {
+        for (level, op) in supported_levels().into_iter().flat_map(|l| ALL_UNARY.map(|op| (l, op))) {
             for &p in &probes {
                 let alone = [p; LANES];
                 let mut out_alone = [0.0f32; LANES];
-                unary_f32(op, &alone, &mut out_alone);
+                unary_f32(level, op, &alone, &mut out_alone);
                 for &n in &neighbours {
                     let mut mixed = [n; LANES];
                     mixed[5] = p;
                     let mut out = [0.0f32; LANES];
-                    unary_f32(op, &mixed, &mut out);
+                    unary_f32(level, op, &mixed, &mut out);
                     let (a, b) = (out_alone[5], out[5]);
                     assert!(
                         a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
-                        "{op:?}({p}) next to {n}: {a} vs {b}"
+                        "{op:?}({p}) next to {n} at {level:?}: {a} vs {b}"
                     );
                 }
             }
@@ -446,20 +523,20 @@ mod tests {
         (prop::collection::vec(values(), 0..80), 0usize..3)
     }
 
-    fn check_unary(op: UnaryOp, data: &[f32]) -> std::result::Result<(), TestCaseError> {
+    fn check_unary(level: Level, op: UnaryOp, data: &[f32]) -> std::result::Result<(), TestCaseError> {
         let mut out = vec![0.0f32; data.len()];
-        unary_f32(op, data, &mut out);
+        unary_f32(level, op, data, &mut out);
         for (&x, &y) in data.iter().zip(&out) {
             let r = reference::unary_f32(op, x);
             let (exact, bound) = exact_and_bound(op, f64::from(x));
             if bound == 0.0 || exact.is_nan() && r.is_nan() && !x.is_nan() {
                 prop_assert!(
                     y.to_bits() == r.to_bits() || (y.is_nan() && r.is_nan()),
-                    "{op:?}({x}) = {y}, reference {r}"
+                    "{op:?}({x}) = {y} at {level:?}, reference {r}"
                 );
             } else {
                 let e = ulps(y, exact);
-                prop_assert!(e <= bound, "{op:?}({x}) = {y}, exact {exact}: {e} ulp > {bound}");
+                prop_assert!(e <= bound, "{op:?}({x}) = {y} at {level:?}, exact {exact}: {e} ulp > {bound}");
             }
         }
         Ok(())
@@ -471,8 +548,10 @@ mod tests {
         #[test]
         fn unary_kernels_match_the_reference_within_their_ulp_bounds((data, skip) in slices()) {
             let data = &data[skip.min(data.len())..];
-            for op in ALL_UNARY {
-                check_unary(op, data)?;
+            for level in supported_levels() {
+                for op in ALL_UNARY {
+                    check_unary(level, op, data)?;
+                }
             }
         }
 
@@ -480,13 +559,12 @@ mod tests {
         fn exactly_rounded_binary_ops_are_bit_exact((a, skip) in slices(), b in prop::collection::vec(values(), 80)) {
             let a = &a[skip.min(a.len())..];
             let b = &b[..a.len()];
-            for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum, BinaryOp::Minimum,
-                       BinaryOp::Pow, BinaryOp::Greater, BinaryOp::GreaterEqual, BinaryOp::Less, BinaryOp::LessEqual, BinaryOp::Equal] {
+            for (level, op) in supported_levels().into_iter().flat_map(|l| ALL_BINARY.map(|op| (l, op))) {
                 let mut out = vec![0.0f32; a.len()];
-                binary_f32(op, Operand::Run(a), Operand::Run(b), &mut out);
+                binary_f32(level, op, Operand::Run(a), Operand::Run(b), &mut out);
                 let mut splat = vec![0.0f32; a.len()];
                 let s = b.first().copied().unwrap_or(2.0);
-                binary_f32(op, Operand::Run(a), Operand::Splat(s), &mut splat);
+                binary_f32(level, op, Operand::Run(a), Operand::Splat(s), &mut splat);
                 for i in 0..a.len() {
                     let want = reference::binary_f32(op, a[i], b[i]);
                     prop_assert!(out[i].to_bits() == want.to_bits() || (out[i].is_nan() && want.is_nan()), "{op:?}({}, {}) = {}, reference {want}", a[i], b[i], out[i]);
@@ -499,11 +577,17 @@ mod tests {
         #[test]
         fn int_kernels_wrap_like_the_reference(a in prop::collection::vec(any::<i32>(), 0..70), b in prop::collection::vec(any::<i32>(), 70)) {
             let b = &b[..a.len()];
-            for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Equal] {
-                let mut out = vec![0i32; a.len()];
-                binary_i32(op, IntOperand::Run(&a), IntOperand::Run(b), &mut out);
-                for i in 0..a.len() {
-                    prop_assert_eq!(out[i], reference::binary_i32(op, a[i], b[i]));
+            for level in supported_levels() {
+                for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Maximum, BinaryOp::Minimum, BinaryOp::Equal] {
+                    let mut out = vec![0i32; a.len()];
+                    binary_i32(level, op, IntOperand::Run(&a), IntOperand::Run(b), &mut out);
+                    let mut splat = vec![0i32; a.len()];
+                    let s = b.first().copied().unwrap_or(7);
+                    binary_i32(level, op, IntOperand::Splat(s), IntOperand::Run(&a), &mut splat);
+                    for i in 0..a.len() {
+                        prop_assert_eq!(out[i], reference::binary_i32(op, a[i], b[i]));
+                        prop_assert_eq!(splat[i], reference::binary_i32(op, s, a[i]));
+                    }
                 }
             }
         }
@@ -512,9 +596,16 @@ mod tests {
         fn reductions_stay_within_one_millionth_per_element(data in prop::collection::vec(-100.0f32..100.0, 0..3000)) {
             let exact: f64 = data.iter().map(|&v| f64::from(v)).sum();
             let n = data.len().max(1) as f64;
-            prop_assert!((f64::from(sum_f32(&data)) - exact).abs() / n <= 1e-6 * 100.0);
             let want = data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            prop_assert_eq!(max_f32(&data), want);
+            let levels = supported_levels();
+            let first = sum_f32(levels[0], &data);
+            for level in levels {
+                let sum = sum_f32(level, &data);
+                prop_assert!((f64::from(sum) - exact).abs() / n <= 1e-6 * 100.0);
+                // The same fixed order of adds on every level: the same bits.
+                prop_assert_eq!(sum.to_bits(), first.to_bits());
+                prop_assert_eq!(max_f32(level, &data), want);
+            }
         }
     }
 
@@ -539,18 +630,20 @@ mod tests {
         for (op, lo, hi) in sweeps {
             let n = 200_001;
             let data: Vec<f32> = (0..n).map(|i| lo + (hi - lo) * (i as f32 / (n - 1) as f32)).collect();
-            let mut out = vec![0.0f32; n];
-            unary_f32(op, &data, &mut out);
-            let mut worst = (0.0f64, 0.0f32);
-            for (&x, &y) in data.iter().zip(&out) {
-                let (exact, bound) = exact_and_bound(op, f64::from(x));
-                let e = ulps(y, exact);
-                assert!(e <= bound, "{op:?}({x}) = {y}, exact {exact}: {e} ulp > {bound}");
-                if e > worst.0 {
-                    worst = (e, x);
+            for level in supported_levels() {
+                let mut out = vec![0.0f32; n];
+                unary_f32(level, op, &data, &mut out);
+                let mut worst = (0.0f64, 0.0f32);
+                for (&x, &y) in data.iter().zip(&out) {
+                    let (exact, bound) = exact_and_bound(op, f64::from(x));
+                    let e = ulps(y, exact);
+                    assert!(e <= bound, "{op:?}({x}) = {y} at {level:?}, exact {exact}: {e} ulp > {bound}");
+                    if e > worst.0 {
+                        worst = (e, x);
+                    }
                 }
+                println!("{op:?} on [{lo}, {hi}] at {}: worst {:.2} ulp at {}", level.isa(), worst.0, worst.1);
             }
-            println!("{op:?} on [{lo}, {hi}]: worst {:.2} ulp at {}", worst.0, worst.1);
         }
     }
 
@@ -558,37 +651,101 @@ mod tests {
     fn exp_of_subnormal_and_tiny_inputs_is_exactly_one() {
         // The fast path zeroes |x| < 2^-26 before the polynomial; e^x rounds to 1 there.
         let tiny = [1e-45f32, -1e-45, 1e-40, -1e-40, f32::MIN_POSITIVE, 1e-20, -1.4e-8, 1.4e-8, 0.0, -0.0];
-        let mut out = [0.0f32; 10];
-        unary_f32(UnaryOp::Exp, &tiny, &mut out);
-        // Compared with 1 itself, not with `f32::exp`: Miri deliberately perturbs libm
-        // results by a few ulp, and the correctly rounded value is known.
-        for (&x, &y) in tiny.iter().zip(&out) {
-            assert_eq!(y.to_bits(), 1.0f32.to_bits(), "exp({x}) = {y}");
+        for level in supported_levels() {
+            let mut out = [0.0f32; 10];
+            unary_f32(level, UnaryOp::Exp, &tiny, &mut out);
+            // Compared with 1 itself, not with `f32::exp`: Miri deliberately perturbs libm
+            // results by a few ulp, and the correctly rounded value is known.
+            for (&x, &y) in tiny.iter().zip(&out) {
+                assert_eq!(y.to_bits(), 1.0f32.to_bits(), "exp({x}) = {y} at {level:?}");
+            }
+            // Just above the threshold the result is no longer 1.
+            let mut above = [0.0f32; 1];
+            unary_f32(level, UnaryOp::Exp, &[1e-7], &mut above);
+            assert!(above[0] > 1.0);
         }
-        // Just above the threshold the result is no longer 1.
-        let mut above = [0.0f32; 1];
-        unary_f32(UnaryOp::Exp, &[1e-7], &mut above);
-        assert!(above[0] > 1.0);
+    }
+
+    #[test]
+    fn special_values_follow_tensorflow_on_every_level() {
+        let inf = f32::INFINITY;
+        let cases: [(UnaryOp, f32, f32); 16] = [
+            (UnaryOp::Exp, inf, inf),
+            (UnaryOp::Exp, -inf, 0.0),
+            (UnaryOp::Exp, 89.0, inf),
+            (UnaryOp::Log, 0.0, -inf),
+            (UnaryOp::Log, inf, inf),
+            (UnaryOp::Log, -1.0, f32::NAN),
+            (UnaryOp::Log1p, -1.0, -inf),
+            (UnaryOp::Log1p, inf, inf),
+            (UnaryOp::Log1p, -2.0, f32::NAN),
+            (UnaryOp::Expm1, inf, inf),
+            (UnaryOp::Expm1, -inf, -1.0),
+            (UnaryOp::Sin, inf, f32::NAN),
+            (UnaryOp::Cos, -inf, f32::NAN),
+            (UnaryOp::Tanh, -inf, -1.0),
+            (UnaryOp::Softplus, inf, inf),
+            (UnaryOp::Sigmoid, -inf, 0.0),
+        ];
+        for level in supported_levels() {
+            for (op, x, want) in cases {
+                for op_len in [1usize, 16, 19] {
+                    let data = vec![x; op_len];
+                    let mut out = vec![0.0f32; op_len];
+                    unary_f32(level, op, &data, &mut out);
+                    for &y in &out {
+                        assert!(y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()), "{op:?}({x}) = {y} at {level:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
     fn nan_wins_in_max_and_empty_max_is_negative_infinity() {
-        assert_eq!(max_f32(&[]), f32::NEG_INFINITY);
-        let mut v = vec![1.0f32; 40];
-        v[33] = f32::NAN;
-        assert!(max_f32(&v).is_nan());
-        assert_eq!(sum_f32(&[]), 0.0);
+        for level in supported_levels() {
+            assert_eq!(max_f32(level, &[]), f32::NEG_INFINITY);
+            let mut v = vec![1.0f32; 40];
+            v[33] = f32::NAN;
+            assert!(max_f32(level, &v).is_nan());
+            assert_eq!(sum_f32(level, &[]), 0.0);
+        }
     }
 
     #[test]
     fn an_element_gives_the_same_bits_anywhere_in_a_slice() {
         let x = 0.7315f32;
-        for len in [1usize, 15, 16, 17, 33] {
-            let data = vec![x; len];
-            for op in ALL_UNARY {
-                let mut out = vec![0.0f32; len];
-                unary_f32(op, &data, &mut out);
-                assert!(out.iter().all(|y| y.to_bits() == out[0].to_bits()), "{op:?} at length {len}");
+        for level in supported_levels() {
+            for len in [1usize, 15, 16, 17, 33] {
+                let data = vec![x; len];
+                for op in ALL_UNARY {
+                    let mut out = vec![0.0f32; len];
+                    unary_f32(level, op, &data, &mut out);
+                    assert!(out.iter().all(|y| y.to_bits() == out[0].to_bits()), "{op:?} at length {len}, {level:?}");
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn f16_conversions_match_half_on_every_level(bits in prop::collection::vec(any::<u16>(), 0..70), skip in 0usize..3) {
+            let h: Vec<f16> = bits.iter().map(|&b| f16::from_bits(b)).collect();
+            let h = &h[skip.min(h.len())..];
+            let wide: Vec<f32> = h.iter().map(|v| v.to_f32()).collect();
+            let narrowed: Vec<f16> = wide.iter().map(|&v| f16::from_f32(v * 1.001)).collect();
+            for level in supported_levels() {
+                let mut out = vec![0.0f32; h.len()];
+                widen_f16(level, h, &mut out);
+                for (a, b) in out.iter().zip(&wide) {
+                    prop_assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+                }
+                let scaled: Vec<f32> = wide.iter().map(|&v| v * 1.001).collect();
+                let mut back = vec![f16::ZERO; h.len()];
+                narrow_f16(level, &scaled, &mut back);
+                for (a, b) in back.iter().zip(&narrowed) {
+                    prop_assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{a} vs {b} at {level:?}");
+                }
             }
         }
     }

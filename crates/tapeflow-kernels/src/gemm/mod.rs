@@ -59,10 +59,11 @@ use std::cell::RefCell;
 use std::fmt;
 
 use rayon::prelude::*;
-use wide::f32x16;
 
-use kernel::LANES;
+use crate::isa::{self, Level, Simd, Token};
+use kernel::{LANES, Tile};
 pub use pack::Element;
+use pack::{Line, PackA, PackBGroup};
 
 /// A read-only `rows × cols` matrix view: element `(i, j)` is `data[i·row_stride + j·col_stride]`.
 #[derive(Clone, Copy, Debug)]
@@ -215,6 +216,24 @@ pub enum KernelShape {
     /// 28 × 16: 28 accumulators, one vector wide: for products with at most 16 columns
     /// (a 10-class output layer), which the 32-wide shapes would compute mostly as padding.
     K28x16,
+    /// 6 × 16: 6 vectors, i.e. 12 ymm accumulators: the AVX2 kernel.
+    K6x16,
+    /// 3 × 16: 3 vectors, i.e. 12 xmm accumulators: the baseline kernel of an SSE build.
+    K3x16,
+}
+
+impl KernelShape {
+    /// The main micro-kernel of a level: as many accumulators as its registers hold beside
+    /// the B vectors and one broadcast. The baseline's depends on the build's target.
+    pub fn for_level(level: Level) -> KernelShape {
+        match level.isa() {
+            isa::Isa::Avx512 => KernelShape::K14x32,
+            isa::Isa::Avx2 => KernelShape::K6x16,
+            isa::Isa::Baseline if cfg!(target_feature = "avx512f") => KernelShape::K14x32,
+            isa::Isa::Baseline if cfg!(target_feature = "avx2") => KernelShape::K6x16,
+            isa::Isa::Baseline => KernelShape::K3x16,
+        }
+    }
 }
 
 /// Blocking parameters; [`Tuning::DEFAULT`] is what [`gemm`] uses. Exposed for the
@@ -245,7 +264,8 @@ pub struct Tuning {
 }
 
 impl Tuning {
-    /// The measured defaults for this crate's target (AVX-512, 48 KiB L1d, 2 MiB L2).
+    /// The measured defaults (AVX-512, 48 KiB L1d, 2 MiB L2); [`gemm`] replaces the kernel
+    /// by the level's own ([`KernelShape::for_level`]).
     pub const DEFAULT: Tuning = Tuning {
         kernel: KernelShape::K14x32,
         kc: 800,
@@ -266,23 +286,30 @@ impl Default for Tuning {
 }
 
 /// `c = a · b` with `c` row-major `a.rows() × b.cols()`, accumulated in f32. `k = 0` gives
-/// zeros. Errors only on mismatched shapes; never panics.
+/// zeros. Errors only on mismatched shapes; never panics. Runs at the calling thread's
+/// level ([`isa::current`]).
 pub fn gemm<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32]) -> Result<(), GemmError> {
+    gemm_at(isa::current(), a, b, c)
+}
+
+/// [`gemm`] at `level`.
+pub fn gemm_at<T: Element>(level: Level, a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32]) -> Result<(), GemmError> {
     check_shapes(&a, &b, c)?;
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let parallel = !runs_inline(m, n, k);
     if (1..=small_k::MAX_K).contains(&k) {
-        small_k::gemm_small_k(&a, &b, c, parallel);
+        small_k::gemm_small_k(level, &a, &b, c, parallel);
         return Ok(());
     }
     if small_n::applies(&a, &b) {
         // The K blocks and halves the blocked path (the narrow kernel) would use: same bits.
         let half = k_halves(m, n, k, NARROW_MR, LANES).filter(|_| parallel);
-        small_n::gemm_small_n(&a, &b, c, small_n::KPlan { kc: Tuning::DEFAULT.kc, half }, parallel);
+        small_n::gemm_small_n(level, &a, &b, c, small_n::KPlan { kc: Tuning::DEFAULT.kc, half }, parallel);
         return Ok(());
     }
-    let kernel = if n <= LANES { KernelShape::K28x16 } else { KernelShape::K14x32 };
-    gemm_tuned(a, b, c, &Tuning { kernel, inline_below: inline_below(n, k), ..Tuning::DEFAULT })
+    let kernel = if n <= LANES { KernelShape::K28x16 } else { KernelShape::for_level(level) };
+    run_tuned(level, &a, &b, c, &Tuning { kernel, inline_below: inline_below(n, k), ..Tuning::DEFAULT });
+    Ok(())
 }
 
 /// Rows of the narrow (28 × 16) micro-kernel.
@@ -300,18 +327,36 @@ fn check_shapes<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &[f32]) -> Result<()
     Ok(())
 }
 
-/// [`gemm`] with explicit blocking parameters (benchmarking only).
+/// [`gemm`] with explicit blocking parameters (benchmarking only), at the calling thread's
+/// level.
 #[doc(hidden)]
 pub fn gemm_tuned<T: Element>(a: MatRef<'_, T>, b: MatRef<'_, T>, c: &mut [f32], t: &Tuning) -> Result<(), GemmError> {
     check_shapes(&a, &b, c)?;
-    match t.kernel {
-        KernelShape::K14x32 => drive::<T, 14, 2, 32>(&a, &b, c, t),
-        KernelShape::K12x32 => drive::<T, 12, 2, 32>(&a, &b, c, t),
-        KernelShape::K8x48 => drive::<T, 8, 3, 48>(&a, &b, c, t),
-        KernelShape::K6x64 => drive::<T, 6, 4, 64>(&a, &b, c, t),
-        KernelShape::K28x16 => drive::<T, NARROW_MR, 1, 16>(&a, &b, c, t),
-    }
+    run_tuned(isa::current(), &a, &b, c, t);
     Ok(())
+}
+
+/// The blocked path at `level` with the kernel shape `t.kernel`.
+fn run_tuned<T: Element>(level: Level, a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &mut [f32], t: &Tuning) {
+    match level.token() {
+        #[cfg(target_arch = "x86_64")]
+        Token::Avx512(s) => drive_shape(s, a, b, c, t),
+        #[cfg(target_arch = "x86_64")]
+        Token::Avx2(s) => drive_shape(s, a, b, c, t),
+        Token::Baseline(s) => drive_shape(s, a, b, c, t),
+    }
+}
+
+fn drive_shape<T: Element, S: Simd>(s: S, a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &mut [f32], t: &Tuning) {
+    match t.kernel {
+        KernelShape::K14x32 => drive::<T, S, 14, 2, 32>(s, a, b, c, t),
+        KernelShape::K12x32 => drive::<T, S, 12, 2, 32>(s, a, b, c, t),
+        KernelShape::K8x48 => drive::<T, S, 8, 3, 48>(s, a, b, c, t),
+        KernelShape::K6x64 => drive::<T, S, 6, 4, 64>(s, a, b, c, t),
+        KernelShape::K28x16 => drive::<T, S, NARROW_MR, 1, 16>(s, a, b, c, t),
+        KernelShape::K6x16 => drive::<T, S, 6, 1, 16>(s, a, b, c, t),
+        KernelShape::K3x16 => drive::<T, S, 3, 1, 16>(s, a, b, c, t),
+    }
 }
 
 /// Whether a product of this shape runs on the calling thread (no rayon).
@@ -343,22 +388,22 @@ thread_local! {
     /// Packing buffers reused across calls on this thread (no page faults and no zeroing
     /// on repeated products). `try_borrow_mut` falls back to fresh buffers when a nested
     /// call (rayon work stealing inside a gemm) finds them in use.
-    static BUFFERS: RefCell<(Vec<f32x16>, Vec<f32x16>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    static BUFFERS: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Buffers larger than this (in vectors, 16 MiB) are allocated per call, not kept.
-const RETAIN_VECS: usize = (16 << 20) / std::mem::size_of::<f32x16>();
+const RETAIN_VECS: usize = (16 << 20) / std::mem::size_of::<Line>();
 
-fn with_buffers(a_vecs: usize, b_vecs: usize, f: impl FnOnce(&mut [f32x16], &mut [f32x16])) {
-    let grow = |v: &mut Vec<f32x16>, len: usize| {
+fn with_buffers(a_vecs: usize, b_vecs: usize, f: impl FnOnce(&mut [Line], &mut [Line])) {
+    let grow = |v: &mut Vec<Line>, len: usize| {
         if v.len() < len {
-            v.resize(len, f32x16::ZERO);
+            v.resize(len, Line::ZERO);
         }
     };
     let mut f = Some(f);
     if a_vecs + b_vecs > RETAIN_VECS {
         if let Some(f) = f.take() {
-            f(&mut vec![f32x16::ZERO; a_vecs], &mut vec![f32x16::ZERO; b_vecs]);
+            f(&mut vec![Line::ZERO; a_vecs], &mut vec![Line::ZERO; b_vecs]);
         }
         return;
     }
@@ -373,7 +418,7 @@ fn with_buffers(a_vecs: usize, b_vecs: usize, f: impl FnOnce(&mut [f32x16], &mut
         }
     });
     if let Some(f) = f {
-        f(&mut vec![f32x16::ZERO; a_vecs], &mut vec![f32x16::ZERO; b_vecs]);
+        f(&mut vec![Line::ZERO; a_vecs], &mut vec![Line::ZERO; b_vecs]);
     }
 }
 
@@ -389,7 +434,8 @@ where
     }
 }
 
-fn drive<T: Element, const MR: usize, const NV: usize, const NR: usize>(
+fn drive<T: Element, S: Simd, const MR: usize, const NV: usize, const NR: usize>(
+    s: S,
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,
     c: &mut [f32],
@@ -407,8 +453,8 @@ fn drive<T: Element, const MR: usize, const NV: usize, const NR: usize>(
     let parallel = m.saturating_mul(n).saturating_mul(k) >= t.inline_below;
     let halves = k_halves(m, n, k, MR, NR).filter(|_| parallel);
     let run = |c: &mut [f32]| match halves {
-        Some(k0) => drive_k_halves::<T, MR, NV, NR>(a, b, c, t, k0),
-        None => drive_in_pool::<T, MR, NV, NR>(a, b, c, t, parallel),
+        Some(k0) => drive_k_halves::<T, S, MR, NV, NR>(s, a, b, c, t, k0),
+        None => drive_in_pool::<T, S, MR, NV, NR>(s, a, b, c, t, parallel),
     };
     if parallel && rayon::current_thread_index().is_none() {
         // Enter the pool once for the whole product: every fork/join below then starts
@@ -432,7 +478,8 @@ fn k_halves(m: usize, n: usize, k: usize, mr: usize, nr: usize) -> Option<usize>
 }
 
 /// `c = a[:, ..k0]·b[..k0, :] + a[:, k0..]·b[k0.., :]`, the halves side by side.
-fn drive_k_halves<T: Element, const MR: usize, const NV: usize, const NR: usize>(
+fn drive_k_halves<T: Element, S: Simd, const MR: usize, const NV: usize, const NR: usize>(
+    s: S,
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,
     c: &mut [f32],
@@ -443,15 +490,16 @@ fn drive_k_halves<T: Element, const MR: usize, const NV: usize, const NR: usize>
     let (b0, b1) = b.split_rows(k0);
     let mut second = vec![0.0f32; c.len()];
     rayon::join(
-        || drive_in_pool::<T, MR, NV, NR>(&a0, &b0, c, t, true),
-        || drive_in_pool::<T, MR, NV, NR>(&a1, &b1, &mut second, t, true),
+        || drive_in_pool::<T, S, MR, NV, NR>(s, &a0, &b0, c, t, true),
+        || drive_in_pool::<T, S, MR, NV, NR>(s, &a1, &b1, &mut second, t, true),
     );
     for (c, s) in c.iter_mut().zip(&second) {
         *c += *s;
     }
 }
 
-fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
+fn drive_in_pool<T: Element, S: Simd, const MR: usize, const NV: usize, const NR: usize>(
+    s: S,
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,
     c: &mut [f32],
@@ -478,18 +526,20 @@ fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
             let row_groups = tasks.len() / col_groups.max(1);
             for kb in 0..k_blocks {
                 let (pc, kc) = split_even(k, k_blocks, kb);
-                let apack: &mut [f32] = &mut wide::bytemuck::cast_slice_mut(&mut *abuf)[..m_sl * a_stride(kc)];
-                let bpack: &mut [f32] = &mut wide::bytemuck::cast_slice_mut(&mut *bbuf)[..nc.div_ceil(nr) * nr * kc];
-                let pack_all_a = |s: usize, d: &mut [f32]| pack::pack_a::<T, MR>(a, s * MR, pc, kc, d);
+                let apack: &mut [f32] = &mut bytemuck::cast_slice_mut(&mut *abuf)[..m_sl * a_stride(kc)];
+                let bpack: &mut [f32] = &mut bytemuck::cast_slice_mut(&mut *bbuf)[..nc.div_ceil(nr) * nr * kc];
+                let pack_all_a =
+                    |i: usize, dst: &mut [f32]| s.vectorize(PackA::<T, MR> { a, i0: i * MR, p0: pc, kc, dst });
                 let group = (nc.div_ceil(nr) / 4).clamp(1, B_GROUP);
-                let pack_all_b =
-                    |g: usize, d: &mut [f32]| pack::pack_b_group::<T, NR>(b, jc + g * group * nr, pc, kc, d);
+                let pack_all_b = |g: usize, dst: &mut [f32]| {
+                    s.vectorize(PackBGroup::<T, NR> { b, j0: jc + g * group * nr, p0: pc, kc, dst })
+                };
                 if parallel && t.owner_pack && col_groups > 1 {
                     // Each column group packs its own B block and then runs its tasks:
                     // the block is written into the L2 of the core that reads it.
                     for_chunks(true, apack, a_stride(kc), pack_all_a);
                     let apack: &[f32] = apack;
-                    let mut rest: &mut [f32x16] = &mut bbuf[..];
+                    let mut rest: &mut [Line] = &mut bbuf[..];
                     let mut blocks = Vec::with_capacity(col_groups);
                     for cg in 0..col_groups {
                         let (s0, ns) = split_even(nc.div_ceil(nr), col_groups, cg);
@@ -498,10 +548,11 @@ fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
                         rest = tail;
                     }
                     blocks.par_iter_mut().zip(tasks.par_chunks_mut(row_groups)).for_each(|((s0, block), group)| {
-                        pack::pack_b_group::<T, NR>(b, jc + *s0 * nr, pc, kc, wide::bytemuck::cast_slice_mut(block));
-                        let block: &[f32x16] = block;
+                        let dst = bytemuck::cast_slice_mut(block);
+                        s.vectorize(PackBGroup::<T, NR> { b, j0: jc + *s0 * nr, p0: pc, kc, dst });
+                        let block: &[Line] = block;
                         group.par_iter_mut().for_each(|task| {
-                            run_task::<MR, NV>(task, (apack, a_stride(kc)), (block, *s0), kc, kb == 0, t)
+                            run_task::<S, MR, NV>(s, task, (apack, a_stride(kc)), (block, *s0), kc, kb == 0, t)
                         });
                     });
                     continue;
@@ -515,9 +566,10 @@ fn drive_in_pool<T: Element, const MR: usize, const NV: usize, const NR: usize>(
                     for_chunks(false, apack, a_stride(kc), pack_all_a);
                     for_chunks(false, bpack, group * nr * kc, pack_all_b);
                 }
-                let (apack, bpack): (&[f32], &[f32x16]) = (apack, &bbuf[..]);
-                let run =
-                    |task: &mut Task<'_>| run_task::<MR, NV>(task, (apack, a_stride(kc)), (bpack, 0), kc, kb == 0, t);
+                let (apack, bpack): (&[f32], &[Line]) = (apack, &bbuf[..]);
+                let run = |task: &mut Task<'_>| {
+                    run_task::<S, MR, NV>(s, task, (apack, a_stride(kc)), (bpack, 0), kc, kb == 0, t)
+                };
                 if parallel {
                     tasks.par_iter_mut().for_each(run);
                 } else {
@@ -577,10 +629,11 @@ fn make_tasks<'c, const MR: usize>(
 
 /// One task's share of a K block: A slivers outer (each stays in L1 while the task's B
 /// slivers stream past it from L2), or B slivers outer when `!t.a_outer`.
-fn run_task<const MR: usize, const NV: usize>(
+fn run_task<S: Simd, const MR: usize, const NV: usize>(
+    s: S,
     task: &mut Task<'_>,
     (apack, a_stride): (&[f32], usize),
-    (bpack, s_base): (&[f32x16], usize),
+    (bpack, s_base): (&[Line], usize),
     kc: usize,
     first: bool,
     t: &Tuning,
@@ -594,7 +647,7 @@ fn run_task<const MR: usize, const NV: usize>(
         let ncols = nr.min(task.cols - js * nr);
         let lo = is * MR;
         let hi = (lo + MR).min(rows);
-        kernel::tile::<MR, NV>(kc, asl, bs, &mut task.rows[lo..hi], js * nr, ncols, first);
+        s.vectorize(Tile::<MR, NV> { kc, a: asl, b: bs, rows: &mut task.rows[lo..hi], col: js * nr, ncols, first });
     };
     if t.a_outer {
         for is in 0..task.slivers {
@@ -611,26 +664,38 @@ fn run_task<const MR: usize, const NV: usize>(
     }
 }
 
-/// Benchmark hook: `reps` micro-kernel calls on L1-resident slivers of depth `kc`;
-/// returns the flops done.
+/// Benchmark hook: `reps` micro-kernel calls on L1-resident slivers of depth `kc`, at the
+/// calling thread's level; returns the flops done.
 #[doc(hidden)]
 pub fn bench_kernel(shape: KernelShape, kc: usize, reps: usize) -> f64 {
-    fn go<const MR: usize, const NV: usize>(kc: usize, reps: usize) -> f64 {
+    fn go<S: Simd, const MR: usize, const NV: usize>(s: S, kc: usize, reps: usize) -> f64 {
         let a = vec![0.5f32; kc * MR];
-        let b = vec![f32x16::splat(0.25); kc * NV];
+        let b = vec![Line([0.25; LANES]); kc * NV];
         let mut c = vec![0.0f32; MR * NV * LANES];
         for _ in 0..reps {
             let mut rows: Vec<&mut [f32]> = c.chunks_mut(NV * LANES).collect();
-            kernel::tile::<MR, NV>(kc, &a, &b, &mut rows, 0, NV * LANES, false);
+            let ncols = NV * LANES;
+            s.vectorize(Tile::<MR, NV> { kc, a: &a, b: &b, rows: &mut rows, col: 0, ncols, first: false });
         }
         std::hint::black_box(&c);
         (2 * MR * NV * LANES * kc * reps) as f64
     }
-    match shape {
-        KernelShape::K14x32 => go::<14, 2>(kc, reps),
-        KernelShape::K12x32 => go::<12, 2>(kc, reps),
-        KernelShape::K8x48 => go::<8, 3>(kc, reps),
-        KernelShape::K6x64 => go::<6, 4>(kc, reps),
-        KernelShape::K28x16 => go::<28, 1>(kc, reps),
+    fn at<S: Simd>(s: S, shape: KernelShape, kc: usize, reps: usize) -> f64 {
+        match shape {
+            KernelShape::K14x32 => go::<S, 14, 2>(s, kc, reps),
+            KernelShape::K12x32 => go::<S, 12, 2>(s, kc, reps),
+            KernelShape::K8x48 => go::<S, 8, 3>(s, kc, reps),
+            KernelShape::K6x64 => go::<S, 6, 4>(s, kc, reps),
+            KernelShape::K28x16 => go::<S, 28, 1>(s, kc, reps),
+            KernelShape::K6x16 => go::<S, 6, 1>(s, kc, reps),
+            KernelShape::K3x16 => go::<S, 3, 1>(s, kc, reps),
+        }
+    }
+    match isa::current().token() {
+        #[cfg(target_arch = "x86_64")]
+        Token::Avx512(s) => at(s, shape, kc, reps),
+        #[cfg(target_arch = "x86_64")]
+        Token::Avx2(s) => at(s, shape, kc, reps),
+        Token::Baseline(s) => at(s, shape, kc, reps),
     }
 }

@@ -15,16 +15,28 @@
 
 use half::f16;
 use half::slice::HalfFloatSliceExt;
-use wide::{ShuffleExt, f32x16, u32x16};
+
+use crate::isa::{F32s, Kernel, LANES, Simd};
 
 use super::MatRef;
 
 /// Columns of A per block of the packed A layout, and the side of the square blocks
-/// transposed in registers (one zmm holds 16 f32).
-pub(super) const KB: usize = 16;
+/// transposed in registers (one vector holds 16 f32).
+pub(super) const KB: usize = LANES;
+
+/// One vector's worth of packed floats, on its own cache line (packing buffers are made of
+/// these, so every sliver and every B row of a sliver starts aligned).
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(64))]
+pub(crate) struct Line(pub(crate) [f32; LANES]);
+
+impl Line {
+    /// Zeros.
+    pub(crate) const ZERO: Line = Line([0.0; LANES]);
+}
 
 /// An input element type of the GEMM: widened to f32 while packing.
-pub trait Element: Copy + Send + Sync + 'static {
+pub trait Element: Copy + Send + Sync + 'static + sealed::Widen16 {
     /// Widens one value.
     fn to_f32(self) -> f32;
 
@@ -34,8 +46,6 @@ pub trait Element: Copy + Send + Sync + 'static {
     /// Widens 16 values into `dst`, straight to memory.
     fn widen_block(src: &[Self; KB], dst: &mut [f32; KB]);
 
-    /// Widens 16 values into one register.
-    fn widen16(src: &[Self; KB]) -> f32x16;
 
     /// Widens a contiguous run into every `stride`-th element of `dst`, starting at
     /// `dst[0]`: `dst[i·stride] = src[i]`.
@@ -70,10 +80,6 @@ impl Element for f32 {
         *dst = *src;
     }
 
-    #[inline(always)]
-    fn widen16(src: &[f32; KB]) -> f32x16 {
-        load16(src)
-    }
 
     #[inline]
     fn scatter(src: &[f32], dst: &mut [f32], stride: usize) {
@@ -91,8 +97,8 @@ impl Element for f16 {
 
     #[inline]
     fn widen(src: &[f16], dst: &mut [f32]) {
-        // `HalfFloatSliceExt` converts with F16C (8 values per instruction) when the
-        // target has it, which `-C target-cpu=native` gives here.
+        // `HalfFloatSliceExt` converts with F16C (8 values per instruction) when the CPU
+        // has it (detected at run time).
         src.convert_to_f32_slice(&mut dst[..src.len()]);
     }
 
@@ -101,33 +107,33 @@ impl Element for f16 {
         src.convert_to_f32_slice(dst);
     }
 
-    #[inline(always)]
-    fn widen16(src: &[f16; KB]) -> f32x16 {
-        let mut out = [0.0f32; KB];
-        src.convert_to_f32_slice(&mut out);
-        f32x16::new(out)
-    }
 }
 
-/// One 64-byte unaligned load into a register, for the register transposes. The safe
-/// `f32x16::new(*src)` is compiled into a copy through the stack in 32-byte halves whose
-/// 64-byte reload then stalls on store forwarding; measured on `Aᵀ·Bᵀ` at n = 512 (both
-/// operands transposed while packing), packing takes 12.4% of the time with it and 10.8%
-/// with this load. (Plain copies do not need it: `*dst = *src` never reloads.)
-#[inline(always)]
-fn load16(src: &[f32; KB]) -> f32x16 {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
-    {
-        use std::arch::x86_64::__m512;
-        // SAFETY: the pointer comes from a reference to 16 f32, i.e. 64 readable bytes,
-        // exactly the size of `__m512`; `read_unaligned` has no alignment requirement;
-        // every bit pattern is a valid `__m512`. (A plain vector type, so LLVM emits one
-        // `vmovups zmm`; `_mm512_loadu_ps` would need Rust 1.89, above the MSRV.)
-        f32x16::from(unsafe { std::ptr::read_unaligned(src.as_ptr().cast::<__m512>()) })
+// The module is private, so `Widen16` cannot be named outside the crate: the tokens it
+// mentions stay private although the trait is a supertrait of the public `Element`.
+#[allow(private_interfaces, private_bounds)]
+mod sealed {
+    use super::*;
+
+    /// The vector widening of 16 values, at a level: outside the public [`Element`] trait
+    /// (whose users never see the instruction-set tokens), and sealing it.
+    pub trait Widen16: Sized {
+        /// Widens 16 values into one register.
+        fn widen16<S: Simd>(s: S, src: &[Self; KB]) -> S::F;
     }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx512f")))]
-    {
-        f32x16::new(*src)
+
+    impl Widen16 for f32 {
+        #[inline(always)]
+        fn widen16<S: Simd>(s: S, src: &[f32; KB]) -> S::F {
+            s.load(src)
+        }
+    }
+
+    impl Widen16 for f16 {
+        #[inline(always)]
+        fn widen16<S: Simd>(s: S, src: &[f16; KB]) -> S::F {
+            s.load_f16(src)
+        }
     }
 }
 
@@ -160,65 +166,71 @@ fn widen_n<T: Element, const N: usize>(src: &[T], dst: &mut [f32]) {
     }
 }
 
-/// One butterfly stage of [`transpose16`]: swaps bit `log2(B)` of the row index with the
-/// same bit of the column index, one two-source permute (`vpermt2ps`) per output row.
-#[inline(always)]
-fn transpose_stage<const B: usize>(m: &mut [f32x16; KB]) {
-    let bit = B as u32;
-    // Lane c of the low row of a pair takes (row r, col c) when the bit of c is clear,
-    // else (row r | bit, col c ^ bit); the high row takes the mirror image.
-    let lo = u32x16::new(std::array::from_fn(|c| {
-        let c = c as u32;
-        if c & bit == 0 { c } else { 16 + (c ^ bit) }
-    }));
-    let hi = u32x16::new(std::array::from_fn(|c| {
-        let c = c as u32;
-        if c & bit == 0 { c | bit } else { 16 + c }
-    }));
-    for base in (0..KB).step_by(2 * B) {
-        for r in base..base + B {
-            let pair = [m[r], m[r + B]];
-            m[r] = pair.shuffle_wrapping(lo);
-            m[r + B] = pair.shuffle_wrapping(hi);
-        }
-    }
-}
-
-/// Transposes a 16 × 16 block held as 16 row vectors (four butterfly stages, 64
-/// permutes).
-#[inline(always)]
-pub(super) fn transpose16(mut m: [f32x16; KB]) -> [f32x16; KB] {
-    transpose_stage::<1>(&mut m);
-    transpose_stage::<2>(&mut m);
-    transpose_stage::<4>(&mut m);
-    transpose_stage::<8>(&mut m);
-    m
-}
-
 /// The runs `data[start(i) .. start(i) + 16]` for `i < count` as the rows of a block
 /// (a run reaching past the data keeps its first `len` elements, the rest zero; rows
 /// from `count` on are zero), transposed: lane `i` of vector `q` is element `q` of run
 /// `i`. Lanes of a run past `len` may hold neighbouring data; callers ignore them.
 #[inline(always)]
-fn load_transposed<T: Element>(data: &[T], count: usize, len: usize, start: impl Fn(usize) -> usize) -> [f32x16; KB] {
-    transpose16(std::array::from_fn(|i| {
+fn load_transposed<T: Element, S: Simd>(
+    s: S,
+    data: &[T],
+    count: usize,
+    len: usize,
+    start: impl Fn(usize) -> usize,
+) -> [S::F; KB] {
+    s.transpose16(std::array::from_fn(|i| {
         if i >= count {
-            return f32x16::ZERO;
+            return s.zero();
         }
         match <&[T; KB]>::try_from(run(data, start(i), KB)) {
-            Ok(src) => T::widen16(src),
+            Ok(src) => T::widen16(s, src),
             Err(_) => {
                 let mut buf = [0.0f32; KB];
                 T::widen(run(data, start(i), len.min(KB)), &mut buf);
-                f32x16::new(buf)
+                s.load(&buf)
             }
         }
     }))
 }
 
+/// [`pack_a`] as a kernel call.
+pub(super) struct PackA<'m, 'd, T, const MR: usize> {
+    pub(super) a: &'m MatRef<'m, T>,
+    pub(super) i0: usize,
+    pub(super) p0: usize,
+    pub(super) kc: usize,
+    pub(super) dst: &'d mut [f32],
+}
+
+impl<T: Element, const MR: usize> Kernel for PackA<'_, '_, T, MR> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        pack_a::<T, S, MR>(s, self.a, self.i0, self.p0, self.kc, self.dst);
+    }
+}
+
+/// [`pack_b_group`] as a kernel call.
+pub(super) struct PackBGroup<'m, 'd, T, const NR: usize> {
+    pub(super) b: &'m MatRef<'m, T>,
+    pub(super) j0: usize,
+    pub(super) p0: usize,
+    pub(super) kc: usize,
+    pub(super) dst: &'d mut [f32],
+}
+
+impl<T: Element, const NR: usize> Kernel for PackBGroup<'_, '_, T, NR> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        pack_b_group::<T, S, NR>(s, self.b, self.j0, self.p0, self.kc, self.dst);
+    }
+}
+
 /// Packs rows `i0 .. i0 + MR` (clipped to the matrix, zero beyond) and columns
 /// `p0 .. p0 + kc` of `a` into `dst` (`kc·MR` floats) in the layout of the module docs.
-pub(super) fn pack_a<T: Element, const MR: usize>(a: &MatRef<'_, T>, i0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+#[inline(always)]
+fn pack_a<T: Element, S: Simd, const MR: usize>(s: S, a: &MatRef<'_, T>, i0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
     let Some(dst) = dst.get_mut(..kc * MR) else { return };
     let rows = MR.min(a.rows.saturating_sub(i0));
     if rows < MR {
@@ -243,10 +255,10 @@ pub(super) fn pack_a<T: Element, const MR: usize>(a: &MatRef<'_, T>, i0: usize, 
         for (blk, d) in blocks.chunks_exact_mut(MR * KB).enumerate() {
             for r0 in (0..rows).step_by(KB) {
                 let n = (rows - r0).min(KB);
-                let t = load_transposed(a.data, KB, n, |q| (p0 + blk * KB + q) * a.col_stride + i0 + r0);
+                let t = load_transposed(s, a.data, KB, n, |q| (p0 + blk * KB + q) * a.col_stride + i0 + r0);
                 for (d, v) in d[r0 * KB..].chunks_exact_mut(KB).zip(&t).take(n) {
                     if let Ok(d) = <&mut [f32; KB]>::try_from(d) {
-                        *d = v.to_array();
+                        v.store(d);
                     }
                 }
             }
@@ -272,7 +284,8 @@ pub(super) fn pack_a<T: Element, const MR: usize>(a: &MatRef<'_, T>, i0: usize, 
 
 /// Packs columns `j0 .. j0 + NR` (clipped, zero beyond) and rows `p0 .. p0 + kc` of `b`
 /// into `dst` (`kc·NR` floats), layout `dst[p·NR + c]`.
-fn pack_b<T: Element, const NR: usize>(b: &MatRef<'_, T>, j0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+#[inline(always)]
+fn pack_b<T: Element, S: Simd, const NR: usize>(s: S, b: &MatRef<'_, T>, j0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
     let Some(dst) = dst.get_mut(..kc * NR) else { return };
     let cols = NR.min(b.cols.saturating_sub(j0));
     if cols < NR {
@@ -290,10 +303,10 @@ fn pack_b<T: Element, const NR: usize>(b: &MatRef<'_, T>, j0: usize, p0: usize, 
         for q0 in (0..full).step_by(KB) {
             for c0 in (0..NR).step_by(KB) {
                 let n = cols.saturating_sub(c0).min(KB);
-                let t = load_transposed(b.data, n, KB, |c| (j0 + c0 + c) * b.col_stride + p0 + q0);
+                let t = load_transposed(s, b.data, n, KB, |c| (j0 + c0 + c) * b.col_stride + p0 + q0);
                 for (q, v) in t.iter().enumerate() {
                     if let Ok(d) = <&mut [f32; KB]>::try_from(&mut dst[(q0 + q) * NR + c0..][..KB]) {
-                        *d = v.to_array();
+                        v.store(d);
                     }
                 }
             }
@@ -313,7 +326,9 @@ fn pack_b<T: Element, const NR: usize>(b: &MatRef<'_, T>, j0: usize, p0: usize, 
 /// Packs the consecutive B slivers, the first at column `j0`, that fill `dst` (whole
 /// `kc·NR` slivers). A row-major B is read row by row across all of them, one contiguous
 /// run per row, which streams far better than sliver by sliver (rows a stride apart).
-pub(super) fn pack_b_group<T: Element, const NR: usize>(
+#[inline(always)]
+fn pack_b_group<T: Element, S: Simd, const NR: usize>(
+    s: S,
     b: &MatRef<'_, T>,
     j0: usize,
     p0: usize,
@@ -325,20 +340,20 @@ pub(super) fn pack_b_group<T: Element, const NR: usize>(
         return;
     }
     if b.col_stride != 1 {
-        for (s, d) in dst.chunks_exact_mut(size).enumerate() {
-            pack_b::<T, NR>(b, j0 + s * NR, p0, kc, d);
+        for (i, d) in dst.chunks_exact_mut(size).enumerate() {
+            pack_b::<T, S, NR>(s, b, j0 + i * NR, p0, kc, d);
         }
         return;
     }
-    for (s, d) in dst.chunks_exact_mut(size).enumerate() {
-        if j0 + (s + 1) * NR > b.cols {
+    for (i, d) in dst.chunks_exact_mut(size).enumerate() {
+        if j0 + (i + 1) * NR > b.cols {
             d.fill(0.0);
         }
     }
     for p in 0..kc {
         let row = (p0 + p) * b.row_stride;
-        for (s, d) in dst.chunks_exact_mut(size).enumerate() {
-            let j = j0 + s * NR;
+        for (i, d) in dst.chunks_exact_mut(size).enumerate() {
+            let j = j0 + i * NR;
             let cols = NR.min(b.cols.saturating_sub(j));
             widen_n::<T, NR>(run(b.data, row + j, cols), &mut d[p * NR..(p + 1) * NR]);
         }

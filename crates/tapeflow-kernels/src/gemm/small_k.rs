@@ -8,9 +8,9 @@
 //! from zero, then stored: exactly what the micro-kernel does for a product whose K fits
 //! one block, so this path gives the same bits as the blocked one (tested).
 
-use wide::f32x16;
+use crate::isa::{F32s, Kernel, LANES, Level, Simd};
 
-use super::kernel::LANES;
+use super::pack::Line;
 use super::{Element, MatRef};
 
 /// Longest K this path takes.
@@ -24,7 +24,7 @@ const ROWS_PER_JOB: usize = 64;
 
 /// `c = a · b` for `1 ≤ k ≤ MAX_K`, `c` row-major `m × n`; rows split over rayon when
 /// `parallel`.
-pub(super) fn gemm_small_k<T: Element>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &mut [f32], parallel: bool) {
+pub(super) fn gemm_small_k<T: Element>(level: Level, a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &mut [f32], parallel: bool) {
     let (k, n) = (a.cols, b.cols);
     if n == 0 || k == 0 || k > MAX_K {
         return;
@@ -34,17 +34,44 @@ pub(super) fn gemm_small_k<T: Element>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: 
     let nv = n.div_ceil(LANES);
     let group = if nv >= 8 { 8 } else { nv.next_power_of_two() };
     let stride = nv.next_multiple_of(group);
-    let mut wide_b = vec![f32x16::ZERO; k * stride];
+    let mut wide_b = vec![Line::ZERO; k * stride];
     {
-        let flat: &mut [f32] = wide::bytemuck::cast_slice_mut(&mut wide_b);
+        let flat: &mut [f32] = bytemuck::cast_slice_mut(&mut wide_b);
         for p in 0..k {
             for (j, x) in flat[p * stride * LANES..][..n].iter_mut().enumerate() {
                 *x = b.get(p, j).to_f32();
             }
         }
     }
-    let rows = |first_row: usize, out: &mut [f32]| {
-        let count = out.len() / n;
+    let wide_b = &wide_b[..];
+    let rows = |first_row: usize, out: &mut [f32]| level.dispatch(Rows { a, wide_b, stride, group, n, first_row, out });
+    if parallel {
+        crate::parallel::for_each_item(c.chunks_mut(ROWS_PER_JOB * n).collect(), |job, out| {
+            rows(job * ROWS_PER_JOB, out)
+        });
+    } else {
+        rows(0, c);
+    }
+}
+
+/// Rows `first_row ..` of C (`out`, whole rows), one kernel call per job.
+struct Rows<'x, 'o, T> {
+    a: &'x MatRef<'x, T>,
+    wide_b: &'x [Line],
+    stride: usize,
+    group: usize,
+    n: usize,
+    first_row: usize,
+    out: &'o mut [f32],
+}
+
+impl<T: Element> Kernel for Rows<'_, '_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let Rows { a, wide_b, stride, group, n, first_row, out } = self;
+        let k = a.cols;
+        let count = out.len() / n.max(1);
         for r in 0..count {
             // C is written once and is usually out of cache (a recycled output buffer):
             // ask for a row a few rows ahead in a writable state.
@@ -59,34 +86,27 @@ pub(super) fn gemm_small_k<T: Element>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: 
             }
             let a_row = &a_row[..k];
             match group {
-                1 => row::<1>(a_row, &wide_b, stride, c_row),
-                2 => row::<2>(a_row, &wide_b, stride, c_row),
-                4 => row::<4>(a_row, &wide_b, stride, c_row),
-                _ => row::<8>(a_row, &wide_b, stride, c_row),
+                1 => row::<S, 1>(s, a_row, wide_b, stride, c_row),
+                2 => row::<S, 2>(s, a_row, wide_b, stride, c_row),
+                4 => row::<S, 4>(s, a_row, wide_b, stride, c_row),
+                _ => row::<S, 8>(s, a_row, wide_b, stride, c_row),
             }
         }
-    };
-    if parallel {
-        crate::parallel::for_each_item(c.chunks_mut(ROWS_PER_JOB * n).collect(), |job, out| {
-            rows(job * ROWS_PER_JOB, out)
-        });
-    } else {
-        rows(0, c);
     }
 }
 
 /// One row of C: `c_row[j] = Σ_p a_row[p]·b[p][j]` as an FMA chain over ascending `p`,
 /// `V` vectors at a time (B's rows are `stride` vectors, a multiple of `V`).
-#[inline]
-fn row<const V: usize>(a_row: &[f32], wide_b: &[f32x16], stride: usize, c_row: &mut [f32]) {
+#[inline(always)]
+fn row<S: Simd, const V: usize>(s: S, a_row: &[f32], wide_b: &[Line], stride: usize, c_row: &mut [f32]) {
     let n = c_row.len();
     for v0 in (0..stride).step_by(V) {
-        let mut acc = [f32x16::ZERO; V];
+        let mut acc = [s.zero(); V];
         for (p, &x) in a_row.iter().enumerate() {
-            let av = f32x16::splat(x);
+            let av = s.splat(x);
             let Some(b_group) = wide_b.get(p * stride + v0..).and_then(|b| b.first_chunk::<V>()) else { return };
-            for (acc, &bv) in acc.iter_mut().zip(b_group) {
-                *acc = av.mul_add(bv, *acc);
+            for (acc, bv) in acc.iter_mut().zip(b_group) {
+                *acc = av.mul_add(s.load(&bv.0), *acc);
             }
         }
         for (v, acc) in acc.iter().enumerate() {
@@ -95,7 +115,7 @@ fn row<const V: usize>(a_row: &[f32], wide_b: &[f32x16], stride: usize, c_row: &
                 break;
             }
             let len = LANES.min(n - start);
-            c_row[start..start + len].copy_from_slice(&acc.as_array()[..len]);
+            c_row[start..start + len].copy_from_slice(&acc.to_array()[..len]);
         }
     }
 }

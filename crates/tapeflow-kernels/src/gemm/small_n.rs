@@ -10,9 +10,9 @@
 //! that take it), the FMA chain `c = a[i,p]·b[p,j] + c` over ascending `p` from zero; the
 //! blocks' chains are added in order, and the second half's sum to the first's.
 
-use wide::f32x16;
+use crate::isa::{F32s, Kernel, LANES, Level, Simd};
 
-use super::kernel::LANES;
+use super::pack::Line;
 use super::{Element, MatRef, split_even};
 
 /// Widest output this path takes: one vector.
@@ -44,6 +44,7 @@ pub(super) struct KPlan {
 /// `c = a · b` for `1 ≤ n ≤ MAX_N`, `c` row-major `m × n`, K cut as `plan` says; rows
 /// split over the threads when `parallel`.
 pub(super) fn gemm_small_n<T: Element>(
+    level: Level,
     a: &MatRef<'_, T>,
     b: &MatRef<'_, T>,
     c: &mut [f32],
@@ -54,22 +55,14 @@ pub(super) fn gemm_small_n<T: Element>(
     if n == 0 || n > MAX_N || k == 0 || plan.kc == 0 || c.len() != a.rows * n {
         return;
     }
-    let mut wide_b = vec![f32x16::ZERO; k];
+    let mut wide_b = vec![Line::ZERO; k];
     for (p, v) in wide_b.iter_mut().enumerate() {
-        let mut lanes = [0.0f32; LANES];
-        for (j, x) in lanes[..n].iter_mut().enumerate() {
+        for (j, x) in v.0[..n].iter_mut().enumerate() {
             *x = b.get(p, j).to_f32();
         }
-        *v = f32x16::new(lanes);
     }
-    let rows = |first_row: usize, out: &mut [f32]| {
-        if a.row_stride == 1 && a.col_stride != 1 {
-            // A column-major: a whole cache line of a column (16 rows) per block.
-            row_blocks::<T, 16>(a, first_row, &wide_b, plan, n, out);
-        } else {
-            row_blocks::<T, BLOCK>(a, first_row, &wide_b, plan, n, out);
-        }
-    };
+    let wide_b = &wide_b[..];
+    let rows = |first_row: usize, out: &mut [f32]| level.dispatch(Rows { a, first_row, wide_b, plan, n, out });
     if parallel {
         crate::parallel::for_each_item(c.chunks_mut(ROWS_PER_JOB * n).collect(), |job, out| {
             rows(job * ROWS_PER_JOB, out)
@@ -79,13 +72,38 @@ pub(super) fn gemm_small_n<T: Element>(
     }
 }
 
+/// Rows `first_row ..` of C (`out`, whole rows of `n`), one kernel call per job.
+struct Rows<'x, 'o, T> {
+    a: &'x MatRef<'x, T>,
+    first_row: usize,
+    wide_b: &'x [Line],
+    plan: KPlan,
+    n: usize,
+    out: &'o mut [f32],
+}
+
+impl<T: Element> Kernel for Rows<'_, '_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        let Rows { a, first_row, wide_b, plan, n, out } = self;
+        if a.row_stride == 1 && a.col_stride != 1 {
+            // A column-major: a whole cache line of a column (16 rows) per block.
+            row_blocks::<T, S, 16>(s, a, first_row, wide_b, plan, n, out);
+        } else {
+            row_blocks::<T, S, BLOCK>(s, a, first_row, wide_b, plan, n, out);
+        }
+    }
+}
+
 /// Rows `first_row ..` of C (`out`, whole rows of `n`): blocks of `R` rows, then the rest
 /// one at a time.
 #[inline(always)]
-fn row_blocks<T: Element, const R: usize>(
+fn row_blocks<T: Element, S: Simd, const R: usize>(
+    s: S,
     a: &MatRef<'_, T>,
     first_row: usize,
-    wide_b: &[f32x16],
+    wide_b: &[Line],
     plan: KPlan,
     n: usize,
     out: &mut [f32],
@@ -93,50 +111,58 @@ fn row_blocks<T: Element, const R: usize>(
     let mut blocks = out.chunks_exact_mut(R * n);
     let mut i = first_row;
     for out in blocks.by_ref() {
-        block::<T, R>(a, i, wide_b, plan, out);
+        block::<T, S, R>(s, a, i, wide_b, plan, out);
         i += R;
     }
     for out in blocks.into_remainder().chunks_exact_mut(n) {
-        block::<T, 1>(a, i, wide_b, plan, out);
+        block::<T, S, 1>(s, a, i, wide_b, plan, out);
         i += 1;
     }
 }
 
 /// Rows `i0 .. i0 + R` of C (`out`, `R × n`), K cut as the blocked path cuts it.
 #[inline(always)]
-fn block<T: Element, const R: usize>(a: &MatRef<'_, T>, i0: usize, wide_b: &[f32x16], plan: KPlan, out: &mut [f32]) {
+fn block<T: Element, S: Simd, const R: usize>(
+    s: S,
+    a: &MatRef<'_, T>,
+    i0: usize,
+    wide_b: &[Line],
+    plan: KPlan,
+    out: &mut [f32],
+) {
     let k = wide_b.len();
     let n = out.len() / R;
     let sum = match plan.half {
         Some(k0) if k0 < k => {
-            let first = blocks::<T, R>(a, i0, wide_b, 0, k0, plan.kc);
-            let second = blocks::<T, R>(a, i0, wide_b, k0, k, plan.kc);
+            let first = blocks::<T, S, R>(s, a, i0, wide_b, 0, k0, plan.kc);
+            let second = blocks::<T, S, R>(s, a, i0, wide_b, k0, k, plan.kc);
             std::array::from_fn(|r| first[r] + second[r])
         }
-        _ => blocks::<T, R>(a, i0, wide_b, 0, k, plan.kc),
+        _ => blocks::<T, S, R>(s, a, i0, wide_b, 0, k, plan.kc),
     };
     for (dst, acc) in out.chunks_exact_mut(n).zip(&sum) {
-        dst.copy_from_slice(&acc.as_array()[..n]);
+        dst.copy_from_slice(&acc.to_array()[..n]);
     }
 }
 
 /// `Σ` over K range `p0 .. p1` in the blocked path's K blocks (even blocks of at most
 /// `kc`): each block's FMA chain from zero, the blocks' results added in order.
 #[inline(always)]
-fn blocks<T: Element, const R: usize>(
+fn blocks<T: Element, S: Simd, const R: usize>(
+    s: S,
     a: &MatRef<'_, T>,
     i0: usize,
-    wide_b: &[f32x16],
+    wide_b: &[Line],
     p0: usize,
     p1: usize,
     kc: usize,
-) -> [f32x16; R] {
+) -> [S::F; R] {
     let len = p1 - p0;
     let k_blocks = len.div_ceil(kc);
-    let mut total = [f32x16::ZERO; R];
+    let mut total = [s.zero(); R];
     for kb in 0..k_blocks {
         let (start, count) = split_even(len, k_blocks, kb);
-        let acc = chain::<T, R>(a, i0, wide_b, p0 + start, p0 + start + count);
+        let acc = chain::<T, S, R>(s, a, i0, wide_b, p0 + start, p0 + start + count);
         total = if kb == 0 { acc } else { std::array::from_fn(|r| total[r] + acc[r]) };
     }
     total
@@ -144,14 +170,15 @@ fn blocks<T: Element, const R: usize>(
 
 /// The FMA chains of rows `i0 .. i0 + R` over K range `p0 .. p1`, from zero.
 #[inline(always)]
-fn chain<T: Element, const R: usize>(
+fn chain<T: Element, S: Simd, const R: usize>(
+    s: S,
     a: &MatRef<'_, T>,
     i0: usize,
-    wide_b: &[f32x16],
+    wide_b: &[Line],
     p0: usize,
     p1: usize,
-) -> [f32x16; R] {
-    let mut acc = [f32x16::ZERO; R];
+) -> [S::F; R] {
+    let mut acc = [s.zero(); R];
     let Some(b) = wide_b.get(p0..p1) else { return acc };
     if a.col_stride == 1 {
         // Row-major A: each row's run is contiguous.
@@ -162,24 +189,27 @@ fn chain<T: Element, const R: usize>(
                 None => return acc, // never for a validated MatRef
             }
         }
-        for (p, &bv) in b.iter().enumerate() {
+        for (p, bv) in b.iter().enumerate() {
+            let bv = s.load(&bv.0);
             for (acc, run) in acc.iter_mut().zip(&runs) {
-                *acc = f32x16::splat(run[p].to_f32()).mul_add(bv, *acc);
+                *acc = s.splat(run[p].to_f32()).mul_add(bv, *acc);
             }
         }
     } else if a.row_stride == 1 {
         // Column-major A (a transposed operand): the block's R values of column p are
         // contiguous.
-        for (p, &bv) in b.iter().enumerate() {
+        for (p, bv) in b.iter().enumerate() {
+            let bv = s.load(&bv.0);
             let Some(col) = a.data.get((p0 + p) * a.col_stride + i0..).and_then(|d| d.get(..R)) else { return acc };
             for (acc, &x) in acc.iter_mut().zip(col) {
-                *acc = f32x16::splat(x.to_f32()).mul_add(bv, *acc);
+                *acc = s.splat(x.to_f32()).mul_add(bv, *acc);
             }
         }
     } else {
-        for (p, &bv) in b.iter().enumerate() {
+        for (p, bv) in b.iter().enumerate() {
+            let bv = s.load(&bv.0);
             for (r, acc) in acc.iter_mut().enumerate() {
-                *acc = f32x16::splat(a.get(i0 + r, p0 + p).to_f32()).mul_add(bv, *acc);
+                *acc = s.splat(a.get(i0 + r, p0 + p).to_f32()).mul_add(bv, *acc);
             }
         }
     }
