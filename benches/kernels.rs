@@ -16,6 +16,7 @@ fn random(n: usize, dtype: DType) -> Tensor {
 }
 
 fn elementwise(c: &mut Criterion) {
+    println!("kernels at {} (best on this CPU: {})", tapeflow::kernels::isa(), tapeflow::kernels::isa::detected());
     let mut group = c.benchmark_group("elementwise");
     for n in [1usize << 10, 1 << 16, 1 << 22] {
         let (x, y) = (random(n, DType::F32), random(n, DType::F32));

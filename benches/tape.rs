@@ -11,6 +11,7 @@ use tapeflow::prelude::*;
 mod workloads;
 
 fn overhead(c: &mut Criterion) {
+    println!("kernels at {} (best on this CPU: {})", tapeflow::kernels::isa(), tapeflow::kernels::isa::detected());
     let mut group = c.benchmark_group("tape");
     let x = Variable::new(20.0);
     group.throughput(Throughput::Elements(1));

@@ -15,6 +15,7 @@ mod digits;
 mod workloads;
 
 fn train_steps(c: &mut Criterion) {
+    println!("kernels at {} (best on this CPU: {})", tapeflow::kernels::isa(), tapeflow::kernels::isa::detected());
     steps(c, "train_step");
     // Last: from here on the main thread belongs to this pool.
     let threads = rayon::current_num_threads();

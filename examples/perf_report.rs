@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use tapeflow::prelude::*;
-use wide::f32x16;
 
 #[path = "../benches/common/inputs.rs"]
 mod inputs;
@@ -37,29 +36,22 @@ fn median_time(runs: usize, mut f: impl FnMut()) -> Duration {
     times[times.len() / 2]
 }
 
-/// Peak f32 FMA throughput in GFLOP/s on every rayon thread: independent `f32x16`
-/// multiply-add chains, enough of them to cover the FMA latency on each core.
+/// Peak f32 FMA throughput in GFLOP/s on every rayon thread: independent multiply-add
+/// chains at the kernels' instruction-set level, enough of them to cover the FMA latency.
 fn peak_fma_gflops(runs: usize) -> f64 {
-    const CHAINS: usize = 16;
-    const ITERS: usize = 2_000_000;
+    const ITERS: u64 = 2_000_000;
     let threads = rayon::current_num_threads();
+    let level = tapeflow::kernels::isa::current().isa();
+    let mut flops = 0;
     let t = median_time(runs, || {
-        let total: f32 = (0..threads)
+        let (total, f): (f32, u64) = (0..threads)
             .into_par_iter()
-            .map(|seed| {
-                let mut acc = [f32x16::splat(seed as f32 * 1e-3); CHAINS];
-                let (m, a) = (f32x16::splat(0.999_999), f32x16::splat(1e-7));
-                for _ in 0..ITERS {
-                    for c in acc.iter_mut() {
-                        *c = c.mul_add(m, a);
-                    }
-                }
-                acc.iter().map(|v| v.reduce_add()).sum::<f32>()
-            })
-            .sum();
+            .map(|_| tapeflow::kernels::isa::with_isa(level, || tapeflow::kernels::isa::fma_peak_probe(ITERS)))
+            .reduce(|| (0.0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        flops = f;
         black_box(total);
     });
-    (threads * CHAINS * ITERS * 16 * 2) as f64 / t.as_secs_f64() / 1e9
+    flops as f64 / t.as_secs_f64() / 1e9
 }
 
 /// (copy, triad) bandwidth in GB/s on all threads over arrays of `n` f32 (far beyond L2),
@@ -124,7 +116,12 @@ fn main() -> Result<()> {
     let filter = std::env::args().skip(1).find(|a| !a.starts_with("--")).unwrap_or_default();
     let wanted = |name: &str| name.contains(filter.as_str());
     let runs = if quick { 3 } else { 9 };
-    println!("tapeflow perf report — {} rayon threads", rayon::current_num_threads());
+    println!(
+        "tapeflow perf report — {} rayon threads, kernels at {} (best on this CPU: {})",
+        rayon::current_num_threads(),
+        tapeflow::kernels::isa(),
+        tapeflow::kernels::isa::detected()
+    );
 
     let peak = peak_fma_gflops(runs);
     let (copy, triad) = bandwidth_gbs(64 << 20, runs.min(5));

@@ -4,8 +4,8 @@
 //! (2·m·n·k flops per product) and the percentage of the FMA peak. The machine is shared
 //! and its clock drifts, so every round times the peak and the product back to back and
 //! the report gives medians over the rounds: of GFLOP/s, of the peak, and of the per-round
-//! ratio (the "% of peak" column). The peak is a loop of 24 independent `f32x16::mul_add`
-//! chains per thread (24 > FMA latency 4 × 2 ports, so the FMA ports never wait) on as
+//! ratio (the "% of peak" column). The peak is `isa::fma_peak_probe`: independent FMA chains
+//! at the kernels' level (more than FMA latency × ports, so the FMA ports never wait) on as
 //! many threads as rayon uses.
 //!
 //! Other modes (arguments after `--`): `sweep N [min_tasks] [kernels]` tries blocking
@@ -19,20 +19,10 @@ use std::time::Instant;
 
 use half::f16;
 use tapeflow_kernels::gemm::{Element, KernelShape, MatRef, Tuning, bench_kernel, gemm_tuned};
-use wide::f32x16;
 
-const CHAINS: usize = 24;
-
-fn fma_chains(iters: u64) -> f32 {
-    let x = black_box(f32x16::splat(0.999_9));
-    let y = black_box(f32x16::splat(1e-4));
-    let mut acc = black_box([f32x16::splat(1.0); CHAINS]);
-    for _ in 0..iters {
-        for a in &mut acc {
-            *a = a.mul_add(x, y);
-        }
-    }
-    acc.iter().fold(f32x16::ZERO, |s, &a| s + a).reduce_add()
+/// The FMA peak loop of the kernels' level; returns (value to keep, flops).
+fn fma_chains(iters: u64) -> (f32, u64) {
+    tapeflow_kernels::isa::fma_peak_probe(iters)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -46,13 +36,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn peak_once(threads: usize) -> f64 {
     let iters = 1_000_000u64;
     let t = Instant::now();
-    let done = if threads > 1 {
-        rayon::broadcast(|_| black_box(fma_chains(iters))).len()
+    let flops: u64 = if threads > 1 {
+        rayon::broadcast(|_| black_box(fma_chains(iters)).1).iter().sum()
     } else {
-        black_box(fma_chains(iters));
-        1
+        black_box(fma_chains(iters)).1
     };
-    (iters * CHAINS as u64 * 32 * done as u64) as f64 / t.elapsed().as_secs_f64() / 1e9
+    flops as f64 / t.elapsed().as_secs_f64() / 1e9
 }
 
 fn values(len: usize, seed: u32) -> Vec<f32> {
@@ -80,7 +69,7 @@ impl<T: Element + Copy> Case<T> {
         let a = values(n * n, 1).into_iter().map(&conv).collect();
         let b = values(n * n, 2).into_iter().map(&conv).collect();
         let mut case = Case { a, b, c: vec![0.0; n * n], n, trans: (false, false) };
-        case.run(&Tuning::DEFAULT); // warm-up: buffers, pool, page faults
+        case.run(&Tuning::default()); // warm-up: buffers, pool, page faults
         case
     }
 
@@ -113,7 +102,7 @@ fn parse_cfg(spec: &str) -> Option<Tuning> {
         "k28" => KernelShape::K28x16,
         _ => return None,
     };
-    let d = Tuning::DEFAULT;
+    let d = Tuning::default();
     let kc = parts.get(1).and_then(|x| x.parse().ok()).unwrap_or(d.kc);
     let (a_outer, ncb) = match parts.get(2) {
         Some(&"b") => (false, 0),
@@ -140,10 +129,11 @@ fn main() {
     let num = |i: usize, d: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(d);
     BEST.store(has("best").is_some(), Ordering::Relaxed);
     let threads = rayon::current_num_threads();
+    println!("kernels at {} (best on this CPU: {})", tapeflow_kernels::isa(), tapeflow_kernels::isa::detected());
 
     if let Some(pos) = has("one") {
         let n = num(pos + 1, 1024);
-        let t = args.get(pos + 2).and_then(|c| parse_cfg(c)).unwrap_or(Tuning::DEFAULT);
+        let t = args.get(pos + 2).and_then(|c| parse_cfg(c)).unwrap_or(Tuning::default());
         let mut case = Case::new(n, |x| x);
         case.trans = (has("ta").is_some(), has("tb").is_some());
         let g: Vec<f64> = (0..9).map(|_| case.time(&t)).collect();
@@ -202,7 +192,7 @@ fn main() {
         // `indep N`: each pool thread runs its own single-threaded (inline) products at
         // once: the hardware's scaling without any work splitting.
         let n = num(pos + 1, 1024);
-        let t = Tuning { inline_below: usize::MAX, ..Tuning::DEFAULT };
+        let t = Tuning { inline_below: usize::MAX, ..Tuning::default() };
         for _ in 0..5 {
             let start = Instant::now();
             let per: Vec<f64> = rayon::broadcast(|_| {
@@ -270,15 +260,15 @@ fn main() {
     }
     if has("inline").is_some() {
         for n in [32, 48, 64, 96, 128, 144, 160, 176, 192, 224, 256] {
-            let inl = sweep_point(n, &Tuning { inline_below: usize::MAX, ..Tuning::DEFAULT }, 15);
-            let par = sweep_point(n, &Tuning { inline_below: 0, ..Tuning::DEFAULT }, 15);
+            let inl = sweep_point(n, &Tuning { inline_below: usize::MAX, ..Tuning::default() }, 15);
+            let par = sweep_point(n, &Tuning { inline_below: 0, ..Tuning::default() }, 15);
             println!("n={n:4} ({:7} FMAs) inline {inl:7.1} GFLOP/s   rayon {par:7.1} GFLOP/s", n * n * n);
         }
         return;
     }
 
     // Default report: interleaved rounds of peak and product.
-    let t = Tuning::DEFAULT;
+    let t = Tuning::default();
     for n in [256, 512, 1024, 2048] {
         let mut case = Case::new(n, |x| x);
         let rounds = if n >= 2048 { 9 } else { 15 };

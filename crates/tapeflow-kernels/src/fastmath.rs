@@ -230,28 +230,32 @@ pub(crate) fn log1p<S: Simd>(s: S, x: S::F) -> S::F {
     u.simd_eq(s.zero()).select(-inf, y)
 }
 
+/// e^r − 1 for |r| ≤ ln2/2: r + r²·(1/2 + r/6 + … + r⁶/8!), the Taylor polynomial (the
+/// first omitted term is below 1e-9 relative).
+#[inline(always)]
+fn expm1_poly<S: Simd>(s: S, r: S::F) -> S::F {
+    let mut p = s.splat(1.0 / 40320.0);
+    for c in [1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5] {
+        p = p.mul_add(r, s.splat(c));
+    }
+    (p * r).mul_add(r, r)
+}
+
 /// e^x − 1: its Taylor polynomial for |x| ≤ ln2/2; else x = n·ln2 + r and
 /// 2^n·expm1(r) + (2^n − 1) (n clamped by clamping x to [−30, 80], where the result is −1
 /// or e^x alike); e^x itself above 80.
 #[inline(always)]
 pub(crate) fn expm1<S: Simd>(s: S, x: S::F) -> S::F {
     let one = s.splat(1.0);
-    let poly = |r: S::F| {
-        let mut p = s.splat(1.0 / 40320.0);
-        for c in [1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5] {
-            p = p.mul_add(r, s.splat(c));
-        }
-        (p * r).mul_add(r, r)
-    };
     let small = x.abs().simd_le(s.splat(std::f32::consts::LN_2 * 0.5));
-    let near = poly(x);
+    let near = expm1_poly(s, x);
     if small.all() {
         return near;
     }
     let clamped = x.fast_max(s.splat(-30.0)).fast_min(s.splat(80.0));
     let (n, r) = reduce_ln2(s, clamped);
     let scale = pow2i(s, n.round_int());
-    let far = scale.mul_add(poly(r), scale - one);
+    let far = scale.mul_add(expm1_poly(s, r), scale - one);
     let y = small.select(near, far);
     let y = x.simd_gt(s.splat(80.0)).select(exp(s, x), y);
     x.is_nan().select(x, y)

@@ -49,7 +49,10 @@ fn axpy<S: Simd>(s: S, c: f32, row: &[f32], out: &mut [f32]) {
 #[inline(always)]
 fn axpy4<S: Simd>(s: S, c: [f32; 4], rows: [&[f32]; 4], out: &mut [f32]) {
     let n = out.len();
-    let cv = c.map(|c| s.splat(c));
+    let mut cv = [s.zero(); 4];
+    for (v, &c) in cv.iter_mut().zip(&c) {
+        *v = s.splat(c);
+    }
     let (ov, ot) = out.as_chunks_mut::<LANES>();
     let chunks = rows.map(|r| r[..n].as_chunks::<LANES>());
     for (k, o) in ov.iter_mut().enumerate() {

@@ -3,15 +3,18 @@
 //!
 //! Weights and gradients of float16 are widened to f32 in one slice conversion (F16C), the
 //! update runs in f32, and the new weights are rounded to float16 once. The element loops
-//! are straight-line f32 arithmetic over zipped slices, which the compiler vectorizes with
-//! the instruction set `-C target-cpu` allows (sqrt and division included: both are exactly
-//! rounded, so vectorizing them changes no bit). Each element is computed with the same
-//! operations in the same order as Keras writes the update, without fused multiply-adds.
+//! are straight-line f32 arithmetic over zipped slices, compiled once per instruction-set
+//! level (kernel entry points of [`crate::isa`]) and vectorized by the compiler at that
+//! level (sqrt and division included: both are exactly rounded, so vectorizing them changes
+//! no bit, and Rust never fuses a multiply and an add on its own). Each element is computed
+//! with the same operations in the same order as Keras writes the update, so every level
+//! gives the same bits.
 //! Large tensors split over rayon in the fixed chunks of [`crate::parallel`].
 
 use tapeflow_dtype::{Error, Result, Tensor};
 
 use crate::elementwise::{float_storage, float_view};
+use crate::isa::{self, Simd, kernel};
 use crate::parallel::{CHUNK, PARALLEL_MIN_WORK, for_each_item};
 
 /// Whether an update of `n` weights at `cost` (an add being 1) per weight is worth
@@ -90,15 +93,12 @@ pub fn sgd_in_place<R>(step: SgdStep, weights: &mut Tensor<R>, grad: &Tensor<R>,
     let state: &[usize] = if step.momentum == 0.0 { &[] } else { &[velocity.len()] };
     check("apply_gradients", weights, grad, state)?;
     let g = float_view(grad).unwrap_or_default();
-    let SgdStep { learning_rate: lr, momentum, nesterov } = step;
+    let SgdStep { learning_rate: lr, momentum, .. } = step;
+    let level = isa::current();
     update_weights(weights, |w| {
         let parallel = splits(w.len(), 1);
         if momentum == 0.0 {
-            let rule = |w: &mut [f32], g: &[f32]| {
-                for (w, &g) in w.iter_mut().zip(g) {
-                    *w -= g * lr;
-                }
-            };
+            let rule = |w: &mut [f32], g: &[f32]| sgd_run(level, w, g, lr);
             if parallel {
                 for_each_item(w.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).collect(), |_, (w, g)| rule(w, g));
             } else {
@@ -106,10 +106,7 @@ pub fn sgd_in_place<R>(step: SgdStep, weights: &mut Tensor<R>, grad: &Tensor<R>,
             }
         } else {
             let rule = |w: &mut [f32], g: &[f32], velocity: &mut [f32]| {
-                for ((w, &g), v) in w.iter_mut().zip(g).zip(velocity) {
-                    *v = -g * lr + *v * momentum;
-                    *w = if nesterov { *w + (-g * lr + *v * momentum) } else { *w + *v };
-                }
+                momentum_run(level, w, g, velocity, step);
             };
             if parallel {
                 let chunks = w.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).zip(velocity.chunks_mut(CHUNK));
@@ -148,16 +145,9 @@ pub fn adam_in_place<R>(
 ) -> Result<()> {
     check("apply_gradients", weights, grad, &[m.len(), v.len()])?;
     let g = float_view(grad).unwrap_or_default();
-    let AdamStep { learning_rate: lr, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, weight_decay } = step;
+    let level = isa::current();
     update_weights(weights, |w| {
-        let rule = |w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| {
-            for ((w, &g), (m, v)) in w.iter_mut().zip(g).zip(m.iter_mut().zip(v)) {
-                let w0 = if weight_decay == 0.0 { *w } else { *w - *w * weight_decay * lr };
-                *m += (g - *m) * one_minus_beta_1;
-                *v += (g * g - *v) * one_minus_beta_2;
-                *w = w0 - (*m * alpha) / (v.sqrt() + epsilon);
-            }
-        };
+        let rule = |w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]| adam_run(level, w, g, m, v, step);
         if splits(w.len(), 4) {
             let chunks = w.chunks_mut(CHUNK).zip(g.chunks(CHUNK)).zip(m.chunks_mut(CHUNK).zip(v.chunks_mut(CHUNK)));
             for_each_item(chunks.collect(), |_, ((w, g), (m, v))| rule(w, g, m, v));
@@ -165,6 +155,48 @@ pub fn adam_in_place<R>(
             rule(w, &g, m, v);
         }
     })
+}
+
+kernel! {
+    /// Plain gradient descent over one run: `w -= g·lr`.
+    fn sgd_run<'a>(w: &'a mut [f32], g: &'a [f32], lr: f32) => sgd_body;
+}
+
+#[inline(always)]
+fn sgd_body<S: Simd>(_: S, w: &mut [f32], g: &[f32], lr: f32) {
+    for (w, &g) in w.iter_mut().zip(g) {
+        *w -= g * lr;
+    }
+}
+
+kernel! {
+    /// SGD with momentum (Nesterov or not) over one run.
+    fn momentum_run<'a>(w: &'a mut [f32], g: &'a [f32], velocity: &'a mut [f32], step: SgdStep) => momentum_body;
+}
+
+#[inline(always)]
+fn momentum_body<S: Simd>(_: S, w: &mut [f32], g: &[f32], velocity: &mut [f32], step: SgdStep) {
+    let SgdStep { learning_rate: lr, momentum, nesterov } = step;
+    for ((w, &g), v) in w.iter_mut().zip(g).zip(velocity) {
+        *v = -g * lr + *v * momentum;
+        *w = if nesterov { *w + (-g * lr + *v * momentum) } else { *w + *v };
+    }
+}
+
+kernel! {
+    /// Adam (AdamW) over one run.
+    fn adam_run<'a>(w: &'a mut [f32], g: &'a [f32], m: &'a mut [f32], v: &'a mut [f32], step: AdamStep) => adam_body;
+}
+
+#[inline(always)]
+fn adam_body<S: Simd>(_: S, w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep) {
+    let AdamStep { learning_rate: lr, alpha, one_minus_beta_1, one_minus_beta_2, epsilon, weight_decay } = step;
+    for ((w, &g), (m, v)) in w.iter_mut().zip(g).zip(m.iter_mut().zip(v)) {
+        let w0 = if weight_decay == 0.0 { *w } else { *w - *w * weight_decay * lr };
+        *m += (g - *m) * one_minus_beta_1;
+        *v += (g * g - *v) * one_minus_beta_2;
+        *w = w0 - (*m * alpha) / (v.sqrt() + epsilon);
+    }
 }
 
 /// Runs `update` over the weights as f32: in place when `weights` is f32 and nothing else
@@ -228,6 +260,39 @@ mod tests {
         for (i, o) in out.iter().enumerate() {
             let expected = 1.0 - lr * (i as f32 - 18.5).signum();
             assert!((o.to_f32() - expected).abs() <= 1e-3, "{i}: {o} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn every_level_gives_the_same_bits() {
+        // Keras' operations in Keras' order, no fused multiply-adds: vectorizing at any
+        // level changes no bit. Lengths cover the vector tails.
+        for n in [0usize, 1, 15, 16, 17, 100, 1000] {
+            let w = T::from_vec((0..n).map(|i| (i as f32 * 0.37).sin()).collect::<Vec<f32>>(), [n]).unwrap();
+            let g = T::from_vec((0..n).map(|i| (i as f32 * 0.11).cos()).collect::<Vec<f32>>(), [n]).unwrap();
+            let adam_step = AdamStep {
+                learning_rate: 0.01,
+                alpha: 0.02,
+                one_minus_beta_1: 0.1,
+                one_minus_beta_2: 0.001,
+                epsilon: 1e-7,
+                weight_decay: 0.004,
+            };
+            let run = |level: isa::Isa| {
+                isa::with_isa(level, || {
+                    let (mut m, mut v, mut vel) = (vec![0.5f32; n], vec![0.25f32; n], vec![0.1f32; n]);
+                    let a = adam(adam_step, &w, &g, &mut m, &mut v).unwrap().to_vec::<f32>().unwrap();
+                    let step = SgdStep { learning_rate: 0.1, momentum: 0.9, nesterov: true };
+                    let s = sgd(step, &w, &g, &mut vel).unwrap().to_vec::<f32>().unwrap();
+                    let step = SgdStep { learning_rate: 0.1, momentum: 0.0, nesterov: false };
+                    let p = sgd(step, &w, &g, &mut []).unwrap().to_vec::<f32>().unwrap();
+                    [a, m, v, s, vel, p].map(|x| x.iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
+                })
+            };
+            let baseline = run(isa::Isa::Baseline);
+            for level in isa::supported_levels() {
+                assert_eq!(run(level.isa()), baseline, "{level:?}, n = {n}");
+            }
         }
     }
 

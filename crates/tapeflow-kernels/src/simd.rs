@@ -149,6 +149,62 @@ macro_rules! for_each_op {
     };
 }
 
+/// A function of one vector that the slice loops apply. A trait method, not a closure:
+/// closures are functions of their own that LLVM may leave out of line, and out of line
+/// they would be compiled without the level's instruction set (measured: exp 30× slower).
+trait Map1<S: Simd>: Copy {
+    fn apply(self, x: S::F) -> S::F;
+}
+
+/// A function of two vectors, as [`Map1`].
+trait Map2<S: Simd>: Copy {
+    fn apply(self, a: S::F, b: S::F) -> S::F;
+}
+
+/// `op(x)`.
+#[derive(Clone, Copy)]
+struct Unary<S>(S, UnaryOp);
+
+impl<S: Simd> Map1<S> for Unary<S> {
+    #[inline(always)]
+    fn apply(self, x: S::F) -> S::F {
+        unary_vec(self.0, self.1, x)
+    }
+}
+
+/// `op(a, b)`.
+#[derive(Clone, Copy)]
+struct Binary<S>(S, BinaryOp);
+
+impl<S: Simd> Map2<S> for Binary<S> {
+    #[inline(always)]
+    fn apply(self, a: S::F, b: S::F) -> S::F {
+        binary_vec(self.0, self.1, a, b)
+    }
+}
+
+/// `op(a, v)` for a fixed right operand `v`.
+#[derive(Clone, Copy)]
+struct SplatRight<S: Simd>(S, BinaryOp, S::F);
+
+impl<S: Simd> Map1<S> for SplatRight<S> {
+    #[inline(always)]
+    fn apply(self, a: S::F) -> S::F {
+        binary_vec(self.0, self.1, a, self.2)
+    }
+}
+
+/// `op(v, b)` for a fixed left operand `v`.
+#[derive(Clone, Copy)]
+struct SplatLeft<S: Simd>(S, BinaryOp, S::F);
+
+impl<S: Simd> Map1<S> for SplatLeft<S> {
+    #[inline(always)]
+    fn apply(self, b: S::F) -> S::F {
+        binary_vec(self.0, self.1, self.2, b)
+    }
+}
+
 kernel! {
     /// `dst[i] = op(src[i])`.
     pub fn unary_f32<'a>(op: UnaryOp, src: &'a [f32], dst: &'a mut [f32]) => unary_body;
@@ -156,19 +212,19 @@ kernel! {
 
 #[inline(always)]
 fn unary_body<S: Simd>(s: S, op: UnaryOp, src: &[f32], dst: &mut [f32]) {
-    for_each_op!(UnaryOp, op, OP => map_unary(s, src, dst, |x| unary_vec(s, OP, x)))
+    for_each_op!(UnaryOp, op, OP => map_unary(s, src, dst, Unary(s, OP)))
 }
 
 #[inline(always)]
-fn map_unary<S: Simd>(s: S, src: &[f32], dst: &mut [f32], f: impl Fn(S::F) -> S::F) {
+fn map_unary<S: Simd>(s: S, src: &[f32], dst: &mut [f32], f: impl Map1<S>) {
     let n = dst.len().min(src.len());
     let (src_vecs, src_tail) = src[..n].as_chunks::<LANES>();
     let (dst_vecs, dst_tail) = dst[..n].as_chunks_mut::<LANES>();
     for (x, d) in src_vecs.iter().zip(dst_vecs) {
-        f(s.load(x)).store(d);
+        f.apply(s.load(x)).store(d);
     }
     if !src_tail.is_empty() {
-        let y = f(s.load_padded(src_tail, 1.0)).to_array();
+        let y = f.apply(s.load_padded(src_tail, 1.0)).to_array();
         dst_tail.copy_from_slice(&y[..dst_tail.len()]);
     }
 }
@@ -190,30 +246,24 @@ kernel! {
 #[inline(always)]
 fn binary_body<S: Simd>(s: S, op: BinaryOp, a: Operand<'_>, b: Operand<'_>, dst: &mut [f32]) {
     for_each_op!(BinaryOp, op, OP => match (a, b) {
-        (Operand::Run(x), Operand::Run(y)) => zip_runs(s, x, y, dst, |p, q| binary_vec(s, OP, p, q)),
-        (Operand::Run(x), Operand::Splat(v)) => {
-            let v = s.splat(v);
-            map_unary(s, x, dst, |p| binary_vec(s, OP, p, v))
-        }
-        (Operand::Splat(v), Operand::Run(y)) => {
-            let v = s.splat(v);
-            map_unary(s, y, dst, |q| binary_vec(s, OP, v, q))
-        }
+        (Operand::Run(x), Operand::Run(y)) => zip_runs(s, x, y, dst, Binary(s, OP)),
+        (Operand::Run(x), Operand::Splat(v)) => map_unary(s, x, dst, SplatRight(s, OP, s.splat(v))),
+        (Operand::Splat(v), Operand::Run(y)) => map_unary(s, y, dst, SplatLeft(s, OP, s.splat(v))),
         (Operand::Splat(p), Operand::Splat(q)) => dst.fill(binary_vec(s, OP, s.splat(p), s.splat(q)).to_array()[0]),
     })
 }
 
 #[inline(always)]
-fn zip_runs<S: Simd>(s: S, x: &[f32], y: &[f32], dst: &mut [f32], f: impl Fn(S::F, S::F) -> S::F) {
+fn zip_runs<S: Simd>(s: S, x: &[f32], y: &[f32], dst: &mut [f32], f: impl Map2<S>) {
     let n = dst.len().min(x.len()).min(y.len());
     let (xv, xt) = x[..n].as_chunks::<LANES>();
     let (yv, yt) = y[..n].as_chunks::<LANES>();
     let (dv, dt) = dst[..n].as_chunks_mut::<LANES>();
     for ((p, q), d) in xv.iter().zip(yv).zip(dv) {
-        f(s.load(p), s.load(q)).store(d);
+        f.apply(s.load(p), s.load(q)).store(d);
     }
     if !dt.is_empty() {
-        let r = f(s.load_padded(xt, 1.0), s.load_padded(yt, 1.0)).to_array();
+        let r = f.apply(s.load_padded(xt, 1.0), s.load_padded(yt, 1.0)).to_array();
         dt.copy_from_slice(&r[..dt.len()]);
     }
 }
@@ -261,30 +311,41 @@ kernel! {
 
 #[inline(always)]
 fn binary_i32_body<S: Simd>(s: S, op: BinaryOp, a: IntOperand<'_>, b: IntOperand<'_>, dst: &mut [i32]) {
-    let load = |lanes: [i32; LANES]| s.load_i(&lanes);
-    let vector: Option<fn(S::I, S::I) -> S::I> = match op {
-        BinaryOp::Add => Some(|p, q| p + q),
-        BinaryOp::Sub => Some(|p, q| p - q),
-        BinaryOp::Mul => Some(|p, q| p.mul_lo(q)),
-        BinaryOp::Maximum => Some(|p, q| p.max(q)),
-        BinaryOp::Minimum => Some(|p, q| p.min(q)),
-        _ => None,
-    };
-    match vector {
-        Some(f) => {
-            let n = dst.len();
-            let (dv, dt) = dst.as_chunks_mut::<LANES>();
-            let mut i = 0;
-            for d in dv {
-                *d = f(load(a.lanes_at(i)), load(b.lanes_at(i))).to_array();
-                i += LANES;
-            }
-            if !dt.is_empty() {
-                let r = f(load(a.lanes_at(i)), load(b.lanes_at(i))).to_array();
-                dt.copy_from_slice(&r[..n - i]);
-            }
-        }
-        None => dst.iter_mut().enumerate().for_each(|(i, d)| *d = reference::binary_i32(op, a.get(i), b.get(i))),
+    use BinaryOp::{Add, Maximum, Minimum, Mul, Sub};
+    match op {
+        Add => int_loop(s, Add, a, b, dst),
+        Sub => int_loop(s, Sub, a, b, dst),
+        Mul => int_loop(s, Mul, a, b, dst),
+        Maximum => int_loop(s, Maximum, a, b, dst),
+        Minimum => int_loop(s, Minimum, a, b, dst),
+        _ => dst.iter_mut().enumerate().for_each(|(i, d)| *d = reference::binary_i32(op, a.get(i), b.get(i))),
+    }
+}
+
+/// The vector loop of [`binary_i32`] for the wrapping ops `op` (a constant where called).
+#[inline(always)]
+fn int_loop<S: Simd>(s: S, op: BinaryOp, a: IntOperand<'_>, b: IntOperand<'_>, dst: &mut [i32]) {
+    let n = dst.len();
+    let (dv, dt) = dst.as_chunks_mut::<LANES>();
+    let mut i = 0;
+    for d in dv {
+        *d = int_vec::<S>(op, s.load_i(&a.lanes_at(i)), s.load_i(&b.lanes_at(i))).to_array();
+        i += LANES;
+    }
+    if !dt.is_empty() {
+        let r = int_vec::<S>(op, s.load_i(&a.lanes_at(i)), s.load_i(&b.lanes_at(i))).to_array();
+        dt.copy_from_slice(&r[..n - i]);
+    }
+}
+
+#[inline(always)]
+fn int_vec<S: Simd>(op: BinaryOp, p: S::I, q: S::I) -> S::I {
+    match op {
+        BinaryOp::Sub => p - q,
+        BinaryOp::Mul => p.mul_lo(q),
+        BinaryOp::Maximum => p.max(q),
+        BinaryOp::Minimum => p.min(q),
+        _ => p + q,
     }
 }
 
@@ -339,7 +400,7 @@ kernel! {
 
 #[inline(always)]
 fn add_into_body<S: Simd>(s: S, acc: &mut [f32], src: &[f32]) {
-    binary_in_place(s, acc, src, |a, b| a + b);
+    binary_in_place(s, acc, src, Binary(s, BinaryOp::Add));
 }
 
 kernel! {
@@ -349,19 +410,19 @@ kernel! {
 
 #[inline(always)]
 fn max_into_body<S: Simd>(s: S, acc: &mut [f32], src: &[f32]) {
-    binary_in_place(s, acc, src, |a, b| binary_vec(s, BinaryOp::Maximum, a, b));
+    binary_in_place(s, acc, src, Binary(s, BinaryOp::Maximum));
 }
 
 #[inline(always)]
-fn binary_in_place<S: Simd>(s: S, acc: &mut [f32], src: &[f32], f: impl Fn(S::F, S::F) -> S::F) {
+fn binary_in_place<S: Simd>(s: S, acc: &mut [f32], src: &[f32], f: impl Map2<S>) {
     let n = acc.len().min(src.len());
     let (av, at) = acc[..n].as_chunks_mut::<LANES>();
     let (sv, st) = src[..n].as_chunks::<LANES>();
     for (a, x) in av.iter_mut().zip(sv) {
-        f(s.load(a), s.load(x)).store(a);
+        f.apply(s.load(a), s.load(x)).store(a);
     }
     if !at.is_empty() {
-        let r = f(s.load_padded(at, 0.0), s.load_padded(st, 0.0)).to_array();
+        let r = f.apply(s.load_padded(at, 0.0), s.load_padded(st, 0.0)).to_array();
         let len = at.len();
         at.copy_from_slice(&r[..len]);
     }

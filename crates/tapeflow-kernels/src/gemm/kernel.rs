@@ -73,7 +73,10 @@ fn tile<S: Simd, const MR: usize, const NV: usize>(
         // The chunk lengths are compile-time constants, so the indexing below needs no
         // bound checks; A row r of the block is ab[r·16 ..], B row q is bb[q·NV ..].
         for q in 0..KB {
-            let bv: [S::F; NV] = std::array::from_fn(|j| s.load(&bb[q * NV + j].0));
+            let mut bv = [s.zero(); NV];
+            for (j, v) in bv.iter_mut().enumerate() {
+                *v = s.load(&bb[q * NV + j].0);
+            }
             for (r, acc_row) in acc.iter_mut().enumerate() {
                 let av = s.splat(ab[r * KB + q]);
                 for (c, &bj) in acc_row.iter_mut().zip(&bv) {
@@ -130,7 +133,10 @@ fn store<S: Simd, const MR: usize, const NV: usize>(
         } else {
             // Edge tile: element by element; scalar `+` rounds exactly like the lane-wise
             // vector add of the full-tile path.
-            let lanes: [[f32; LANES]; NV] = std::array::from_fn(|j| acc_row[j].to_array());
+            let mut lanes = [[0.0f32; LANES]; NV];
+            for (l, v) in lanes.iter_mut().zip(acc_row) {
+                v.store(l);
+            }
             for (jj, d) in dst.iter_mut().enumerate() {
                 let v = lanes[jj / LANES][jj % LANES];
                 *d = if first { v } else { *d + v };

@@ -280,8 +280,10 @@ impl Tuning {
 }
 
 impl Default for Tuning {
+    /// [`Tuning::DEFAULT`] with the calling thread's level's kernel shape: what [`gemm`]
+    /// runs for products wider than one vector.
     fn default() -> Self {
-        Self::DEFAULT
+        Tuning { kernel: KernelShape::for_level(isa::current()), ..Self::DEFAULT }
     }
 }
 

@@ -178,19 +178,18 @@ fn load_transposed<T: Element, S: Simd>(
     len: usize,
     start: impl Fn(usize) -> usize,
 ) -> [S::F; KB] {
-    s.transpose16(std::array::from_fn(|i| {
-        if i >= count {
-            return s.zero();
-        }
-        match <&[T; KB]>::try_from(run(data, start(i), KB)) {
+    let mut rows = [s.zero(); KB];
+    for (i, row) in rows.iter_mut().enumerate().take(count) {
+        *row = match <&[T; KB]>::try_from(run(data, start(i), KB)) {
             Ok(src) => T::widen16(s, src),
             Err(_) => {
                 let mut buf = [0.0f32; KB];
                 T::widen(run(data, start(i), len.min(KB)), &mut buf);
                 s.load(&buf)
             }
-        }
-    }))
+        };
+    }
+    s.transpose16(rows)
 }
 
 /// [`pack_a`] as a kernel call.

@@ -136,7 +136,11 @@ fn block<T: Element, S: Simd, const R: usize>(
         Some(k0) if k0 < k => {
             let first = blocks::<T, S, R>(s, a, i0, wide_b, 0, k0, plan.kc);
             let second = blocks::<T, S, R>(s, a, i0, wide_b, k0, k, plan.kc);
-            std::array::from_fn(|r| first[r] + second[r])
+            let mut sum = first;
+            for (x, y) in sum.iter_mut().zip(second) {
+                *x += y;
+            }
+            sum
         }
         _ => blocks::<T, S, R>(s, a, i0, wide_b, 0, k, plan.kc),
     };
@@ -163,7 +167,13 @@ fn blocks<T: Element, S: Simd, const R: usize>(
     for kb in 0..k_blocks {
         let (start, count) = split_even(len, k_blocks, kb);
         let acc = chain::<T, S, R>(s, a, i0, wide_b, p0 + start, p0 + start + count);
-        total = if kb == 0 { acc } else { std::array::from_fn(|r| total[r] + acc[r]) };
+        if kb == 0 {
+            total = acc;
+        } else {
+            for (t, a) in total.iter_mut().zip(acc) {
+                *t += a;
+            }
+        }
     }
     total
 }

@@ -40,6 +40,7 @@ pub(crate) use avx512::Avx512;
 pub(crate) use baseline::Baseline;
 pub(crate) use vector::{F32s, I32s, Mask, Simd};
 
+
 /// Lanes of every level's f32 vector. All levels use 16 lanes (one zmm register, two ymm
 /// registers, or `wide`'s `f32x16`), so a kernel's blocking — and the order in which its
 /// reductions add — is the same on every level: sums and products give the same bits on
@@ -216,6 +217,42 @@ pub fn current() -> Level {
 /// Every level this CPU supports, best first (the tests run each kernel at each).
 pub fn supported_levels() -> Vec<Level> {
     Isa::ALL.into_iter().filter(|isa| isa.is_supported()).map(Level).collect()
+}
+
+/// Runs independent FMA chains at the calling thread's level for `iters` steps: the
+/// machine's FMA peak, as the perf report and the benchmarks measure it beside the kernels.
+/// Returns a value to keep (so the work is not optimized away) and the flops done. Each
+/// level runs as many 16-lane chains as its registers hold beside the two constants
+/// (AVX-512: 24 zmm; AVX2: 6 pairs of ymm; the baseline as its build allows).
+pub fn fma_peak_probe(iters: u64) -> (f32, u64) {
+    struct Probe<const CHAINS: usize>(u64);
+    impl<const CHAINS: usize> Kernel for Probe<CHAINS> {
+        type Output = (f32, u64);
+        #[inline(always)]
+        fn run<S: Simd>(self, s: S) -> (f32, u64) {
+            let (x, y) = (s.splat(std::hint::black_box(0.999_9)), s.splat(std::hint::black_box(1e-4)));
+            let mut acc = [s.splat(std::hint::black_box(1.0)); CHAINS];
+            for _ in 0..self.0 {
+                for a in &mut acc {
+                    *a = a.mul_add(x, y);
+                }
+            }
+            let mut total = s.zero();
+            for a in acc {
+                total += a;
+            }
+            let total = total.reduce_add();
+            (total, self.0 * (CHAINS * LANES * 2) as u64)
+        }
+    }
+    let level = current();
+    match level.isa() {
+        Isa::Avx512 => level.dispatch(Probe::<24>(iters)),
+        Isa::Avx2 => level.dispatch(Probe::<6>(iters)),
+        Isa::Baseline if cfg!(target_feature = "avx512f") => level.dispatch(Probe::<24>(iters)),
+        Isa::Baseline if cfg!(target_feature = "avx2") => level.dispatch(Probe::<6>(iters)),
+        Isa::Baseline => level.dispatch(Probe::<3>(iters)),
+    }
 }
 
 /// A kernel body, generic over the instruction set. `run` must be `#[inline(always)]`, as

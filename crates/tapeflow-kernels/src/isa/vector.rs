@@ -50,8 +50,19 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     /// in registers.
     #[inline(always)]
     fn transpose16(self, m: [Self::F; LANES]) -> [Self::F; LANES] {
-        let rows = m.map(F32s::to_array);
-        std::array::from_fn(|r| self.load(&std::array::from_fn(|c| rows[c][r])))
+        let mut rows = [[0.0f32; LANES]; LANES];
+        for (row, v) in rows.iter_mut().zip(m) {
+            v.store(row);
+        }
+        let mut out = [self.zero(); LANES];
+        for (r, o) in out.iter_mut().enumerate() {
+            let mut column = [0.0f32; LANES];
+            for (c, x) in column.iter_mut().enumerate() {
+                *x = rows[c][r];
+            }
+            *o = self.load(&column);
+        }
+        out
     }
 
     /// Up to 16 values of `src` (the first `src.len()` lanes), `pad` in the other lanes.
