@@ -292,7 +292,9 @@ fn updates_overwrite_unshared_weights_and_never_a_value_someone_holds() {
 
 fn updates_in_place_with<O: Optimizer>(mut opt: O) {
     let w = Variable::new(Tensor::from_vec(vec![0.5f32; 64 * 32], [64, 32]).unwrap());
-    let x = Tensor::from_vec((0..8 * 64).map(|i| (i % 7) as f32 / 7.0).collect::<Vec<f32>>(), [8, 64]).unwrap();
+    // Small enough that tanh(x·w) stays off its saturation (tanh(13) is exactly 1 in f32,
+    // where the gradient, and so the update, would be exactly zero).
+    let x = Tensor::from_vec((0..8 * 64).map(|i| (i % 7) as f32 / 70.0).collect::<Vec<f32>>(), [8, 64]).unwrap();
     {
         for step in 0..3 {
             // A training step: once backward has run, nothing but the variable holds its

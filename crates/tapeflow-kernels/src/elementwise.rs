@@ -618,6 +618,43 @@ mod tests {
     use super::*;
     type T = Tensor<()>;
 
+    /// Ops large enough to split over rayon's threads give, at every level, the bits of the
+    /// level's slice kernel run over the whole input on this thread: the level reaches the
+    /// worker threads (the baseline of a plain build has no FMA, so a worker at another
+    /// level would change the transcendentals' last bits), and chunking changes nothing.
+    #[test]
+    fn split_ops_give_the_kernels_bits_at_every_level() {
+        let n = 3 * CHUNK + 37;
+        let xs: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 / 97.0 - 10.0).collect();
+        let ys: Vec<f32> = (0..n).map(|i| ((i * 104_729) % 1999) as f32 / 13.0 + 0.5).collect();
+        let (x, y) = (T::from_slice(&xs, [n]).unwrap(), T::from_slice(&ys, [n]).unwrap());
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        for level in isa::supported_levels() {
+            isa::with_isa(level.isa(), || {
+                for op in [UnaryOp::Exp, UnaryOp::Tanh, UnaryOp::Log, UnaryOp::Sin, UnaryOp::Sigmoid] {
+                    let got = unary(op, &x).unwrap().to_vec::<f32>().unwrap();
+                    let mut want = vec![0.0f32; n];
+                    simd::unary_f32(level, op, &xs, &mut want);
+                    assert_eq!(bits(&got), bits(&want), "{op:?} at {level:?}");
+                }
+                for op in [BinaryOp::Add, BinaryOp::Div, BinaryOp::Maximum] {
+                    let got = binary(op, &x, &y).unwrap().to_vec::<f32>().unwrap();
+                    let mut want = vec![0.0f32; n];
+                    simd::binary_f32(level, op, Operand::Run(&xs), Operand::Run(&ys), &mut want);
+                    assert_eq!(bits(&got), bits(&want), "{op:?} at {level:?}");
+                }
+                // float16: widened, computed and rounded per level, split the same way.
+                let h = x.to_dtype(DType::F16);
+                let got = unary(UnaryOp::Exp, &h).unwrap().to_vec::<f16>().unwrap();
+                let wide: Vec<f32> = h.to_vec::<f16>().unwrap().iter().map(|v| v.to_f32()).collect();
+                let mut e = vec![0.0f32; n];
+                simd::unary_f32(level, UnaryOp::Exp, &wide, &mut e);
+                let want: Vec<f16> = e.iter().map(|&v| f16::from_f32(v)).collect();
+                assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "f16 exp at {level:?}");
+            });
+        }
+    }
+
     /// relu_grad against its definition (`g` where `x > 0`, else +0) over special values,
     /// every length from 0 to 80 (vector tails) and one length on the parallel path, in
     /// both float dtypes, and bit for bit against the select/greater composition it fuses.

@@ -4,7 +4,7 @@ use tapeflow_dtype::{DType, Error, Result, Shape, Tensor};
 
 use crate::elementwise::{BinaryOp, UnaryOp, float_storage, float_view};
 use crate::layout::split_at_axis;
-use crate::isa::{self, Level};
+use crate::isa::{self, Level, Simd, kernel};
 use crate::simd::{self, Operand};
 
 fn float_only<R>(op: &'static str, x: &Tensor<R>) -> Result<()> {
@@ -87,7 +87,7 @@ pub fn softmax<R>(x: &Tensor<R>, axis: isize) -> Result<Tensor<R>> {
     let level = isa::current();
     along_axis("softmax", x, axis, |lane, out, scratch| {
         let sum = shifted_exps(level, lane, scratch, out);
-        out.iter_mut().for_each(|v| *v /= sum);
+        simd::div_by_f32(level, out, sum);
     })
 }
 
@@ -153,7 +153,7 @@ pub fn sparse_softmax_cross_entropy_with_probs<R>(
             // log(sum(exp(x))) - x[label] = log(sum(exp(x - max))) - (x[label] - max)
             let sum = shifted_exps(level, lane, &mut shifted, row);
             *d = sum.ln() - shifted[label];
-            row.iter_mut().for_each(|v| *v /= sum);
+            simd::div_by_f32(level, row, sum);
         }
     });
     let probs = float_storage(logits.dtype(), n * classes, |dst| dst.copy_from_slice(&probs));
@@ -180,7 +180,7 @@ fn short_rows_cross_entropy(level: Level, src: &[f32], classes: usize, labels: &
     for (i, (row, &label)) in probs.chunks_exact_mut(classes).zip(labels).enumerate() {
         let sum: f32 = row.iter().sum();
         loss[i] = sum.ln() - shifted[i * classes + label];
-        row.iter_mut().for_each(|v| *v /= sum);
+        simd::div_by_f32(level, row, sum);
     }
 }
 
@@ -203,16 +203,27 @@ pub fn sparse_softmax_cross_entropy_grad<R>(probs: &Tensor<R>, labels: &Tensor<R
         return Err(Error::shape_mismatch(op, probs, g, "the upstream gradient must be [N]"));
     }
     let (p, g) = (probs.as_slice::<f32>()?, g.as_slice::<f32>()?);
+    let level = isa::current();
     let storage = tapeflow_dtype::Storage::for_overwrite::<f32>(n * classes, |out| {
-        for (((out, p), &label), &g) in
-            out.chunks_exact_mut(classes.max(1)).zip(p.chunks_exact(classes.max(1))).zip(&labels).zip(g)
-        {
-            for (j, (o, &p)) in out.iter_mut().zip(p).enumerate() {
-                *o = (p - if j == label { 1.0 } else { 0.0 }) * g;
-            }
-        }
+        cross_entropy_grad_rows(level, out, p, &labels, g, classes.max(1))
     });
     Tensor::from_storage(storage, probs.shape().clone())
+}
+
+kernel! {
+    /// The rows of [`sparse_softmax_cross_entropy_grad`], compiled per level (the compiler
+    /// vectorizes the row loop; subtraction and product are exactly rounded, so every level
+    /// gives the same bits).
+    fn cross_entropy_grad_rows<'a>(out: &'a mut [f32], p: &'a [f32], labels: &'a [usize], g: &'a [f32], classes: usize) => cross_entropy_grad_body;
+}
+
+#[inline(always)]
+fn cross_entropy_grad_body<S: Simd>(_: S, out: &mut [f32], p: &[f32], labels: &[usize], g: &[f32], classes: usize) {
+    for (((out, p), &label), &g) in out.chunks_exact_mut(classes).zip(p.chunks_exact(classes)).zip(labels).zip(g) {
+        for (j, (o, &p)) in out.iter_mut().zip(p).enumerate() {
+            *o = (p - if j == label { 1.0 } else { 0.0 }) * g;
+        }
+    }
 }
 
 /// One-hot rows `[N, C]` of `dtype` for int32 `labels` `[N]` against `logits` `[N, C]`.

@@ -429,6 +429,23 @@ fn binary_in_place<S: Simd>(s: S, acc: &mut [f32], src: &[f32], f: impl Map2<S>)
 }
 
 kernel! {
+    /// `dst[i] /= d` (exactly rounded, as the scalar division).
+    pub fn div_by_f32<'a>(dst: &'a mut [f32], d: f32) => div_by_body;
+}
+
+#[inline(always)]
+fn div_by_body<S: Simd>(s: S, dst: &mut [f32], d: f32) {
+    let (dv, dt) = dst.as_chunks_mut::<LANES>();
+    let dv_splat = s.splat(d);
+    for x in dv {
+        (s.load(x) / dv_splat).store(x);
+    }
+    for x in dt {
+        *x /= d;
+    }
+}
+
+kernel! {
     /// `dst[i] = src[i]` widened from float16 (exact), 16 at a time.
     pub fn widen_f16<'a>(src: &'a [f16], dst: &'a mut [f32]) => widen_body;
 }
