@@ -89,10 +89,67 @@ impl Simd for Avx2 {
         let p: *const __m256i = a.as_ptr().cast();
         avx2!(Yi(_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))))
     }
+    /// Four 8 × 8 transposes of the halves (unpack, shuffle, then swap 128-bit lanes: 24
+    /// instructions each); output row r < 8 takes the low halves' columns, r ≥ 8 the high.
+    #[inline(always)]
+    fn transpose16(self, m: [Y; LANES]) -> [Y; LANES] {
+        let (a, b) = (transpose8(halves(&m, false, 0)), transpose8(halves(&m, false, 8)));
+        let (c, d) = (transpose8(halves(&m, true, 0)), transpose8(halves(&m, true, 8)));
+        let mut out = m;
+        for i in 0..8 {
+            out[i] = Y(a[i], b[i]);
+            out[i + 8] = Y(c[i], d[i]);
+        }
+        out
+    }
     #[inline(always)]
     fn splat_i(self, x: i32) -> Yi {
         avx2!(Yi(_mm256_set1_epi32(x), _mm256_set1_epi32(x)))
     }
+}
+
+/// The low (or high) halves of rows `first .. first + 8`.
+#[inline(always)]
+fn halves(m: &[Y; LANES], high: bool, first: usize) -> [__m256; 8] {
+    let mut r = [m[first].0; 8];
+    for (i, x) in r.iter_mut().enumerate() {
+        let v = m[first + i];
+        *x = if high { v.1 } else { v.0 };
+    }
+    r
+}
+
+/// The transpose of an 8 × 8 block of f32 held as 8 row registers.
+#[inline(always)]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    avx2!({
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
+    })
 }
 
 macro_rules! binop {
