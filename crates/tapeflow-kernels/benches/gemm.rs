@@ -133,7 +133,7 @@ fn main() {
 
     if let Some(pos) = has("one") {
         let n = num(pos + 1, 1024);
-        let t = args.get(pos + 2).and_then(|c| parse_cfg(c)).unwrap_or(Tuning::default());
+        let t = args.get(pos + 2).and_then(|c| parse_cfg(c)).unwrap_or_default();
         let mut case = Case::new(n, |x| x);
         case.trans = (has("ta").is_some(), has("tb").is_some());
         let g: Vec<f64> = (0..9).map(|_| case.time(&t)).collect();
@@ -241,9 +241,15 @@ fn main() {
         return;
     }
     if has("kernel").is_some() {
-        for kernel in
-            [KernelShape::K14x32, KernelShape::K12x32, KernelShape::K8x48, KernelShape::K6x64, KernelShape::K28x16, KernelShape::K6x16, KernelShape::K3x16]
-        {
+        for kernel in [
+            KernelShape::K14x32,
+            KernelShape::K12x32,
+            KernelShape::K8x48,
+            KernelShape::K6x64,
+            KernelShape::K28x16,
+            KernelShape::K6x16,
+            KernelShape::K3x16,
+        ] {
             for kc in [64, 128, 256, 512] {
                 let runs = (0..7)
                     .map(|_| {

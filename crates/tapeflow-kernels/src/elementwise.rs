@@ -5,9 +5,9 @@ use std::borrow::Cow;
 use half::f16;
 use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, Tensor};
 
+use crate::isa::{self, F32s, LANES, Level, Mask, Simd, kernel};
 use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
 use crate::parallel::{CHUNK, for_each_chunk};
-use crate::isa::{self, F32s, LANES, Level, Mask, Simd, kernel};
 use crate::reference;
 use crate::simd::{self, IntOperand, Operand};
 

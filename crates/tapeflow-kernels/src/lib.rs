@@ -21,6 +21,7 @@ pub mod reference;
 pub mod simd;
 
 pub use elementwise::{BinaryOp, UnaryOp, binary, relu_grad, select, unary};
+pub use isa::{Isa, isa};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
 pub use matmul::matmul;
 pub use nn::{
@@ -28,4 +29,3 @@ pub use nn::{
     sparse_softmax_cross_entropy_with_probs,
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
-pub use isa::{Isa, isa};

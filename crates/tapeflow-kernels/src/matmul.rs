@@ -58,7 +58,8 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
             let (x, y) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?);
             let mut done = Ok(());
             // gemm overwrites every element of C (k = 0 included), so a recycled buffer works.
-            let storage = Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(level, x, y, c, &pairs, dims));
+            let storage =
+                Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(level, x, y, c, &pairs, dims));
             done.map_err(|e| mismatch(e.to_string()))?;
             storage
         }
@@ -66,7 +67,8 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
             // Widened to f32 while packing, accumulated in f32, rounded once here.
             let (x, y) = (a.as_slice::<f16>()?, b.as_slice::<f16>()?);
             let mut done = Ok(());
-            let wide = Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(level, x, y, c, &pairs, dims));
+            let wide =
+                Storage::for_overwrite::<f32>(batches * size_c, |c| done = gemm_batch(level, x, y, c, &pairs, dims));
             done.map_err(|e| mismatch(e.to_string()))?;
             let c = wide.as_slice::<f32>().unwrap_or(&[]);
             Storage::for_overwrite::<f16>(c.len(), |out| crate::simd::narrow_f16(level, c, out))

@@ -3,8 +3,8 @@
 use tapeflow_dtype::{DType, Error, Result, Shape, Tensor};
 
 use crate::elementwise::{BinaryOp, UnaryOp, float_storage, float_view};
-use crate::layout::split_at_axis;
 use crate::isa::{self, Level, Simd, kernel};
+use crate::layout::split_at_axis;
 use crate::simd::{self, Operand};
 
 fn float_only<R>(op: &'static str, x: &Tensor<R>) -> Result<()> {
@@ -165,7 +165,14 @@ pub fn sparse_softmax_cross_entropy_with_probs<R>(
 /// kernel, then the per-row sums, logs and divisions. Bit for bit what the per-row
 /// [`shifted_exps_short`] path computes (the same subtraction, the same exp per element,
 /// the same left-to-right sum), without a one-vector exp call per row.
-fn short_rows_cross_entropy(level: Level, src: &[f32], classes: usize, labels: &[usize], loss: &mut [f32], probs: &mut [f32]) {
+fn short_rows_cross_entropy(
+    level: Level,
+    src: &[f32],
+    classes: usize,
+    labels: &[usize],
+    loss: &mut [f32],
+    probs: &mut [f32],
+) {
     let mut shifted = vec![0.0f32; src.len()];
     for (lane, out) in src.chunks_exact(classes).zip(shifted.chunks_exact_mut(classes)) {
         // NaN anywhere makes the maximum NaN, as in `shifted_exps_short`.

@@ -189,7 +189,11 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
         [(rows, true), (cols, false)] if rows * cols >= BLOCKED_MIN_ELEMENTS => {
             let (rows, cols) = (*rows, *cols);
             let into = |acc: &mut [f32], run: &[f32]| {
-                if op == ReduceOp::Max { simd::max_into_f32(level, acc, run) } else { simd::add_into_f32(level, acc, run) }
+                if op == ReduceOp::Max {
+                    simd::max_into_f32(level, acc, run)
+                } else {
+                    simd::add_into_f32(level, acc, run)
+                }
             };
             let blocks = rows.div_ceil(ROWS_PER_BLOCK);
             let partials: Vec<Vec<f32>> = parallel::map_indices(blocks, |block| {

@@ -15,9 +15,9 @@ use half::f16;
 
 use crate::elementwise::{BinaryOp, UnaryOp};
 use crate::fastmath;
-use crate::isa::{F32s, I32s, LANES, Mask, Simd, kernel};
 #[cfg(test)]
 use crate::isa::Level;
+use crate::isa::{F32s, I32s, LANES, Mask, Simd, kernel};
 use crate::reference;
 
 /// Beyond this magnitude the vector sin/cos range reduction loses accuracy; such lanes are
@@ -772,7 +772,10 @@ mod tests {
                     let mut out = vec![0.0f32; op_len];
                     unary_f32(level, op, &data, &mut out);
                     for &y in &out {
-                        assert!(y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()), "{op:?}({x}) = {y} at {level:?}");
+                        assert!(
+                            y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
+                            "{op:?}({x}) = {y} at {level:?}"
+                        );
                     }
                 }
             }

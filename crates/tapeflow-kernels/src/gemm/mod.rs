@@ -10,7 +10,7 @@
 //!       for each task = that group × a row group (≤ MC rows)                  (parallel)
 //!         for ir over the task's A slivers    A sliver (MR × KC) from L1/L2
 //!           for jr over the task's B slivers  B block (KC × NCB) stays in L2
-//!             micro-kernel: MR × NR tile in zmm registers; C = tile (pc = 0), else C += tile
+//!             micro-kernel: MR × NR tile in registers; C = tile (pc = 0), else C += tile
 //! ```
 //!
 //! The micro-kernel asks for its C tile's cache lines (`prefetchw`) before its FMAs: C is
@@ -19,8 +19,12 @@
 //! large batch) is cut into two K halves computed side by side (`k_halves`): C = first
 //! half + second half, decided by the shape alone.
 //!
-//! Sizes, for AVX-512 with a 48 KiB L1d and a 2 MiB L2 per core (measured with the
-//! crate's `gemm` bench; see `Tuning::DEFAULT`):
+//! The driver is generic over the instruction-set token (`crate::isa`); the micro-kernel and
+//! the packing routines are kernel calls compiled per level, and the tile shape is the
+//! level's (`KernelShape::for_level`): AVX-512 14 × 32, AVX2 6 × 16 (12 ymm accumulators,
+//! 95–98 % of one core's FMA peak on L1-resident slivers of depth 256–512 on an AVX2 Zen 3),
+//! the baseline 3 × 16 on SSE2. The other sizes were measured on AVX-512 with a 48 KiB L1d
+//! and a 2 MiB L2 per core (the crate's `gemm` bench; see `Tuning::DEFAULT`):
 //! * MR × NR = 14 × 32: 28 zmm accumulators + 2 B vectors + 1 broadcast = 31 of the 32
 //!   registers; 16 loads per 28 FMAs. 12 × 32, 8 × 48 and 6 × 64 measured within noise
 //!   of it (8 × 48 a few % slower); 14 × 32 wastes least on edges of powers of two.
@@ -46,7 +50,9 @@
 //! Operands are [`MatRef`] views with arbitrary strides, so transposed operands and batch
 //! members are read in place; the only copies are the packed panels. f16 inputs are
 //! widened to f32 while packing (F16C) and accumulate in f32; C is always f32 (the
-//! caller rounds it once).
+//! caller rounds it once). Bits are identical for any thread count at a given level; across
+//! levels they agree within rounding (the baseline of an SSE2 build has no fused
+//! multiply-add, and the K halves are planned from the level's tile counts).
 
 mod kernel;
 mod pack;

@@ -46,7 +46,6 @@ pub trait Element: Copy + Send + Sync + 'static + sealed::Widen16 {
     /// Widens 16 values into `dst`, straight to memory.
     fn widen_block(src: &[Self; KB], dst: &mut [f32; KB]);
 
-
     /// Widens a contiguous run into every `stride`-th element of `dst`, starting at
     /// `dst[0]`: `dst[i·stride] = src[i]`.
     fn scatter(src: &[Self], dst: &mut [f32], stride: usize) {
@@ -80,7 +79,6 @@ impl Element for f32 {
         *dst = *src;
     }
 
-
     #[inline]
     fn scatter(src: &[f32], dst: &mut [f32], stride: usize) {
         for (d, &v) in dst.iter_mut().step_by(stride).zip(src) {
@@ -106,7 +104,6 @@ impl Element for f16 {
     fn widen_block(src: &[f16; KB], dst: &mut [f32; KB]) {
         src.convert_to_f32_slice(dst);
     }
-
 }
 
 // The module is private, so `Widen16` cannot be named outside the crate: the tokens it
@@ -229,7 +226,14 @@ impl<T: Element, const NR: usize> Kernel for PackBGroup<'_, '_, T, NR> {
 /// Packs rows `i0 .. i0 + MR` (clipped to the matrix, zero beyond) and columns
 /// `p0 .. p0 + kc` of `a` into `dst` (`kc·MR` floats) in the layout of the module docs.
 #[inline(always)]
-fn pack_a<T: Element, S: Simd, const MR: usize>(s: S, a: &MatRef<'_, T>, i0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+fn pack_a<T: Element, S: Simd, const MR: usize>(
+    s: S,
+    a: &MatRef<'_, T>,
+    i0: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
     let Some(dst) = dst.get_mut(..kc * MR) else { return };
     let rows = MR.min(a.rows.saturating_sub(i0));
     if rows < MR {
@@ -284,7 +288,14 @@ fn pack_a<T: Element, S: Simd, const MR: usize>(s: S, a: &MatRef<'_, T>, i0: usi
 /// Packs columns `j0 .. j0 + NR` (clipped, zero beyond) and rows `p0 .. p0 + kc` of `b`
 /// into `dst` (`kc·NR` floats), layout `dst[p·NR + c]`.
 #[inline(always)]
-fn pack_b<T: Element, S: Simd, const NR: usize>(s: S, b: &MatRef<'_, T>, j0: usize, p0: usize, kc: usize, dst: &mut [f32]) {
+fn pack_b<T: Element, S: Simd, const NR: usize>(
+    s: S,
+    b: &MatRef<'_, T>,
+    j0: usize,
+    p0: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
     let Some(dst) = dst.get_mut(..kc * NR) else { return };
     let cols = NR.min(b.cols.saturating_sub(j0));
     if cols < NR {

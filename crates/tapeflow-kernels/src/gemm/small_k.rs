@@ -24,7 +24,13 @@ const ROWS_PER_JOB: usize = 64;
 
 /// `c = a · b` for `1 ≤ k ≤ MAX_K`, `c` row-major `m × n`; rows split over rayon when
 /// `parallel`.
-pub(super) fn gemm_small_k<T: Element>(level: Level, a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &mut [f32], parallel: bool) {
+pub(super) fn gemm_small_k<T: Element>(
+    level: Level,
+    a: &MatRef<'_, T>,
+    b: &MatRef<'_, T>,
+    c: &mut [f32],
+    parallel: bool,
+) {
     let (k, n) = (a.cols, b.cols);
     if n == 0 || k == 0 || k > MAX_K {
         return;

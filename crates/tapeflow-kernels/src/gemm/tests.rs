@@ -269,7 +269,10 @@ fn gemm_with_k_cut_in_halves_is_right_and_the_same_on_any_thread_count() {
                     let run = |threads: usize| -> Vec<u32> {
                         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                         let mut c = vec![f32::NAN; m * n];
-                        pool.install(|| isa::with_isa(level, || gemm_tuned(view(&a, m, k, ta), view(&b, k, n, tb), &mut c, &t))).unwrap();
+                        pool.install(|| {
+                            isa::with_isa(level, || gemm_tuned(view(&a, m, k, ta), view(&b, k, n, tb), &mut c, &t))
+                        })
+                        .unwrap();
                         c.iter().map(|v| v.to_bits()).collect()
                     };
                     assert_eq!(run(1), run(2), "{shape:?} {m}x{k}x{n} ta={ta} tb={tb}");
@@ -328,7 +331,8 @@ fn gemm_narrow_output_path_gives_the_blocked_paths_bits() {
         // and the parallel job size, every width up to one vector, K within one K block, past
         // it, cut in halves (1437, 2100: two blocks per half), every orientation, f32 and f16.
         let bits = |c: &[f32]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        let blocked_tuning = Tuning { kernel: KernelShape::K28x16, inline_below: SKINNY_INLINE_BELOW, ..Tuning::DEFAULT };
+        let blocked_tuning =
+            Tuning { kernel: KernelShape::K28x16, inline_below: SKINNY_INLINE_BELOW, ..Tuning::DEFAULT };
         for k in [17, 31, 64, 128, 512, 800, 801, 1437, 2100] {
             for m in [0, 1, 7, 8, 9, 65, 128, 130, 1437] {
                 for n in [1, 9, 10, 16] {
@@ -385,8 +389,13 @@ fn gemm_inline_and_rayon_paths_agree_bitwise() {
         let b = values(k * n, 32);
         let run = |inline_below: usize| -> Vec<u32> {
             let mut c = vec![f32::NAN; m * n];
-            gemm_tuned(view(&a, m, k, false), view(&b, k, n, true), &mut c, &Tuning { inline_below, ..Tuning::DEFAULT })
-                .unwrap();
+            gemm_tuned(
+                view(&a, m, k, false),
+                view(&b, k, n, true),
+                &mut c,
+                &Tuning { inline_below, ..Tuning::DEFAULT },
+            )
+            .unwrap();
             c.iter().map(|v| v.to_bits()).collect()
         };
         assert_eq!(run(usize::MAX), run(0));

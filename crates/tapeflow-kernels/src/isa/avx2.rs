@@ -30,7 +30,8 @@ pub(crate) struct Avx2(());
 impl Avx2 {
     /// The token, if this CPU (and OS) runs AVX2 with FMA and F16C.
     pub(crate) fn try_new() -> Option<Self> {
-        let ok = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
+        let ok =
+            is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c");
         ok.then_some(Avx2(()))
     }
 

@@ -40,7 +40,6 @@ pub(crate) use avx512::Avx512;
 pub(crate) use baseline::Baseline;
 pub(crate) use vector::{F32s, I32s, Mask, Simd};
 
-
 /// Lanes of every level's f32 vector. All levels use 16 lanes (one zmm register, two ymm
 /// registers, or `wide`'s `f32x16`), so a kernel's blocking — and the order in which its
 /// reductions add — is the same on every level: sums and products give the same bits on
