@@ -241,15 +241,7 @@ fn main() {
         return;
     }
     if has("kernel").is_some() {
-        for kernel in [
-            KernelShape::K14x32,
-            KernelShape::K12x32,
-            KernelShape::K8x48,
-            KernelShape::K6x64,
-            KernelShape::K28x16,
-            KernelShape::K6x16,
-            KernelShape::K3x16,
-        ] {
+        for kernel in KernelShape::ALL {
             for kc in [64, 128, 256, 512] {
                 let runs = (0..7)
                     .map(|_| {

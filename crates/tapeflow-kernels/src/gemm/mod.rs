@@ -229,6 +229,17 @@ pub enum KernelShape {
 }
 
 impl KernelShape {
+    /// Every shape (the tests run each at every level; the bench's kernel mode times each).
+    pub const ALL: [KernelShape; 7] = [
+        KernelShape::K14x32,
+        KernelShape::K12x32,
+        KernelShape::K8x48,
+        KernelShape::K6x64,
+        KernelShape::K28x16,
+        KernelShape::K6x16,
+        KernelShape::K3x16,
+    ];
+
     /// The main micro-kernel of a level: as many accumulators as its registers hold beside
     /// the B vectors and one broadcast. The baseline's depends on the build's target.
     pub fn for_level(level: Level) -> KernelShape {

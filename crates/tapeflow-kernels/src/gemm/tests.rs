@@ -55,15 +55,7 @@ fn tiny(kernel: KernelShape) -> Tuning {
     Tuning { kernel, kc: 40, mc: 1, nc: 1, min_tasks: 3, inline_below: 0, a_outer: true, ncb: 1, owner_pack: true }
 }
 
-const SHAPES: [KernelShape; 7] = [
-    KernelShape::K14x32,
-    KernelShape::K12x32,
-    KernelShape::K8x48,
-    KernelShape::K6x64,
-    KernelShape::K28x16,
-    KernelShape::K6x16,
-    KernelShape::K3x16,
-];
+const SHAPES: [KernelShape; 7] = KernelShape::ALL;
 
 /// Runs `f` at every level this CPU has (on this thread; pools inside `f` pass the level
 /// on with `with_isa`).
