@@ -100,6 +100,8 @@ fn parse_cfg(spec: &str) -> Option<Tuning> {
         "k8" => KernelShape::K8x48,
         "k6" => KernelShape::K6x64,
         "k28" => KernelShape::K28x16,
+        "k6x16" => KernelShape::K6x16,
+        "k3x16" => KernelShape::K3x16,
         _ => return None,
     };
     let d = Tuning::default();
