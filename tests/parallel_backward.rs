@@ -52,3 +52,27 @@ fn parallel_and_sequential_backward_agree_bitwise_on_one_and_two_threads() {
     assert_eq!(on(1, false), reference);
     assert_eq!(on(2, true), reference);
 }
+
+/// At every kernel level (`isa::with_isa` on the calling thread), the passes on two threads
+/// give the one-thread sequential pass's bits: the level goes with each op onto the workers,
+/// also with a matmul gradient's second product, which another thread may steal (the
+/// baseline of a plain build has no fused multiply-add, so a worker at another level would
+/// change the matmuls' last bits; before the level went along, 16 of 16 gradients differed).
+#[test]
+fn the_calling_threads_kernel_level_reaches_the_parallel_pass() {
+    for level in tapeflow::kernels::isa::supported_levels() {
+        let on = |threads: usize, sequential: bool| {
+            rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| {
+                tapeflow::kernels::isa::with_isa(level.isa(), || {
+                    chains_and_gradients(GradientOptions::default().sequential(sequential))
+                })
+            })
+        };
+        // Several rounds: which thread runs what changes from run to run.
+        let reference = on(1, true);
+        for _ in 0..4 {
+            assert_eq!(on(2, false), reference, "{level:?}, parallel pass");
+            assert_eq!(on(2, true), reference, "{level:?}, sequential pass, kernels on two threads");
+        }
+    }
+}

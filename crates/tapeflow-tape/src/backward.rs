@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use smallvec::SmallVec;
 use tapeflow_dtype::{DType, Error, Result, Shape, TensorId};
+use tapeflow_kernels::isa;
 
 use crate::context::{Entry, IdMap, Input, InputGrads, Link, Rule};
 use crate::operand::GradSource;
@@ -270,10 +271,13 @@ impl Job {
 fn run_dynamic(pass: &mut Pass<'_>, ready: Vec<usize>) -> Result<()> {
     let shared = Mutex::new(pass);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
+    // The kernels' instruction-set level of the calling thread (`isa::with_isa`) goes with
+    // every op onto the workers.
+    let level = isa::current().isa();
     rayon::scope(|scope| {
         for i in ready {
             let (shared, failure) = (&shared, &failure);
-            scope.spawn(move |scope| run_from(shared, failure, scope, i));
+            scope.spawn(move |scope| isa::with_isa(level, || run_from(shared, failure, scope, level, i)));
         }
     });
     match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
@@ -293,6 +297,7 @@ fn run_from<'s, 'p: 's, 'e: 'p>(
     shared: &'s Mutex<&'p mut Pass<'e>>,
     failure: &'s Mutex<Option<Error>>,
     scope: &rayon::Scope<'s>,
+    level: isa::Isa,
     mut i: usize,
 ) {
     let mut next = Vec::new();
@@ -310,7 +315,7 @@ fn run_from<'s, 'p: 's, 'e: 'p>(
         }
         let Some(continue_with) = next.pop() else { return };
         for p in next.drain(..) {
-            scope.spawn(move |scope| run_from(shared, failure, scope, p));
+            scope.spawn(move |scope| isa::with_isa(level, || run_from(shared, failure, scope, level, p)));
         }
         i = continue_with;
     }
@@ -402,7 +407,8 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     let expensive = finals.iter().filter(|p| p.len() > 1).count();
     let sums: Vec<Option<Tensor>> = if parallel && expensive >= 2 {
         use rayon::prelude::*;
-        finals.into_par_iter().map(sum_in_order).collect::<Result<_>>()?
+        let level = isa::current().isa();
+        finals.into_par_iter().map(|p| isa::with_isa(level, || sum_in_order(p))).collect::<Result<_>>()?
     } else {
         finals.into_iter().map(sum_in_order).collect::<Result<_>>()?
     };

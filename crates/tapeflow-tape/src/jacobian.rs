@@ -70,7 +70,10 @@ fn vjp_rows(
     let mut seeds = seeds.into_iter().peekable();
     while seeds.peek().is_some() {
         let batch: Vec<Tensor> = seeds.by_ref().take(chunk).collect();
-        let done: Vec<Result<Option<Tensor>>> = batch.into_par_iter().map(one).collect();
+        // Rows run on rayon's workers at the calling thread's kernel level (`isa::with_isa`).
+        let level = tapeflow_kernels::isa::current().isa();
+        let done: Vec<Result<Option<Tensor>>> =
+            batch.into_par_iter().map(|seed| tapeflow_kernels::isa::with_isa(level, || one(seed))).collect();
         for row in done {
             rows.push(row?);
         }

@@ -141,7 +141,10 @@ thread_local! {
 
 /// Runs `f` with the kernels called on this thread at `level` (clamped to what the CPU
 /// supports), then restores the previous level, also when `f` panics. Ops started inside
-/// `f` carry the level to the worker threads they use. Returns `f`'s result.
+/// `f` carry the level to the worker threads they use, and so do the tape's parallel
+/// backward pass and jacobians (tapeflow-tape). Work that `f` hands to other threads itself
+/// runs at the process level ([`isa`]) unless it calls `with_isa` there. Returns `f`'s
+/// result.
 pub fn with_isa<R>(level: Isa, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Isa>);
     impl Drop for Restore {

@@ -37,7 +37,12 @@ pub(crate) fn derivatives(
         // Two independent products, each on its own core: no tape records on this thread,
         // so nothing has to be recorded in order, and the results do not depend on where
         // a product runs.
-        let run = |(x, y, tx, ty): (&Tensor, &Tensor, bool, bool)| kernels::matmul(x, y, tx, ty);
+        // The kernel level of this thread (`isa::with_isa`) goes with the product that may
+        // be stolen by another thread.
+        let level = kernels::isa::current().isa();
+        let run = |(x, y, tx, ty): (&Tensor, &Tensor, bool, bool)| {
+            kernels::isa::with_isa(level, || kernels::matmul(x, y, tx, ty))
+        };
         let (ga, gb) = rayon::join(|| run(pa), || run(pb));
         (Some(ga), Some(gb))
     } else {
