@@ -5,7 +5,7 @@
 //! complete path with every special value. The complete path computes the in-range lanes
 //! with the same core, so an element's bits never depend on its neighbours in the vector.
 //! Worst errors against a correctly rounded f64 reference are pinned by the tests in
-//! `simd.rs` on every level (exp ≤ 2 ulp, log ≤ 2, tanh ≤ 3, sin/cos ≤ 4, log1p ≤ 3,
+//! `simd/tests.rs` on every level (exp ≤ 2 ulp, log ≤ 2, tanh ≤ 3, sin/cos ≤ 4, log1p ≤ 3,
 //! expm1 ≤ 4). Fused multiply-adds make the levels differ in last bits, never in bounds.
 
 use crate::isa::{F32s, I32s, Mask, Simd};
