@@ -20,11 +20,6 @@ use std::time::Instant;
 use half::f16;
 use tapeflow_kernels::gemm::{Element, KernelShape, MatRef, Tuning, bench_kernel, gemm_tuned};
 
-/// The FMA peak loop of the kernels' level; returns (value to keep, flops).
-fn fma_chains(iters: u64) -> (f32, u64) {
-    tapeflow_kernels::isa::fma_peak_probe(iters)
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -37,9 +32,9 @@ fn peak_once(threads: usize) -> f64 {
     let iters = 1_000_000u64;
     let t = Instant::now();
     let flops: u64 = if threads > 1 {
-        rayon::broadcast(|_| black_box(fma_chains(iters)).1).iter().sum()
+        rayon::broadcast(|_| black_box(tapeflow_kernels::isa::fma_peak_probe(iters)).1).iter().sum()
     } else {
-        black_box(fma_chains(iters)).1
+        black_box(tapeflow_kernels::isa::fma_peak_probe(iters)).1
     };
     flops as f64 / t.elapsed().as_secs_f64() / 1e9
 }

@@ -273,11 +273,11 @@ fn run_dynamic(pass: &mut Pass<'_>, ready: Vec<usize>) -> Result<()> {
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     // The kernels' instruction-set level of the calling thread (`isa::with_isa`) goes with
     // every op onto the workers.
-    let level = isa::current().isa();
+    let level = isa::current();
     rayon::scope(|scope| {
         for i in ready {
             let (shared, failure) = (&shared, &failure);
-            scope.spawn(move |scope| isa::with_isa(level, || run_from(shared, failure, scope, level, i)));
+            scope.spawn(move |scope| level.enter(|| run_from(shared, failure, scope, i)));
         }
     });
     match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
@@ -297,9 +297,10 @@ fn run_from<'s, 'p: 's, 'e: 'p>(
     shared: &'s Mutex<&'p mut Pass<'e>>,
     failure: &'s Mutex<Option<Error>>,
     scope: &rayon::Scope<'s>,
-    level: isa::Isa,
     mut i: usize,
 ) {
+    // Set by the spawning `enter`: the level of the thread that started the pass.
+    let level = isa::current();
     let mut next = Vec::new();
     loop {
         if lock(failure).is_some() {
@@ -315,7 +316,7 @@ fn run_from<'s, 'p: 's, 'e: 'p>(
         }
         let Some(continue_with) = next.pop() else { return };
         for p in next.drain(..) {
-            scope.spawn(move |scope| isa::with_isa(level, || run_from(shared, failure, scope, level, p)));
+            scope.spawn(move |scope| level.enter(|| run_from(shared, failure, scope, p)));
         }
         i = continue_with;
     }
@@ -407,8 +408,8 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     let expensive = finals.iter().filter(|p| p.len() > 1).count();
     let sums: Vec<Option<Tensor>> = if parallel && expensive >= 2 {
         use rayon::prelude::*;
-        let level = isa::current().isa();
-        finals.into_par_iter().map(|p| isa::with_isa(level, || sum_in_order(p))).collect::<Result<_>>()?
+        let level = isa::current();
+        finals.into_par_iter().map(|p| level.enter(|| sum_in_order(p))).collect::<Result<_>>()?
     } else {
         finals.into_iter().map(sum_in_order).collect::<Result<_>>()?
     };

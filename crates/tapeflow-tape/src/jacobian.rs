@@ -71,9 +71,8 @@ fn vjp_rows(
     while seeds.peek().is_some() {
         let batch: Vec<Tensor> = seeds.by_ref().take(chunk).collect();
         // Rows run on rayon's workers at the calling thread's kernel level (`isa::with_isa`).
-        let level = tapeflow_kernels::isa::current().isa();
-        let done: Vec<Result<Option<Tensor>>> =
-            batch.into_par_iter().map(|seed| tapeflow_kernels::isa::with_isa(level, || one(seed))).collect();
+        let level = tapeflow_kernels::isa::current();
+        let done: Vec<Result<Option<Tensor>>> = batch.into_par_iter().map(|seed| level.enter(|| one(seed))).collect();
         for row in done {
             rows.push(row?);
         }

@@ -168,6 +168,12 @@ impl Level {
         self.0
     }
 
+    /// Runs `f` with this level as the calling thread's (see [`with_isa`]): how work handed
+    /// to another thread keeps the level of the thread that made it.
+    pub fn enter<R>(self, f: impl FnOnce() -> R) -> R {
+        with_isa(self.0, f)
+    }
+
     /// Runs `kernel` compiled for this level.
     #[inline(always)]
     pub(crate) fn dispatch<K: Kernel>(self, kernel: K) -> K::Output {

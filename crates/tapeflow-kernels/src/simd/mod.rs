@@ -49,7 +49,7 @@ fn patch_lanes<S: Simd>(s: S, mask: S::M, x: S::F, y: S::F, fallback: impl Fn(f3
 #[inline(always)]
 fn trig_needs_reference<S: Simd>(s: S, x: S::F, y: S::F) -> S::M {
     let a = x.abs();
-    a.simd_gt(s.splat(TRIG_SIMD_LIMIT)) | y.abs().simd_lt(a * s.splat(1.0 / 1_048_576.0)) | a.is_nan()
+    a.simd_gt(s.splat(TRIG_SIMD_LIMIT)) | y.abs().simd_lt(a * s.splat(1.0 / 1_048_576.0))
 }
 
 /// `op` on one vector, with TensorFlow's NaN and infinity rules. Always inlined: the slice

@@ -39,10 +39,8 @@ pub(crate) fn derivatives(
         // a product runs.
         // The kernel level of this thread (`isa::with_isa`) goes with the product that may
         // be stolen by another thread.
-        let level = kernels::isa::current().isa();
-        let run = |(x, y, tx, ty): (&Tensor, &Tensor, bool, bool)| {
-            kernels::isa::with_isa(level, || kernels::matmul(x, y, tx, ty))
-        };
+        let level = kernels::isa::current();
+        let run = |(x, y, tx, ty): (&Tensor, &Tensor, bool, bool)| level.enter(|| kernels::matmul(x, y, tx, ty));
         let (ga, gb) = rayon::join(|| run(pa), || run(pb));
         (Some(ga), Some(gb))
     } else {
