@@ -5,6 +5,12 @@ use tapeflow::prelude::*;
 
 /// 16 independent chains, each 10 × (matmul 64×64, tanh); the loss sums their outputs.
 fn chains_and_gradients(options: GradientOptions) -> Vec<Vec<u32>> {
+    chains(options, false)
+}
+
+/// The chains with their sums summed into one loss (`separate == false`: one connected
+/// graph) or kept as 16 targets (independent components, which run a thread each).
+fn chains(options: GradientOptions, separate: bool) -> Vec<Vec<u32>> {
     let x = Tensor::from_vec((0..64 * 64).map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5).collect(), [64, 64]).unwrap();
     let weights: Vec<Variable> = (0..16)
         .map(|c| {
@@ -13,24 +19,26 @@ fn chains_and_gradients(options: GradientOptions) -> Vec<Vec<u32>> {
         })
         .collect();
     let tape = GradientTape::new();
-    let loss = tape
-        .record(|| -> Result<Tensor> {
+    let (loss, sums) = tape
+        .record(|| -> Result<(Tensor, Vec<Tensor>)> {
             let mut total: Option<Tensor> = None;
+            let mut sums = Vec::new();
             for w in &weights {
                 let mut h = x.clone();
                 for _ in 0..10 {
                     h = w.matmul(&h)?.tanh()?;
                 }
                 let s = h.sum_all()?;
+                sums.push(s.clone());
                 total = Some(match total {
                     Some(t) => (t + s)?,
                     None => s,
                 });
             }
-            Ok(total.expect("16 chains"))
+            Ok((total.expect("16 chains"), sums))
         })
         .unwrap();
-    let targets = [&loss];
+    let targets = if separate { sums } else { vec![loss] };
     tape.gradients_with(&targets, &weights, options)
         .unwrap()
         .into_iter()
@@ -74,5 +82,25 @@ fn the_calling_threads_kernel_level_reaches_the_parallel_pass() {
             assert_eq!(on(2, false), reference, "{level:?}, parallel pass");
             assert_eq!(on(2, true), reference, "{level:?}, sequential pass, kernels on two threads");
         }
+    }
+}
+
+/// 16 separate targets make 16 independent components, each run whole by one thread; the
+/// calling thread (outside the pool) takes components too. Same bits as one thread, in
+/// order.
+#[test]
+fn independent_components_run_side_by_side_with_the_same_bits() {
+    let pool = |threads: usize, sequential: bool| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| chains(GradientOptions::default().sequential(sequential), true))
+    };
+    let reference = pool(1, true);
+    for _ in 0..4 {
+        assert_eq!(pool(2, false), reference, "inside a pool of two");
+        // From this (non-pool) thread with the global pool: the calling thread shares.
+        assert_eq!(chains(GradientOptions::default(), true), reference, "from outside the pool");
     }
 }

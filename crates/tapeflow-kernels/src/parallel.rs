@@ -114,6 +114,13 @@ thread_local! {
     static IN_SHARE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Whether this thread is running a piece of a [`for_each_item`] share (the calling thread
+/// or a helper): work nested in it should stay on this thread, since the share already
+/// occupies every thread of the pool.
+pub fn sharing() -> bool {
+    IN_SHARE.with(|flag| flag.get())
+}
+
 fn dispatch(n: usize) -> Dispatch {
     if n <= 1 || IN_SHARE.with(|flag| flag.get()) {
         Dispatch::Inline

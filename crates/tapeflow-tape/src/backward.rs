@@ -322,6 +322,95 @@ fn run_from<'s, 'p: 's, 'e: 'p>(
     }
 }
 
+/// A component's work must reach this ([`Rule::work`] units) to count as worth a thread:
+/// 2^16 multiply-adds take ~3 µs here, about the cost of handing work to the other core.
+const COMPONENT_MIN_WORK: usize = 1 << 16;
+
+/// One connected part of the live graph: its entries in reverse recording order (a valid
+/// backward order) and their summed work.
+struct Component {
+    entries: Vec<usize>,
+    work: usize,
+}
+
+/// The live entries grouped into connected parts: two entries are in one part when one
+/// consumes the other's output or both feed the same watched leaf. Parts share no
+/// gradient slot, so they can run side by side without changing any sum.
+fn components(pass: &Pass<'_>) -> Vec<Component> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let n = pass.nodes.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    let mut leaf_owner: SmallVec<[Option<usize>; 4]> = SmallVec::from_elem(None, pass.leaves.ids.len());
+    for i in (0..n).filter(|&i| pass.nodes[i].live) {
+        for input in pass.entries[i].inputs.iter().filter(|input| pass.connected(input)) {
+            let other = match input.link {
+                Link::Op(p) => p,
+                Link::Leaf => match pass.leaves.position(&input.id) {
+                    Some(k) => *leaf_owner[k].get_or_insert(i),
+                    None => continue,
+                },
+                Link::Untracked => continue,
+            };
+            let (a, b) = (root(&mut parent, i), root(&mut parent, other));
+            parent[a.max(b)] = a.min(b);
+        }
+    }
+    let mut index_of_root = vec![usize::MAX; n];
+    let mut parts: Vec<Component> = Vec::new();
+    for i in (0..n).rev().filter(|&i| pass.nodes[i].live) {
+        let r = root(&mut parent, i);
+        if index_of_root[r] == usize::MAX {
+            index_of_root[r] = parts.len();
+            parts.push(Component { entries: Vec::new(), work: 0 });
+        }
+        let part = &mut parts[index_of_root[r]];
+        part.entries.push(i);
+        part.work = part.work.saturating_add(pass.entries[i].rule.work());
+    }
+    parts
+}
+
+/// Runs each component on one thread, the calling thread taking components too
+/// (`parallel::for_each_item`), largest first. Within a component, entries run in reverse
+/// recording order, so every op's consumers have run before it; the order keys keep each
+/// sum independent of which thread ran what. The first error stops the pass.
+fn run_components(pass: &mut Pass<'_>, mut parts: Vec<Component>) -> Result<()> {
+    parts.sort_by_key(|c| std::cmp::Reverse(c.work));
+    let shared = Mutex::new(pass);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let level = isa::current();
+    tapeflow_kernels::parallel::for_each_item(parts, |_, part| {
+        level.enter(|| {
+            let mut ready = Vec::new();
+            for &i in &part.entries {
+                if lock(&failure).is_some() {
+                    return;
+                }
+                let job = lock(&shared).job(i);
+                match job.run() {
+                    Ok((upstream, input_grads)) => lock(&shared).finish(i, upstream, input_grads, &mut ready),
+                    Err(error) => {
+                        lock(&failure).get_or_insert(error);
+                        return;
+                    }
+                }
+                // The order is fixed in advance; readiness needs no tracking here.
+                ready.clear();
+            }
+        })
+    });
+    match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
+}
+
 /// Runs the backward pass of `request` over a tape's `entries`; one result per source.
 ///
 /// Only ops on a path from a source to a target run. Each recorded op counts the live
@@ -367,8 +456,20 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     // worker of the other core, and the same on both when they share a core).
     let parallel = !request.sequential && !crate::context::records_on_this_thread() && rayon::current_num_threads() > 1;
 
+    // Independent parts of the graph (chains that share no op and no source) each go to
+    // one thread whole, when at least two of them carry real work.
+    let mut done = false;
+    if parallel {
+        let parts = components(&pass);
+        if parts.iter().filter(|c| c.work >= COMPONENT_MIN_WORK).count() >= 2 {
+            run_components(&mut pass, parts)?;
+            done = true;
+        }
+    }
+
     // The first wave: live ops whose output nothing live consumes.
-    let mut wave: Vec<usize> = (0..n).filter(|&i| pass.nodes[i].live && pass.nodes[i].pending == 0).collect();
+    let mut wave: Vec<usize> =
+        if done { Vec::new() } else { (0..n).filter(|&i| pass.nodes[i].live && pass.nodes[i].pending == 0).collect() };
     let mut next = Vec::new();
     while !wave.is_empty() {
         wave.sort_unstable_by(|a, b| b.cmp(a));

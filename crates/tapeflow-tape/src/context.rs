@@ -94,6 +94,31 @@ impl Rule {
     }
 }
 
+impl Rule {
+    /// A rough count of the rule's work (multiply-adds or elements touched): whether the
+    /// independent parts of a backward pass are worth a thread each.
+    pub fn work(&self) -> usize {
+        match self {
+            Rule::Unary { op, y, .. } => y.num_elements().saturating_mul(op.cost()),
+            Rule::Binary { out, .. } => out.num_elements().saturating_mul(2),
+            Rule::AddSub { a, b, .. } => a.num_elements().max(b.num_elements()),
+            Rule::Matmul { a, b, transpose_b, .. } => {
+                let d = b.dims();
+                let cols = match (d.len(), transpose_b) {
+                    (0 | 1, _) => 1,
+                    (r, true) => d[r - 2],
+                    (r, false) => d[r - 1],
+                };
+                // Two products of m·k·n each.
+                a.num_elements().saturating_mul(cols).saturating_mul(2)
+            }
+            Rule::Reduce { x, .. } => x.num_elements(),
+            Rule::Reshape { shape } | Rule::BroadcastTo { shape } => shape.num_elements(),
+            Rule::Identity | Rule::Transpose { .. } | Rule::Cast { .. } | Rule::Custom(_) => 1,
+        }
+    }
+}
+
 /// Where a recorded op's input comes from on one tape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Link {

@@ -66,7 +66,8 @@ fn both_large(pa: &(&Tensor, &Tensor, bool, bool), pb: &(&Tensor, &Tensor, bool,
         };
         x.num_elements().saturating_mul(cols)
     };
-    rayon::current_num_threads() > 1 && work(pa).min(work(pb)) >= JOIN_MIN_WORK
+    // Inside a parallel backward pass's component every thread is busy already.
+    rayon::current_num_threads() > 1 && !kernels::parallel::sharing() && work(pa).min(work(pb)) >= JOIN_MIN_WORK
 }
 
 /// Fewest multiply-adds of each product for the two to run side by side: 2^18 take
