@@ -10,6 +10,7 @@ pub mod elementwise;
 pub mod fastmath;
 pub mod gemm;
 pub mod gemv;
+pub mod grad;
 pub mod isa;
 pub mod layout;
 pub mod matmul;

@@ -126,11 +126,22 @@ type Parts = SmallVec<[(usize, Tensor); 1]>;
 
 /// The sum of contributions in their order (recorded, so it is differentiable too). Runs
 /// inside the op's job, so sums of independent chains proceed in parallel too.
-fn sum_in_order(mut parts: Parts) -> Result<Option<Tensor>> {
+///
+/// In a first-order pass (`first_order`: nothing records), the running total is added to
+/// in place whenever its buffer is its own (no other handle shares it; otherwise the first
+/// sum makes one): the same additions in the same order, without a tensor per sum.
+fn sum_in_order(mut parts: Parts, first_order: bool) -> Result<Option<Tensor>> {
     parts.sort_by_key(|(order, _)| *order);
     let mut parts = parts.into_iter().map(|(_, g)| g);
     let Some(first) = parts.next() else { return Ok(None) };
-    parts.try_fold(first, |acc, g| add_gradients(&acc, &g)).map(Some)
+    parts
+        .try_fold(first, |mut acc, g| {
+            if first_order && tapeflow_kernels::grad::add_in_place(&mut acc, &g)? {
+                return Ok(acc);
+            }
+            add_gradients(&acc, &g)
+        })
+        .map(Some)
 }
 
 /// An op's upstream gradient must have at least this many elements for its backward rule
@@ -180,6 +191,9 @@ struct Pass<'a> {
     nodes: Vec<Node>,
     leaves: Leaves,
     seed_count: usize,
+    /// No tape records on the thread that runs the pass: backward rules may run as fused
+    /// kernels ([`Rule::apply_first_order`]), since nothing needs their ops recorded.
+    first_order: bool,
 }
 
 impl Pass<'_> {
@@ -214,7 +228,7 @@ impl Pass<'_> {
             Cow::Owned(entries) => std::mem::replace(&mut entries[i].rule, Rule::Identity),
             Cow::Borrowed(entries) => entries[i].rule.clone(),
         };
-        Job { parts, needs, rule }
+        Job { first_order: self.first_order, parts, needs, rule }
     }
 
     /// Hands op `i`'s results to its inputs; inputs whose consumers have all run become
@@ -245,6 +259,8 @@ impl Pass<'_> {
 
 /// One op's backward work, movable to another thread.
 struct Job {
+    /// Nothing records the pass: fused first-order rules apply.
+    first_order: bool,
     parts: Parts,
     needs: SmallVec<[bool; 4]>,
     rule: Rule,
@@ -253,9 +269,13 @@ struct Job {
 impl Job {
     /// The summed upstream gradient and the inputs' gradients (none if nothing flowed in).
     fn run(self) -> Result<(Option<Tensor>, InputGrads)> {
-        match sum_in_order(self.parts)? {
+        match sum_in_order(self.parts, self.first_order)? {
             Some(g) => {
-                let input_grads = self.rule.apply(&g, &self.needs)?;
+                let input_grads = if self.first_order {
+                    self.rule.apply_first_order(&g, &self.needs)?
+                } else {
+                    self.rule.apply(&g, &self.needs)?
+                };
                 Ok((Some(g), input_grads))
             }
             None => Ok((None, InputGrads::new())),
@@ -431,7 +451,8 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
             Link::Untracked => {}
         }
     }
-    let mut pass = Pass { entries, nodes, leaves: Leaves::new(leaf_ids), seed_count: request.seeds.len() };
+    let first_order = !crate::context::records_on_this_thread();
+    let mut pass = Pass { entries, nodes, leaves: Leaves::new(leaf_ids), seed_count: request.seeds.len(), first_order };
     // Recording order is topological, so one forward sweep finds the live ops.
     for i in 0..n {
         let live = pass.entries[i].inputs.iter().any(|input| pass.connected(input));
@@ -510,9 +531,9 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     let sums: Vec<Option<Tensor>> = if parallel && expensive >= 2 {
         use rayon::prelude::*;
         let level = isa::current();
-        finals.into_par_iter().map(|p| level.enter(|| sum_in_order(p))).collect::<Result<_>>()?
+        finals.into_par_iter().map(|p| level.enter(|| sum_in_order(p, first_order))).collect::<Result<_>>()?
     } else {
-        finals.into_iter().map(sum_in_order).collect::<Result<_>>()?
+        finals.into_iter().map(|p| sum_in_order(p, first_order)).collect::<Result<_>>()?
     };
     Ok(request
         .sources

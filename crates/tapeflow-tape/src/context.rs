@@ -92,6 +92,23 @@ impl Rule {
             Rule::Custom(rule) => rule(g, needs).map(SmallVec::from_vec),
         }
     }
+
+    /// [`apply`](Self::apply) for a backward pass that no tape records (first order): rules
+    /// with a fused kernel run it on raw buffers, giving the same bits; the others run as
+    /// `apply` (their ops then record nothing).
+    pub fn apply_first_order(&self, g: &Tensor, needs: &[bool]) -> Result<InputGrads> {
+        let fused = match self {
+            Rule::Unary { op, x, y } => {
+                unary::derivative_first_order(*op, x, y, g)?.map(|d| smallvec::smallvec![Some(d)])
+            }
+            Rule::Binary { op, a, b, .. } => binary::derivatives_first_order(*op, a, b, g, needs)?,
+            _ => None,
+        };
+        match fused {
+            Some(grads) => Ok(grads),
+            None => self.apply(g, needs),
+        }
+    }
 }
 
 impl Rule {

@@ -93,6 +93,20 @@ pub(crate) fn derivatives(
     Ok(smallvec::smallvec![reduce_opt(ga, a.shape())?, reduce_opt(gb, b.shape())?])
 }
 
+/// [`derivatives`] as one fused pass over raw buffers (`mul`: both products at once), for
+/// backward passes that nothing records; the same bits. `None` where no fused form applies
+/// (broadcast operands, float16, pow).
+pub(crate) fn derivatives_first_order(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    g: &Tensor,
+    needs: &[bool],
+) -> Result<Option<InputGrads>> {
+    let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
+    Ok(kernels::grad::binary_grad(op, a, b, g, need_a, need_b)?.map(|(ga, gb)| smallvec::smallvec![ga, gb]))
+}
+
 fn reduce_opt(grad: Option<Result<Tensor>>, shape: &Shape) -> Result<Option<Tensor>> {
     grad.map(|g| unbroadcast(&g?, shape)).transpose()
 }

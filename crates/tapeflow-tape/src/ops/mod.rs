@@ -5,6 +5,8 @@
 //! these same ops, so gradients are differentiable again (higher order to any order).
 
 pub(crate) mod binary;
+#[cfg(test)]
+mod first_order_tests;
 pub(crate) mod matmul;
 pub(crate) mod nn;
 pub(crate) mod reduce;

@@ -14,16 +14,19 @@ use crate::runtime::Tensor;
 pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     let y = kernels::unary(op, x)?;
     if op != UnaryOp::Sign {
-        // These derivatives are written in terms of y alone: the rule keeps y in x's place
-        // too, so that the input (a layer's pre-activation) is freed once nothing else
-        // needs it, instead of living until the backward pass.
-        let only_y = matches!(
-            op,
-            UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Relu
-        );
-        record(&[x], &y, || Rule::Unary { op, x: if only_y { y.clone() } else { x.clone() }, y: y.clone() });
+        record(&[x], &y, || rule(op, x, &y));
     }
     Ok(y)
+}
+
+/// The backward rule recorded for `y = op(x)`.
+pub(crate) fn rule(op: UnaryOp, x: &Tensor, y: &Tensor) -> Rule {
+    // These derivatives are written in terms of y alone: the rule keeps y in x's place too,
+    // so that the input (a layer's pre-activation) is freed once nothing else needs it,
+    // instead of living until the backward pass.
+    let only_y =
+        matches!(op, UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Relu);
+    Rule::Unary { op, x: if only_y { y.clone() } else { x.clone() }, y: y.clone() }
 }
 
 /// The gradient of `y = op(x)` given upstream `g`, in the form TensorFlow's gradient
@@ -67,6 +70,13 @@ pub(crate) fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Res
         // sign is piecewise constant and never recorded.
         UnaryOp::Sign => Ok(Tensor::zeros(x.shape().clone(), x.dtype())),
     }
+}
+
+/// [`derivative`] as one fused pass over raw buffers (`tanh`: `g·(1 − y²)` at once), for
+/// backward passes that nothing records; the same bits. `None` where no fused form applies
+/// (float16, or an upstream gradient of another shape).
+pub(crate) fn derivative_first_order(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+    kernels::grad::unary_grad(op, x, y, g)
 }
 
 /// ReLU's gradient `where(x > 0, g, 0)` in one fused pass. The mask is piecewise constant

@@ -1,0 +1,245 @@
+//! Fused first-order backward kernels: a backward rule's arithmetic in one pass over raw
+//! buffers, for the backward passes that nothing records (no higher order wanted).
+//!
+//! Each kernel computes, per element, exactly the operations that the tape's
+//! differentiable rule composes from separate ops (`g * (1 - y * y)` for tanh: a multiply,
+//! a subtract from a splat, a multiply), in the same order, with the same vector functions
+//! for the transcendental parts. Every operation rounds to f32 either way (no contraction
+//! into fused multiply-adds), so the fused and composed rules give the same bits; the
+//! tape's tests run every rule both ways. float32 only: a composed float16 rule rounds every
+//! intermediate to float16, which a fused pass would not.
+
+use tapeflow_dtype::{DType, Result, Storage, Tensor};
+
+use crate::elementwise::{BinaryOp, UnaryOp};
+use crate::isa::{self, F32s, LANES, Mask, Simd, kernel};
+use crate::parallel::{CHUNK, PARALLEL_MIN_WORK, for_each_chunk, for_each_item};
+use crate::simd::unary_vec;
+
+/// Whether `x`, `y` and `g` are float32 of one shape: what the fused rules require.
+fn eligible<R>(tensors: &[&Tensor<R>]) -> bool {
+    let first = tensors[0];
+    tensors.iter().all(|t| t.dtype() == DType::F32 && t.shape() == first.shape())
+}
+
+/// Whether [`unary_grad`] has a fused form of `op`'s rule.
+pub const fn unary_grad_fused(op: UnaryOp) -> bool {
+    !matches!(op, UnaryOp::Sign)
+}
+
+/// The gradient of `y = op(x)` given upstream `g`, fused, when `x`, `y` and `g` are
+/// float32 of one shape (for the ops whose rule uses `y` alone, `x` may be `y` itself);
+/// `None` when the fused form does not apply.
+pub fn unary_grad<R>(op: UnaryOp, x: &Tensor<R>, y: &Tensor<R>, g: &Tensor<R>) -> Result<Option<Tensor<R>>> {
+    if !eligible(&[x, y, g]) || !unary_grad_fused(op) {
+        return Ok(None);
+    }
+    let (xs, ys, gs) = (x.as_slice::<f32>()?, y.as_slice::<f32>()?, g.as_slice::<f32>()?);
+    let level = isa::current();
+    let storage = Storage::for_overwrite::<f32>(gs.len(), |out| {
+        for_each_chunk(out, op.cost() + 1, |start, out| {
+            let end = start + out.len();
+            unary_grad_run(level, op, &xs[start..end], &ys[start..end], &gs[start..end], out);
+        })
+    });
+    Tensor::from_storage(storage, g.shape().clone()).map(Some)
+}
+
+kernel! {
+    /// One run of [`unary_grad`].
+    fn unary_grad_run<'a>(op: UnaryOp, x: &'a [f32], y: &'a [f32], g: &'a [f32], out: &'a mut [f32]) => unary_grad_body;
+}
+
+#[inline(always)]
+fn unary_grad_body<S: Simd>(s: S, op: UnaryOp, x: &[f32], y: &[f32], g: &[f32], out: &mut [f32]) {
+    let n = out.len().min(x.len()).min(y.len()).min(g.len());
+    let (xv, xt) = x[..n].as_chunks::<LANES>();
+    let (yv, yt) = y[..n].as_chunks::<LANES>();
+    let (gv, gt) = g[..n].as_chunks::<LANES>();
+    let (ov, ot) = out[..n].as_chunks_mut::<LANES>();
+    for (((x, y), g), o) in xv.iter().zip(yv).zip(gv).zip(ov) {
+        unary_grad_vec(s, op, s.load(x), s.load(y), s.load(g)).store(o);
+    }
+    // The tail padded into one more vector, as every slice kernel does: an element's bits
+    // never depend on its position.
+    if !ot.is_empty() {
+        let d = unary_grad_vec(s, op, s.load_padded(xt, 1.0), s.load_padded(yt, 1.0), s.load_padded(gt, 1.0));
+        ot.copy_from_slice(&d.to_array()[..ot.len()]);
+    }
+}
+
+/// One vector of a unary op's rule, written as the tape's composed rule
+/// (`ops::unary::derivative`) writes it.
+#[inline(always)]
+fn unary_grad_vec<S: Simd>(s: S, op: UnaryOp, x: S::F, y: S::F, g: S::F) -> S::F {
+    let one = s.splat(1.0);
+    match op {
+        UnaryOp::Neg => -g,
+        UnaryOp::Abs => g * unary_vec(s, UnaryOp::Sign, x),
+        UnaryOp::Exp => g * y,
+        UnaryOp::Log => g * (one / x),
+        UnaryOp::Sqrt => (g * s.splat(0.5)) / y,
+        UnaryOp::Rsqrt => (g * s.splat(-0.5)) * ((y * y) * y),
+        UnaryOp::Square => g * (s.splat(2.0) * x),
+        UnaryOp::Tanh => g * (one - y * y),
+        UnaryOp::Sigmoid => (g * y) * (one - y),
+        UnaryOp::Relu => y.simd_gt(s.zero()).select(g, s.zero()),
+        UnaryOp::Sin => g * unary_vec(s, UnaryOp::Cos, x),
+        UnaryOp::Cos => (-g) * unary_vec(s, UnaryOp::Sin, x),
+        UnaryOp::Softplus => g * unary_vec(s, UnaryOp::Sigmoid, x),
+        UnaryOp::Log1p => g * (one / (one + x)),
+        UnaryOp::Expm1 => g * unary_vec(s, UnaryOp::Exp, x),
+        UnaryOp::Reciprocal => (-g) * (y * y),
+        // Piecewise constant: never recorded, so never asked for.
+        UnaryOp::Sign => s.zero(),
+    }
+}
+
+/// The gradients of a binary op's two operands (`None` where not asked for).
+pub type GradPair<R> = (Option<Tensor<R>>, Option<Tensor<R>>);
+
+/// Whether [`binary_grad`] has a fused form of `op`'s rule.
+pub const fn binary_grad_fused(op: BinaryOp) -> bool {
+    matches!(op, BinaryOp::Mul | BinaryOp::Div | BinaryOp::Maximum | BinaryOp::Minimum)
+}
+
+/// The gradients of `op(a, b)` given upstream `g` for the operands that need one, fused
+/// into one pass (`mul`: `g·b` and `a·g` together), when `a`, `b` and `g` are float32 of
+/// one shape; `None` when the fused form does not apply.
+pub fn binary_grad<R>(
+    op: BinaryOp,
+    a: &Tensor<R>,
+    b: &Tensor<R>,
+    g: &Tensor<R>,
+    need_a: bool,
+    need_b: bool,
+) -> Result<Option<GradPair<R>>> {
+    if !eligible(&[a, b, g]) || !binary_grad_fused(op) {
+        return Ok(None);
+    }
+    let (xs, ys, gs) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?, g.as_slice::<f32>()?);
+    let n = gs.len();
+    let level = isa::current();
+    let which = Needs { a: need_a, b: need_b };
+    let mut second = None;
+    let first = Storage::for_overwrite::<f32>(if need_a { n } else { 0 }, |out_a| {
+        second = Some(Storage::for_overwrite::<f32>(if need_b { n } else { 0 }, |out_b| {
+            // Chunks of both outputs side by side: one pass reads a, b and g once.
+            let pieces: Vec<(usize, &mut [f32], &mut [f32])> = (0..n.div_ceil(CHUNK).max(1))
+                .zip(Chunks(out_a).zip(Chunks(out_b)))
+                .map(|(k, (pa, pb))| (k * CHUNK, pa, pb))
+                .collect();
+            let run = |(start, pa, pb): (usize, &mut [f32], &mut [f32])| {
+                let end = (start + CHUNK).min(n);
+                let r = start..end;
+                binary_grad_run(level, op, which, [&xs[r.clone()], &ys[r.clone()], &gs[r]], pa, pb);
+            };
+            if n.saturating_mul(op.cost() + 1) < PARALLEL_MIN_WORK {
+                pieces.into_iter().for_each(run);
+            } else {
+                for_each_item(pieces, |_, piece| run(piece));
+            }
+        }));
+    });
+    let shape = g.shape();
+    let ga = need_a.then(|| Tensor::from_storage(first, shape.clone())).transpose()?;
+    let gb = match (need_b, second) {
+        (true, Some(storage)) => Some(Tensor::from_storage(storage, shape.clone())?),
+        _ => None,
+    };
+    Ok(Some((ga, gb)))
+}
+
+/// Consecutive `CHUNK`-element pieces of a slice; an empty slice yields empty pieces for
+/// ever, so it zips with the other output's pieces.
+struct Chunks<'a>(&'a mut [f32]);
+
+impl<'a> Iterator for Chunks<'a> {
+    type Item = &'a mut [f32];
+    fn next(&mut self) -> Option<Self::Item> {
+        let rest = std::mem::take(&mut self.0);
+        let (piece, rest) = rest.split_at_mut(rest.len().min(CHUNK));
+        self.0 = rest;
+        Some(piece)
+    }
+}
+
+/// Which operands of a binary rule need a gradient.
+#[derive(Clone, Copy)]
+struct Needs {
+    a: bool,
+    b: bool,
+}
+
+kernel! {
+    /// One run of [`binary_grad`] over `[a, b, g]`; an output of an operand that needs no
+    /// gradient is empty.
+    fn binary_grad_run<'a>(op: BinaryOp, needs: Needs, abg: [&'a [f32]; 3], out_a: &'a mut [f32], out_b: &'a mut [f32]) => binary_grad_body;
+}
+
+#[inline(always)]
+fn binary_grad_body<S: Simd>(s: S, op: BinaryOp, needs: Needs, abg: [&[f32]; 3], out_a: &mut [f32], out_b: &mut [f32]) {
+    let [a, b, g] = abg;
+    let n = g.len().min(a.len()).min(b.len());
+    let (av, at) = a[..n].as_chunks::<LANES>();
+    let (bv, bt) = b[..n].as_chunks::<LANES>();
+    let (gv, gt) = g[..n].as_chunks::<LANES>();
+    // An output of an operand that needs no gradient is empty: its pieces are missing.
+    let (oa, oat) = out_a[..if needs.a { n } else { 0 }].as_chunks_mut::<LANES>();
+    let (ob, obt) = out_b[..if needs.b { n } else { 0 }].as_chunks_mut::<LANES>();
+    for i in 0..gv.len() {
+        let (da, db) = binary_grad_vec(s, op, s.load(&av[i]), s.load(&bv[i]), s.load(&gv[i]));
+        if let Some(o) = oa.get_mut(i) {
+            da.store(o);
+        }
+        if let Some(o) = ob.get_mut(i) {
+            db.store(o);
+        }
+    }
+    if !gt.is_empty() {
+        let (da, db) = binary_grad_vec(s, op, s.load_padded(at, 1.0), s.load_padded(bt, 1.0), s.load_padded(gt, 1.0));
+        if !oat.is_empty() {
+            oat.copy_from_slice(&da.to_array()[..oat.len()]);
+        }
+        if !obt.is_empty() {
+            obt.copy_from_slice(&db.to_array()[..obt.len()]);
+        }
+    }
+}
+
+/// One vector of a binary op's two gradients, as `ops::binary::derivatives` composes them.
+#[inline(always)]
+fn binary_grad_vec<S: Simd>(s: S, op: BinaryOp, a: S::F, b: S::F, g: S::F) -> (S::F, S::F) {
+    let zero = s.zero();
+    match op {
+        BinaryOp::Mul => (g * b, a * g),
+        BinaryOp::Div => (g / b, g * (((-a) / b) / b)),
+        // Ties go to the first operand; NaN compares false, so it goes to the second.
+        BinaryOp::Maximum => {
+            let first = a.simd_ge(b);
+            (first.select(g, zero), first.select(zero, g))
+        }
+        BinaryOp::Minimum => {
+            let first = a.simd_le(b);
+            (first.select(g, zero), first.select(zero, g))
+        }
+        _ => (zero, zero),
+    }
+}
+
+/// `acc += src` in place when `acc` is float32, uniquely owned and of `src`'s shape (a
+/// gradient sum's running total): `Ok(true)`; `Ok(false)` when it is not, leaving `acc`
+/// unchanged. The same additions, in the same order, as a chain of `add` ops.
+pub fn add_in_place<R>(acc: &mut Tensor<R>, src: &Tensor<R>) -> Result<bool> {
+    if !eligible(&[acc, src]) {
+        return Ok(false);
+    }
+    let level = isa::current();
+    let s = src.as_slice::<f32>()?;
+    let Some(total) = acc.unique_slice_mut::<f32>() else { return Ok(false) };
+    for_each_chunk(total, 1, |start, out| {
+        let end = start + out.len();
+        crate::simd::add_into_f32(level, out, &s[start..end]);
+    });
+    Ok(true)
+}
