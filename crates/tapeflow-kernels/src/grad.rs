@@ -35,6 +35,18 @@ pub fn unary_grad<R>(op: UnaryOp, x: &Tensor<R>, y: &Tensor<R>, g: &Tensor<R>) -
         return Ok(None);
     }
     let (xs, ys, gs) = (x.as_slice::<f32>()?, y.as_slice::<f32>()?, g.as_slice::<f32>()?);
+    if gs.len() < LANES
+        && let Some(scalar) = unary_grad_scalar(op)
+    {
+        // Less than a vector (scalars): plain IEEE arithmetic, the same operations as the
+        // vector body, without entering a kernel.
+        let storage = Storage::for_overwrite::<f32>(gs.len(), |out| {
+            for (((o, &x), &y), &g) in out.iter_mut().zip(xs).zip(ys).zip(gs) {
+                *o = scalar(x, y, g);
+            }
+        });
+        return Tensor::from_storage(storage, g.shape().clone()).map(Some);
+    }
     let level = isa::current();
     let storage = Storage::for_overwrite::<f32>(gs.len(), |out| {
         for_each_chunk(out, op.cost() + 1, |start, out| {
@@ -95,6 +107,26 @@ fn unary_grad_vec<S: Simd>(s: S, op: UnaryOp, x: S::F, y: S::F, g: S::F) -> S::F
     }
 }
 
+/// [`unary_grad_vec`] for one element, for the ops whose rule is plain arithmetic (IEEE
+/// operations round the same in a scalar register as in a vector lane); `None` for the
+/// rules built on the vector functions of `exp`, `sin` and the like.
+fn unary_grad_scalar(op: UnaryOp) -> Option<fn(f32, f32, f32) -> f32> {
+    Some(match op {
+        UnaryOp::Neg => |_, _, g| -g,
+        UnaryOp::Exp => |_, y, g| g * y,
+        UnaryOp::Log => |x, _, g| g * (1.0 / x),
+        UnaryOp::Sqrt => |_, y, g| (g * 0.5) / y,
+        UnaryOp::Rsqrt => |_, y, g| (g * -0.5) * ((y * y) * y),
+        UnaryOp::Square => |x, _, g| g * (2.0 * x),
+        UnaryOp::Tanh => |_, y, g| g * (1.0 - y * y),
+        UnaryOp::Sigmoid => |_, y, g| (g * y) * (1.0 - y),
+        UnaryOp::Relu => |_, y, g| if y > 0.0 { g } else { 0.0 },
+        UnaryOp::Log1p => |x, _, g| g * (1.0 / (1.0 + x)),
+        UnaryOp::Reciprocal => |_, y, g| (-g) * (y * y),
+        _ => return None,
+    })
+}
+
 /// The gradients of a binary op's two operands (`None` where not asked for).
 pub type GradPair<R> = (Option<Tensor<R>>, Option<Tensor<R>>);
 
@@ -121,33 +153,49 @@ pub fn binary_grad<R>(
     let n = gs.len();
     let level = isa::current();
     let which = Needs { a: need_a, b: need_b };
-    let mut second = None;
-    let first = Storage::for_overwrite::<f32>(if need_a { n } else { 0 }, |out_a| {
-        second = Some(Storage::for_overwrite::<f32>(if need_b { n } else { 0 }, |out_b| {
-            // Chunks of both outputs side by side: one pass reads a, b and g once.
-            let pieces: Vec<(usize, &mut [f32], &mut [f32])> = (0..n.div_ceil(CHUNK).max(1))
-                .zip(Chunks(out_a).zip(Chunks(out_b)))
-                .map(|(k, (pa, pb))| (k * CHUNK, pa, pb))
-                .collect();
-            let run = |(start, pa, pb): (usize, &mut [f32], &mut [f32])| {
-                let end = (start + CHUNK).min(n);
-                let r = start..end;
-                binary_grad_run(level, op, which, [&xs[r.clone()], &ys[r.clone()], &gs[r]], pa, pb);
-            };
-            if n.saturating_mul(op.cost() + 1) < PARALLEL_MIN_WORK {
-                pieces.into_iter().for_each(run);
-            } else {
-                for_each_item(pieces, |_, piece| run(piece));
+    let fill = |out_a: &mut [f32], out_b: &mut [f32]| {
+        if n < LANES {
+            // Less than a vector (scalars): plain IEEE arithmetic, the same operations as
+            // the vector body, without entering a kernel.
+            for i in 0..n {
+                let (da, db) = binary_grad_one(op, xs[i], ys[i], gs[i]);
+                if let Some(o) = out_a.get_mut(i) {
+                    *o = da;
+                }
+                if let Some(o) = out_b.get_mut(i) {
+                    *o = db;
+                }
             }
-        }));
-    });
-    let shape = g.shape();
-    let ga = need_a.then(|| Tensor::from_storage(first, shape.clone())).transpose()?;
-    let gb = match (need_b, second) {
-        (true, Some(storage)) => Some(Tensor::from_storage(storage, shape.clone())?),
-        _ => None,
+            return;
+        }
+        let run = |start: usize, pa: &mut [f32], pb: &mut [f32]| {
+            let r = start..(start + CHUNK).min(n);
+            binary_grad_run(level, op, which, [&xs[r.clone()], &ys[r.clone()], &gs[r]], pa, pb);
+        };
+        if n.saturating_mul(op.cost() + 1) < PARALLEL_MIN_WORK {
+            return run(0, out_a, out_b);
+        }
+        // Chunks of both outputs side by side: one pass reads a, b and g once.
+        let pieces: Vec<(usize, &mut [f32], &mut [f32])> = (0..n.div_ceil(CHUNK))
+            .zip(Chunks(out_a).zip(Chunks(out_b)))
+            .map(|(k, (pa, pb))| (k * CHUNK, pa, pb))
+            .collect();
+        for_each_item(pieces, |_, (start, pa, pb)| run(start, pa, pb));
     };
-    Ok(Some((ga, gb)))
+    let (first, second) = match (need_a, need_b) {
+        (true, true) => {
+            let mut second = None;
+            let first = Storage::for_overwrite::<f32>(n, |out_a| {
+                second = Some(Storage::for_overwrite::<f32>(n, |out_b| fill(out_a, out_b)));
+            });
+            (Some(first), second)
+        }
+        (true, false) => (Some(Storage::for_overwrite::<f32>(n, |out_a| fill(out_a, &mut []))), None),
+        (false, true) => (None, Some(Storage::for_overwrite::<f32>(n, |out_b| fill(&mut [], out_b)))),
+        (false, false) => (None, None),
+    };
+    let tensor = |storage: Option<Storage>| storage.map(|s| Tensor::from_storage(s, g.shape().clone())).transpose();
+    Ok(Some((tensor(first)?, tensor(second)?)))
 }
 
 /// Consecutive `CHUNK`-element pieces of a slice; an empty slice yields empty pieces for
@@ -204,6 +252,30 @@ fn binary_grad_body<S: Simd>(s: S, op: BinaryOp, needs: Needs, abg: [&[f32]; 3],
         if !obt.is_empty() {
             obt.copy_from_slice(&db.to_array()[..obt.len()]);
         }
+    }
+}
+
+/// [`binary_grad_vec`] for one element.
+#[inline(always)]
+fn binary_grad_one(op: BinaryOp, a: f32, b: f32, g: f32) -> (f32, f32) {
+    match op {
+        BinaryOp::Mul => (g * b, a * g),
+        BinaryOp::Div => (g / b, g * (((-a) / b) / b)),
+        BinaryOp::Maximum => {
+            if a >= b {
+                (g, 0.0)
+            } else {
+                (0.0, g)
+            }
+        }
+        BinaryOp::Minimum => {
+            if a <= b {
+                (g, 0.0)
+            } else {
+                (0.0, g)
+            }
+        }
+        _ => (0.0, 0.0),
     }
 }
 

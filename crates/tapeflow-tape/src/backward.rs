@@ -131,6 +131,10 @@ type Parts = SmallVec<[(usize, Tensor); 1]>;
 /// in place whenever its buffer is its own (no other handle shares it; otherwise the first
 /// sum makes one): the same additions in the same order, without a tensor per sum.
 fn sum_in_order(mut parts: Parts, first_order: bool) -> Result<Option<Tensor>> {
+    if parts.len() == 1 {
+        // The common case: one consumer, nothing to add.
+        return Ok(parts.pop().map(|(_, g)| g));
+    }
     parts.sort_by_key(|(order, _)| *order);
     let mut parts = parts.into_iter().map(|(_, g)| g);
     let Some(first) = parts.next() else { return Ok(None) };
