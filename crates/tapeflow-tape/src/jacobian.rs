@@ -59,6 +59,7 @@ fn vjp_rows(
             sources: vec![source.clone()],
             unconnected: UnconnectedGradients::None,
             sequential: false,
+            batched: false,
         };
         Ok(backward::run(Cow::Borrowed(&snapshot.entries), &snapshot.tracked, &request)?.pop().flatten())
     };
