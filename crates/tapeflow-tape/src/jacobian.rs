@@ -106,7 +106,10 @@ fn stacked_seeds(
     let count = rows.len();
     let mut dims = vec![count];
     dims.extend_from_slice(target.dims());
-    let storage = Storage::from_fn::<f32>(count.saturating_mul(n), |values| {
+    // A recycled buffer, zeroed here: a fresh zeroed one (as large as R times the target)
+    // costs a page fault per 4 KiB on every call.
+    let storage = Storage::for_overwrite::<f32>(count.saturating_mul(n), |values| {
+        values.fill(0.0);
         for (r, row) in rows.clone().enumerate() {
             ones(row).step_by(step.max(1)).for_each(|i| values[r * n + i] = 1.0);
         }
