@@ -118,8 +118,11 @@ fn stacked_seeds(
     Ok(if target.dtype() == DType::F32 { t } else { t.to_dtype(target.dtype()) })
 }
 
-/// One batched backward pass per chunk of rows (all rows unless `parallel_iterations`
-/// bounds them): the gradient `[R] ++ source.shape`, or `Ok(None)` when an op on the way
+/// Most elements of one stacked seed (64 MiB of float32) when `parallel_iterations` is unset.
+const MAX_STACKED_SEED: usize = 1 << 24;
+
+/// One batched backward pass per chunk of rows (`parallel_iterations`, or as many as
+/// [`MAX_STACKED_SEED`] allows): the gradient `[R] ++ source.shape`, or `Ok(None)` when an op on the way
 /// has no batched rule (logged; the caller runs the row loop). `Some(None)`: unconnected.
 fn vectorized_rows(
     snapshot: &Snapshot,
@@ -129,7 +132,11 @@ fn vectorized_rows(
     seeds: impl Fn(std::ops::Range<usize>) -> Result<Tensor>,
     options: &JacobianOptions,
 ) -> Result<Option<Option<Tensor>>> {
-    let chunk = options.parallel_iterations.unwrap_or(rows).max(1);
+    // Every gradient of the pass is R times its op's size: without a bound from the caller,
+    // chunks keep the stacked seed within MAX_STACKED_SEED elements, so a large target
+    // costs several passes rather than an allocation failure.
+    let per_seed = target.num_elements().max(1);
+    let chunk = options.parallel_iterations.unwrap_or((MAX_STACKED_SEED / per_seed).clamp(1, rows.max(1))).max(1);
     let mut parts = Vec::with_capacity(rows.div_ceil(chunk));
     for start in (0..rows).step_by(chunk) {
         let request = Request {
