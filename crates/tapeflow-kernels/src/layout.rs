@@ -110,7 +110,19 @@ pub fn for_each_strided<const N: usize>(out: &[usize], strides: [&[usize]; N], m
 fn gather<R>(x: &Tensor<R>, out: &Shape, strides: &[usize]) -> Result<Tensor<R>> {
     fn run<T: Element>(src: &[T], out: &Shape, strides: &[usize]) -> Storage {
         Storage::for_overwrite::<T>(out.num_elements(), |dst| {
-            for_each_strided(out.dims(), [strides], |o, [i]| dst[o] = src[i]);
+            let dims = out.dims();
+            match (dims.split_last(), strides.split_last()) {
+                // The last axis stays contiguous (a transpose keeping it, a broadcast that
+                // does not stretch it): copy whole runs instead of walking element by
+                // element (walking, the [64, 64, 64] transpose of a 64 × 64 batch_jacobian's
+                // two leading axes took 23 % of its time in `perf`; copying runs, under 1 %).
+                (Some((&inner, outer)), Some((1, outer_strides))) if inner > 1 => {
+                    for_each_strided(outer, [outer_strides], |o, [i]| {
+                        dst[o * inner..(o + 1) * inner].copy_from_slice(&src[i..i + inner]);
+                    });
+                }
+                _ => for_each_strided(dims, [strides], |o, [i]| dst[o] = src[i]),
+            }
         })
     }
     let storage = match x.dtype() {

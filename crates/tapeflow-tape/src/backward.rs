@@ -75,7 +75,14 @@ pub(crate) struct Request {
     pub sources: Vec<SourceInfo>,
     pub unconnected: UnconnectedGradients,
     pub sequential: bool,
+    /// The seeds carry a leading axis of R seeds (`[R] ++ target shape`) and every op runs
+    /// its batched rule (`Rule::apply_batched`): R vector–Jacobian products in one pass.
+    pub batched: bool,
 }
+
+/// The op of the error a batched pass returns when a live op has no batched rule, before
+/// running anything: the jacobian then falls back to one pass per row.
+pub(crate) const NO_BATCHED_RULE: &str = "batched backward";
 
 impl Request {
     pub fn new<S: GradSource>(targets: &[Tensor], sources: &[S], options: &GradientOptions) -> Result<Self> {
@@ -114,7 +121,7 @@ impl Request {
         for s in &sources {
             warn_if_int("source", s.dtype);
         }
-        Ok(Request { seeds, sources, unconnected: options.unconnected, sequential: options.sequential })
+        Ok(Request { seeds, sources, unconnected: options.unconnected, sequential: options.sequential, batched: false })
     }
 }
 
@@ -198,6 +205,7 @@ struct Pass<'a> {
     /// No tape records on the thread that runs the pass: backward rules may run as fused
     /// kernels ([`Rule::apply_first_order`]), since nothing needs their ops recorded.
     first_order: bool,
+    batched: bool,
 }
 
 impl Pass<'_> {
@@ -232,7 +240,7 @@ impl Pass<'_> {
             Cow::Owned(entries) => std::mem::replace(&mut entries[i].rule, Rule::Identity),
             Cow::Borrowed(entries) => entries[i].rule.clone(),
         };
-        Job { first_order: self.first_order, parts, needs, rule }
+        Job { first_order: self.first_order, parts, needs, rule, batched: self.batched }
     }
 
     /// Hands op `i`'s results to its inputs; inputs whose consumers have all run become
@@ -268,12 +276,17 @@ struct Job {
     parts: Parts,
     needs: SmallVec<[bool; 4]>,
     rule: Rule,
+    batched: bool,
 }
 
 impl Job {
     /// The summed upstream gradient and the inputs' gradients (none if nothing flowed in).
     fn run(self) -> Result<(Option<Tensor>, InputGrads)> {
         match sum_in_order(self.parts, self.first_order)? {
+            Some(g) if self.batched => match self.rule.apply_batched(&g, &self.needs)? {
+                Some(input_grads) => Ok((Some(g), input_grads)),
+                None => Err(no_batched_rule("an op")),
+            },
             Some(g) => {
                 let input_grads = if self.first_order {
                     self.rule.apply_first_order(&g, &self.needs)?
@@ -285,6 +298,11 @@ impl Job {
             None => Ok((None, InputGrads::new())),
         }
     }
+}
+
+/// The error that stops a batched pass at an op without a batched rule ([`NO_BATCHED_RULE`]).
+fn no_batched_rule(name: &str) -> Error {
+    Error::InvalidArgument { op: NO_BATCHED_RULE, reason: format!("{name} has no batched backward rule") }
 }
 
 /// Runs the ops of `ready` and everything they make ready on rayon, without waves: a
@@ -456,7 +474,14 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
         }
     }
     let first_order = !crate::context::records_on_this_thread();
-    let mut pass = Pass { entries, nodes, leaves: Leaves::new(leaf_ids), seed_count: request.seeds.len(), first_order };
+    let mut pass = Pass {
+        entries,
+        nodes,
+        leaves: Leaves::new(leaf_ids),
+        seed_count: request.seeds.len(),
+        first_order,
+        batched: request.batched,
+    };
     // Recording order is topological, so one forward sweep finds the live ops.
     for i in 0..n {
         let live = pass.entries[i].inputs.iter().any(|input| pass.connected(input));
@@ -468,6 +493,15 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
                     pass.nodes[p].pending += 1;
                 }
             }
+        }
+    }
+    if request.batched {
+        // Checked before any op runs, so that nothing is computed (or recorded on an outer
+        // tape) for a pass that cannot finish.
+        let unbatched =
+            (0..n).filter(|&i| pass.nodes[i].live).find_map(|i| pass.entries[i].rule.without_batched_form());
+        if let Some(name) = unbatched {
+            return Err(no_batched_rule(name));
         }
     }
     for (k, (id, seed)) in request.seeds.iter().enumerate() {

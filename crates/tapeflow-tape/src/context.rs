@@ -44,6 +44,12 @@ pub(crate) type InputGrads = SmallVec<[Option<Tensor>; 2]>;
 /// its inputs. Written with differentiable ops, so it records on whatever tapes are active.
 pub(crate) type CustomRule = Arc<dyn Fn(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
 
+/// A [`CustomRule`] that also has a batched form, chosen by its last argument: when it is
+/// true, `g` carries a leading seed axis (`[R] ++ output shape`, one seed per jacobian row)
+/// and the gradients carry it too (`[R] ++ input shape`). One closure for both forms keeps
+/// recording at one allocation; most rules differ only by an axis shifted by one.
+pub(crate) type BatchableRule = Arc<dyn Fn(&Tensor, &[bool], bool) -> Result<Vec<Option<Tensor>>> + Send + Sync>;
+
 /// How to go back through one recorded op. The elementwise ops, which dominate scalar code,
 /// are plain values holding their saved tensors, so recording them allocates nothing.
 #[derive(Clone)]
@@ -69,8 +75,11 @@ pub(crate) enum Rule {
     Transpose { inverse: SmallVec<[usize; 4]> },
     /// A cast from the float dtype `from`.
     Cast { from: DType },
-    /// Any other op.
+    /// Any other op, without a batched form (a vectorized jacobian through it falls back
+    /// to one backward pass per row).
     Custom(CustomRule),
+    /// Any other op, with a batched form.
+    Batchable(BatchableRule),
 }
 
 impl Rule {
@@ -90,6 +99,37 @@ impl Rule {
             Rule::Transpose { inverse } => Ok(smallvec::smallvec![Some(shape::transpose(g, inverse)?)]),
             Rule::Cast { from } => Ok(smallvec::smallvec![Some(shape::cast(g, *from)?)]),
             Rule::Custom(rule) => rule(g, needs).map(SmallVec::from_vec),
+            Rule::Batchable(rule) => rule(g, needs, false).map(SmallVec::from_vec),
+        }
+    }
+
+    /// [`apply`](Self::apply) with `g` of shape `[R] ++ output shape` (R seeds stacked on a
+    /// leading axis, the vectorized jacobian's one pass); gradients have shape
+    /// `[R] ++ input shape`. `None` when the op has no batched form.
+    pub fn apply_batched(&self, g: &Tensor, needs: &[bool]) -> Result<Option<InputGrads>> {
+        let one = |grad: Result<Tensor>| grad.map(|t| Some(smallvec::smallvec![Some(t)]));
+        match self {
+            Rule::Identity | Rule::Cast { .. } => self.apply(g, needs).map(Some),
+            Rule::Unary { op, x, y } => one(unary::batched_derivative(*op, x, y, g)),
+            Rule::Binary { op, a, b, out } => binary::batched_derivatives(*op, a, b, out, g, needs).map(Some),
+            Rule::AddSub { sub, a, b } => binary::batched_add_sub_derivatives(*sub, a, b, g, needs).map(Some),
+            Rule::Matmul { a, b, transpose_a, transpose_b } => {
+                matmul::batched_derivatives(a, b, *transpose_a, *transpose_b, g, needs).map(Some)
+            }
+            Rule::Reduce { op, x, y, axes } => one(reduce::batched_derivative(*op, x, y, axes, g)),
+            Rule::Reshape { shape } => one(shape::batched_reshape_back(g, shape)),
+            Rule::BroadcastTo { shape } => one(binary::batched_unbroadcast(g, shape)),
+            Rule::Transpose { inverse } => one(shape::batched_transpose_back(g, inverse)),
+            Rule::Custom(_) => Ok(None),
+            Rule::Batchable(rule) => rule(g, needs, true).map(|grads| Some(SmallVec::from_vec(grads))),
+        }
+    }
+
+    /// The op's name where the rule has no batched form (for the jacobian's fallback log).
+    pub fn without_batched_form(&self) -> Option<&'static str> {
+        match self {
+            Rule::Custom(_) => Some("an op recorded with `record_custom`"),
+            _ => None,
         }
     }
 
@@ -131,7 +171,7 @@ impl Rule {
             }
             Rule::Reduce { x, .. } => x.num_elements(),
             Rule::Reshape { shape } | Rule::BroadcastTo { shape } => shape.num_elements(),
-            Rule::Identity | Rule::Transpose { .. } | Rule::Cast { .. } | Rule::Custom(_) => 1,
+            Rule::Identity | Rule::Transpose { .. } | Rule::Cast { .. } | Rule::Custom(_) | Rule::Batchable(_) => 1,
         }
     }
 }
@@ -287,9 +327,17 @@ pub(crate) fn record(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce
     });
 }
 
-/// [`record`] for an op whose backward rule is a closure.
+/// [`record`] for an op whose backward rule is a closure without a batched form. Every op
+/// of the catalog has one today ([`record_batchable`]); this stays for ops that do not
+/// (the jacobian's fallback test records one).
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn record_custom(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> CustomRule) {
     record(inputs, output, || Rule::Custom(make_rule()));
+}
+
+/// [`record`] for an op whose backward rule is a closure with a batched form.
+pub(crate) fn record_batchable(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> BatchableRule) {
+    record(inputs, output, || Rule::Batchable(make_rule()));
 }
 
 /// Called on every read of `variable` whose current value is `value`: on each active tape

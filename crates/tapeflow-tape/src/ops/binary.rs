@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tapeflow_dtype::{Result, Shape};
 use tapeflow_kernels::{self as kernels, BinaryOp};
 
-use crate::context::{InputGrads, Rule, record, record_custom};
+use crate::context::{InputGrads, Rule, record, record_batchable};
 use crate::operand::IntoOperand;
 use crate::ops::{TensorMath, reduce, scalar_like, shape};
 use crate::runtime::Tensor;
@@ -48,10 +48,29 @@ pub(crate) fn add_gradients(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// Gradients of `a ± b` (`sub` for minus), reduced to the operands' shapes.
 pub(crate) fn add_sub_derivatives(sub: bool, a: &Shape, b: &Shape, g: &Tensor, needs: &[bool]) -> Result<InputGrads> {
+    let (ga, gb) = add_sub_products(sub, g, needs);
+    Ok(smallvec::smallvec![reduce_opt(ga, a)?, reduce_opt(gb, b)?])
+}
+
+/// [`add_sub_derivatives`] with `g` of shape `[R] ++ out.shape` (R stacked seeds of a
+/// vectorized jacobian): the same values, reduced to `[R] ++` each operand's shape.
+pub(crate) fn batched_add_sub_derivatives(
+    sub: bool,
+    a: &Shape,
+    b: &Shape,
+    g: &Tensor,
+    needs: &[bool],
+) -> Result<InputGrads> {
+    let (ga, gb) = add_sub_products(sub, g, needs);
+    Ok(smallvec::smallvec![batched_reduce_opt(ga, a)?, batched_reduce_opt(gb, b)?])
+}
+
+/// The gradients of `a ± b` before reduction to the operands' shapes.
+fn add_sub_products(sub: bool, g: &Tensor, needs: &[bool]) -> (Option<Result<Tensor>>, Option<Result<Tensor>>) {
     let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
     let ga = need_a.then(|| Ok(g.clone()));
     let gb = need_b.then(|| if sub { -g } else { Ok(g.clone()) });
-    Ok(smallvec::smallvec![reduce_opt(ga, a)?, reduce_opt(gb, b)?])
+    (ga, gb)
 }
 
 /// Gradients of `out = op(a, b)` for the inputs that need one, reduced to their shapes.
@@ -63,6 +82,31 @@ pub(crate) fn derivatives(
     g: &Tensor,
     needs: &[bool],
 ) -> Result<InputGrads> {
+    let (ga, gb) = products(op, a, b, out, g, needs)?;
+    Ok(smallvec::smallvec![reduce_opt(ga, a.shape())?, reduce_opt(gb, b.shape())?])
+}
+
+/// [`derivatives`] with `g` of shape `[R] ++ out.shape` (R stacked seeds of a vectorized
+/// jacobian). The products broadcast the operands over the seed axis, so every element is
+/// computed by the same expression as in one pass per seed; the sums of [`batched_unbroadcast`]
+/// keep the seed axis.
+pub(crate) fn batched_derivatives(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    out: &Tensor,
+    g: &Tensor,
+    needs: &[bool],
+) -> Result<InputGrads> {
+    let (ga, gb) = products(op, a, b, out, g, needs)?;
+    Ok(smallvec::smallvec![batched_reduce_opt(ga, a.shape())?, batched_reduce_opt(gb, b.shape())?])
+}
+
+type Products = (Option<Result<Tensor>>, Option<Result<Tensor>>);
+
+/// The gradients of `out = op(a, b)` before reduction to the operands' shapes: of `g`'s
+/// shape, whether or not `g` has a leading seed axis.
+fn products(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, g: &Tensor, needs: &[bool]) -> Result<Products> {
     let c = |v: f64| scalar_like(a, v);
     let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
     let (ga, gb) = match op {
@@ -90,7 +134,7 @@ pub(crate) fn derivatives(
         }
         _ => (None, None),
     };
-    Ok(smallvec::smallvec![reduce_opt(ga, a.shape())?, reduce_opt(gb, b.shape())?])
+    Ok((ga, gb))
 }
 
 /// [`derivatives`] as one fused pass over raw buffers (`mul`: both products at once), for
@@ -111,6 +155,10 @@ fn reduce_opt(grad: Option<Result<Tensor>>, shape: &Shape) -> Result<Option<Tens
     grad.map(|g| unbroadcast(&g?, shape)).transpose()
 }
 
+fn batched_reduce_opt(grad: Option<Result<Tensor>>, shape: &Shape) -> Result<Option<Tensor>> {
+    grad.map(|g| batched_unbroadcast(&g?, shape)).transpose()
+}
+
 /// Sums `grad` over the dimensions that broadcasting added or stretched, so it gets
 /// `shape` back (the gradient of broadcasting).
 pub(crate) fn unbroadcast(grad: &Tensor, shape: &Shape) -> Result<Tensor> {
@@ -126,16 +174,40 @@ pub(crate) fn unbroadcast(grad: &Tensor, shape: &Shape) -> Result<Tensor> {
     shape::reshape(&summed, &shape.dims().iter().map(|&d| d as isize).collect::<Vec<_>>())
 }
 
+/// [`unbroadcast`] for `grad` of shape `[R] ++ out` (R stacked seeds): sums to
+/// `[R] ++ shape`, never over the seed axis. `shape` aligns to the right of `out` (grad's
+/// axes after the first), as broadcasting aligned it in the forward op.
+pub(crate) fn batched_unbroadcast(grad: &Tensor, shape: &Shape) -> Result<Tensor> {
+    let (gd, sd) = (grad.dims(), shape.dims());
+    if gd.len() == sd.len() + 1 && &gd[1..] == sd {
+        return Ok(grad.clone());
+    }
+    // Axes of grad (seed axis included, so numbered from 1) that broadcasting added or
+    // stretched.
+    let extra = gd.len().saturating_sub(1 + sd.len());
+    let axes: Vec<isize> = (1..gd.len())
+        .filter(|&i| i - 1 < extra || (sd[i - 1 - extra] == 1 && gd[i] != 1))
+        .map(|i| i as isize)
+        .collect();
+    let summed =
+        if axes.is_empty() { grad.clone() } else { reduce::reduce(kernels::ReduceOp::Sum, grad, Some(&axes), false)? };
+    let mut dims = vec![gd.first().copied().unwrap_or(1) as isize];
+    dims.extend(sd.iter().map(|&d| d as isize));
+    shape::reshape(&summed, &dims)
+}
+
 /// `where(cond, a, b)`; `cond` is treated as a constant.
 pub(crate) fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = kernels::select(cond, a, b)?;
-    record_custom(&[a, b], &out, || {
+    record_batchable(&[a, b], &out, || {
         let (cond, a_shape, b_shape) = (cond.clone(), a.shape().clone(), b.shape().clone());
-        Arc::new(move |g: &Tensor, needs: &[bool]| {
+        // Batched, the condition broadcasts over the seed axis of g.
+        Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             let zero = scalar_like(g, 0.0);
             let ga = needs[0].then(|| select(&cond, g, &zero));
             let gb = needs[1].then(|| select(&cond, &zero, g));
-            Ok(vec![reduce_opt(ga, &a_shape)?, reduce_opt(gb, &b_shape)?])
+            let reduce = if batched { batched_reduce_opt } else { reduce_opt };
+            Ok(vec![reduce(ga, &a_shape)?, reduce(gb, &b_shape)?])
         })
     });
     Ok(out)

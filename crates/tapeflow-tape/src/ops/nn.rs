@@ -5,30 +5,37 @@ use std::sync::Arc;
 use tapeflow_dtype::{DType, Result};
 use tapeflow_kernels as kernels;
 
-use crate::context::{self, record_custom};
+use crate::context::{self, record_batchable};
 use crate::ops::TensorMath;
 use crate::runtime::Tensor;
 
-/// `tf.nn.softmax`: dx = (g - sum(g·y, axis)) · y.
+/// `axis` of an op's tensor as an axis of its gradient, which has a leading seed axis when
+/// `batched` (a negative axis counts from the end and still names the same axis).
+fn gradient_axis(axis: isize, batched: bool) -> isize {
+    if batched && axis >= 0 { axis + 1 } else { axis }
+}
+
+/// `tf.nn.softmax`: dx = (g - sum(g·y, axis)) · y. Batched (g with a leading seed axis), y
+/// broadcasts over the seeds: the same expression for each.
 pub(crate) fn softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
     let y = kernels::softmax(x, axis)?;
-    record_custom(&[x], &y, || {
+    record_batchable(&[x], &y, || {
         let y = y.clone();
-        Arc::new(move |g: &Tensor, _: &[bool]| {
-            let dot = (g * &y)?.sum(&[axis], true)?;
+        Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
+            let dot = (g * &y)?.sum(&[gradient_axis(axis, batched)], true)?;
             Ok(vec![Some(((g - dot)? * &y)?)])
         })
     });
     Ok(y)
 }
 
-/// `tf.nn.log_softmax`: dx = g - exp(y) · sum(g, axis).
+/// `tf.nn.log_softmax`: dx = g - exp(y) · sum(g, axis) (batched as softmax).
 pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
     let y = kernels::log_softmax(x, axis)?;
-    record_custom(&[x], &y, || {
+    record_batchable(&[x], &y, || {
         let y = y.clone();
-        Arc::new(move |g: &Tensor, _: &[bool]| {
-            let total = g.sum(&[axis], true)?;
+        Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
+            let total = g.sum(&[gradient_axis(axis, batched)], true)?;
             Ok(vec![Some((g - (y.exp()? * total)?)?)])
         })
     });
@@ -46,9 +53,9 @@ pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> 
         return kernels::sparse_softmax_cross_entropy(logits, labels);
     }
     let (loss, probs) = kernels::sparse_softmax_cross_entropy_with_probs(logits, labels)?;
-    record_custom(&[logits, labels], &loss, || {
+    record_batchable(&[logits, labels], &loss, || {
         let (logits, labels) = (logits.clone(), labels.clone());
-        Arc::new(move |g: &Tensor, needs: &[bool]| {
+        Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             if !needs[0] {
                 return Ok(vec![None, None]);
             }
@@ -59,7 +66,13 @@ pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> 
             }
             let one_hot = kernels::one_hot(&logits, &labels)?;
             let probs = if recording { softmax(&logits, -1)? } else { probs.clone() };
-            let column = g.reshape([-1, 1])?;
+            // g as a column per example; batched ([R, N]) as R columns, which broadcast
+            // (probs - one_hot) over the seeds.
+            let column = if batched {
+                g.reshape([g.dims().first().copied().unwrap_or(1) as isize, -1, 1])?
+            } else {
+                g.reshape([-1, 1])?
+            };
             Ok(vec![Some(((probs - one_hot)? * column)?), None])
         })
     });

@@ -1,7 +1,7 @@
 //! Reductions: sum, mean, max over axes.
 
 use smallvec::SmallVec;
-use tapeflow_dtype::Result;
+use tapeflow_dtype::{Result, Shape};
 use tapeflow_kernels::{self as kernels, BinaryOp, ReduceOp};
 
 use crate::context::{Rule, record};
@@ -18,9 +18,40 @@ pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims:
 
 pub(crate) fn derivative(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], g: &Tensor) -> Result<Tensor> {
     // The reduced axes back as length 1, then stretched over x's shape.
-    let kept: Vec<isize> =
-        x.dims().iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d as isize }).collect();
+    let kept = kept_dims(x, axes);
     let spread = shape::broadcast_to(&shape::reshape(g, &kept)?, x.shape())?;
+    spread_derivative(op, x, y, axes, &kept, spread)
+}
+
+/// [`derivative`] with `g` of shape `[R] ++ y.shape` (R stacked seeds of a vectorized
+/// jacobian): `g` is reshaped to `[R] ++ kept` and stretched to `[R] ++ x.shape`; the rest
+/// broadcasts over the seed axis, so each element is the same expression (the same bits).
+pub(crate) fn batched_derivative(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], g: &Tensor) -> Result<Tensor> {
+    let kept = kept_dims(x, axes);
+    let seeds = g.dims().first().copied().unwrap_or(1);
+    let mut batched_kept = vec![seeds as isize];
+    batched_kept.extend_from_slice(&kept);
+    let mut target = vec![seeds];
+    target.extend_from_slice(x.dims());
+    let spread = shape::broadcast_to(&shape::reshape(g, &batched_kept)?, &Shape::from(target))?;
+    spread_derivative(op, x, y, axes, &kept, spread)
+}
+
+/// x's dimensions with the reduced `axes` as length 1.
+fn kept_dims(x: &Tensor, axes: &[usize]) -> Vec<isize> {
+    x.dims().iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d as isize }).collect()
+}
+
+/// The derivative from `spread`, the upstream gradient stretched over x's shape (with or
+/// without a leading seed axis).
+fn spread_derivative(
+    op: ReduceOp,
+    x: &Tensor,
+    y: &Tensor,
+    axes: &[usize],
+    kept: &[isize],
+    spread: Tensor,
+) -> Result<Tensor> {
     match op {
         // d sum = 1 for every element
         ReduceOp::Sum => Ok(spread),

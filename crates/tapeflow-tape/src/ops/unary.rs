@@ -5,7 +5,7 @@ use tapeflow_kernels::{self as kernels, UnaryOp};
 
 use std::sync::Arc;
 
-use crate::context::{Rule, record, record_custom};
+use crate::context::{Rule, record, record_batchable};
 use crate::ops::TensorMath;
 use crate::ops::scalar_like;
 use crate::runtime::Tensor;
@@ -79,6 +79,25 @@ pub(crate) fn derivative_first_order(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Te
     kernels::grad::unary_grad(op, x, y, g)
 }
 
+/// [`derivative`] with `g` of shape `[R] ++ x.shape` (R stacked seeds of a vectorized
+/// jacobian). Each rule multiplies `g` by a function of x and y, which broadcasts over the
+/// seed axis, so the batched form is the same expression in the same order (the same bits
+/// as one pass per seed); only the two rules that need `g`'s own shape differ.
+pub(crate) fn batched_derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+    match op {
+        UnaryOp::Relu => batched_relu_grad(y, g),
+        UnaryOp::Sign => Ok(Tensor::zeros(g.shape().clone(), g.dtype())),
+        _ => derivative(op, x, y, g),
+    }
+}
+
+/// `where(x > 0, g, 0)` for `g` of shape `[R] ++ x.shape`: the fused kernel needs equal
+/// shapes, `select` broadcasts the mask over the seeds (the same values: both pick g or +0).
+fn batched_relu_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let positive = kernels::binary(kernels::BinaryOp::Greater, x, &scalar_like(x, 0.0))?;
+    crate::ops::binary::select(&positive, g, &scalar_like(g, 0.0))
+}
+
 /// ReLU's gradient `where(x > 0, g, 0)` in one fused pass. The mask is piecewise constant
 /// in `x`, so the op is recorded as a function of `g` alone, and its own gradient is the
 /// same op again (any order).
@@ -87,9 +106,11 @@ pub(crate) fn derivative_first_order(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Te
 /// what the fused kernel requires.
 pub(crate) fn relu_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
     let out = kernels::relu_grad(x, g)?;
-    record_custom(&[g], &out, || {
+    record_batchable(&[g], &out, || {
         let x = x.clone();
-        Arc::new(move |gg: &Tensor, _needs: &[bool]| Ok(vec![Some(relu_grad(&x, gg)?)]))
+        Arc::new(move |gg: &Tensor, _needs: &[bool], batched: bool| {
+            Ok(vec![Some(if batched { batched_relu_grad(&x, gg)? } else { relu_grad(&x, gg)? })])
+        })
     });
     Ok(out)
 }
