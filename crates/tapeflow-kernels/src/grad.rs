@@ -130,9 +130,10 @@ fn unary_grad_scalar(op: UnaryOp) -> Option<fn(f32, f32, f32) -> f32> {
 /// The gradients of a binary op's two operands (`None` where not asked for).
 pub type GradPair<R> = (Option<Tensor<R>>, Option<Tensor<R>>);
 
-/// Whether [`binary_grad`] has a fused form of `op`'s rule.
+/// Whether [`binary_grad`] has a fused form of `op`'s rule (pow: for the base only; its
+/// exponent's gradient goes through `log`, composed).
 pub const fn binary_grad_fused(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Mul | BinaryOp::Div | BinaryOp::Maximum | BinaryOp::Minimum)
+    matches!(op, BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Maximum | BinaryOp::Minimum)
 }
 
 /// The gradients of `op(a, b)` given upstream `g` for the operands that need one, fused
@@ -146,7 +147,7 @@ pub fn binary_grad<R>(
     need_a: bool,
     need_b: bool,
 ) -> Result<Option<GradPair<R>>> {
-    if !eligible(&[a, b, g]) || !binary_grad_fused(op) {
+    if !eligible(&[a, b, g]) || !binary_grad_fused(op) || (op == BinaryOp::Pow && need_b) {
         return Ok(None);
     }
     let (xs, ys, gs) = (a.as_slice::<f32>()?, b.as_slice::<f32>()?, g.as_slice::<f32>()?);
@@ -261,6 +262,7 @@ fn binary_grad_one(op: BinaryOp, a: f32, b: f32, g: f32) -> (f32, f32) {
     match op {
         BinaryOp::Mul => (g * b, a * g),
         BinaryOp::Div => (g / b, g * (((-a) / b) / b)),
+        BinaryOp::Pow => ((g * b) * a.powf(b - 1.0), 0.0),
         BinaryOp::Maximum => {
             if a >= b {
                 (g, 0.0)
@@ -286,6 +288,16 @@ fn binary_grad_vec<S: Simd>(s: S, op: BinaryOp, a: S::F, b: S::F, g: S::F) -> (S
     match op {
         BinaryOp::Mul => (g * b, a * g),
         BinaryOp::Div => (g / b, g * (((-a) / b) / b)),
+        // d(a^b)/da = b a^(b-1), with the power per lane as the pow kernel takes it (the
+        // scalar reference keeps integer powers exact).
+        BinaryOp::Pow => {
+            let (xa, e) = (a.to_array(), (b - s.splat(1.0)).to_array());
+            let mut p = [0.0f32; LANES];
+            for i in 0..LANES {
+                p[i] = xa[i].powf(e[i]);
+            }
+            ((g * b) * s.load(&p), zero)
+        }
         // Ties go to the first operand; NaN compares false, so it goes to the second.
         BinaryOp::Maximum => {
             let first = a.simd_ge(b);

@@ -59,8 +59,8 @@ pub(crate) enum Rule {
     /// `y = op(x)`; for ops whose derivative uses y alone, `x` holds y as well (see
     /// `ops::unary::unary`).
     Unary { op: UnaryOp, x: Tensor, y: Tensor },
-    /// `out = op(a, b)`.
-    Binary { op: BinaryOp, a: Tensor, b: Tensor, out: Tensor },
+    /// `out = op(a, b)`; `out` is kept for pow only, whose gradient reads it.
+    Binary { op: BinaryOp, a: Tensor, b: Tensor, out: Option<Tensor> },
     /// `a + b` or (`sub`) `a - b`, of operands of shapes `a` and `b`.
     AddSub { sub: bool, a: Shape, b: Shape },
     /// `op(a) · op(b)`.
@@ -88,7 +88,7 @@ impl Rule {
         match self {
             Rule::Identity => Ok(smallvec::smallvec![Some(g.clone())]),
             Rule::Unary { op, x, y } => Ok(smallvec::smallvec![Some(unary::derivative(*op, x, y, g)?)]),
-            Rule::Binary { op, a, b, out } => binary::derivatives(*op, a, b, out, g, needs),
+            Rule::Binary { op, a, b, out } => binary::derivatives(*op, a, b, out.as_ref(), g, needs),
             Rule::AddSub { sub, a, b } => binary::add_sub_derivatives(*sub, a, b, g, needs),
             Rule::Matmul { a, b, transpose_a, transpose_b } => {
                 matmul::derivatives(a, b, *transpose_a, *transpose_b, g, needs)
@@ -111,7 +111,7 @@ impl Rule {
         match self {
             Rule::Identity | Rule::Cast { .. } => self.apply(g, needs).map(Some),
             Rule::Unary { op, x, y } => one(unary::batched_derivative(*op, x, y, g)),
-            Rule::Binary { op, a, b, out } => binary::batched_derivatives(*op, a, b, out, g, needs).map(Some),
+            Rule::Binary { op, a, b, out } => binary::batched_derivatives(*op, a, b, out.as_ref(), g, needs).map(Some),
             Rule::AddSub { sub, a, b } => binary::batched_add_sub_derivatives(*sub, a, b, g, needs).map(Some),
             Rule::Matmul { a, b, transpose_a, transpose_b } => {
                 matmul::batched_derivatives(a, b, *transpose_a, *transpose_b, g, needs).map(Some)
@@ -157,7 +157,7 @@ impl Rule {
     pub fn work(&self) -> usize {
         match self {
             Rule::Unary { op, y, .. } => y.num_elements().saturating_mul(op.cost()),
-            Rule::Binary { out, .. } => out.num_elements().saturating_mul(2),
+            Rule::Binary { a, b, .. } => a.num_elements().max(b.num_elements()).saturating_mul(2),
             Rule::AddSub { a, b, .. } => a.num_elements().max(b.num_elements()),
             Rule::Matmul { a, b, transpose_b, .. } => {
                 let d = b.dims();

@@ -322,6 +322,9 @@ fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result
 /// each operand is either contiguous or a single repeated element (tensor–scalar, row and
 /// column broadcasts are one run per row), and each run goes to a SIMD kernel.
 pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>> {
+    if let Some(out) = scalar_binary(op, a, b) {
+        return out;
+    }
     check_same_dtype(op.name(), a, b)?;
     let (out, plan) = match BroadcastPlan::trivial(a, b) {
         Some(found) => found,
@@ -353,6 +356,48 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
         }
     };
     Tensor::from_storage(storage, out)
+}
+
+/// `op(a, b)` of two one-element float32 operands (scalar code), where the broadcast plan
+/// and a kernel entry cost more than the arithmetic: the vector kernel's lane operation
+/// ([`simd::binary_vec`](crate::simd)) on one element, so the same bits. `None` otherwise.
+fn scalar_binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Option<Result<Tensor<R>>> {
+    if a.dtype() != DType::F32 || b.dtype() != DType::F32 || a.num_elements() != 1 || b.num_elements() != 1 {
+        return None;
+    }
+    let (x, y) = (a.as_slice::<f32>().ok()?[0], b.as_slice::<f32>().ok()?[0]);
+    let flag = |c: bool| if c { 1.0 } else { 0.0 };
+    let v = match op {
+        BinaryOp::Add => x + y,
+        BinaryOp::Sub => x - y,
+        BinaryOp::Mul => x * y,
+        BinaryOp::Div => x / y,
+        BinaryOp::Pow => x.powf(y),
+        BinaryOp::Maximum if x.is_nan() || y.is_nan() => f32::NAN,
+        BinaryOp::Maximum => {
+            if x >= y {
+                x
+            } else {
+                y
+            }
+        }
+        BinaryOp::Minimum if x.is_nan() || y.is_nan() => f32::NAN,
+        BinaryOp::Minimum => {
+            if x <= y {
+                x
+            } else {
+                y
+            }
+        }
+        BinaryOp::Greater => flag(x > y),
+        BinaryOp::GreaterEqual => flag(x >= y),
+        BinaryOp::Less => flag(x < y),
+        BinaryOp::LessEqual => flag(x <= y),
+        BinaryOp::Equal => flag(x == y),
+    };
+    // Shapes of one element broadcast to the one of higher rank (all dimensions are 1).
+    let shape = if a.rank() >= b.rank() { a.shape() } else { b.shape() };
+    Some(Tensor::from_storage(Storage::for_overwrite::<f32>(1, |out| out[0] = v), shape.clone()))
 }
 
 fn binary_float<T: FloatIo>(level: Level, op: BinaryOp, plan: &BroadcastPlan, x: &[T], y: &[T], n: usize) -> Storage {

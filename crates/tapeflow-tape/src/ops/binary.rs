@@ -36,7 +36,9 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         let sub = op == BinaryOp::Sub;
         record(&[a, b], &out, || Rule::AddSub { sub, a: a.shape().clone(), b: b.shape().clone() });
     } else if differentiable {
-        record(&[a, b], &out, || Rule::Binary { op, a: a.clone(), b: b.clone(), out: out.clone() });
+        // Only pow's gradient reads the output; the others need not keep it alive.
+        let saved = (op == BinaryOp::Pow).then(|| out.clone());
+        record(&[a, b], &out, || Rule::Binary { op, a: a.clone(), b: b.clone(), out: saved });
     }
     Ok(out)
 }
@@ -78,7 +80,7 @@ pub(crate) fn derivatives(
     op: BinaryOp,
     a: &Tensor,
     b: &Tensor,
-    out: &Tensor,
+    out: Option<&Tensor>,
     g: &Tensor,
     needs: &[bool],
 ) -> Result<InputGrads> {
@@ -94,7 +96,7 @@ pub(crate) fn batched_derivatives(
     op: BinaryOp,
     a: &Tensor,
     b: &Tensor,
-    out: &Tensor,
+    out: Option<&Tensor>,
     g: &Tensor,
     needs: &[bool],
 ) -> Result<InputGrads> {
@@ -106,7 +108,14 @@ type Products = (Option<Result<Tensor>>, Option<Result<Tensor>>);
 
 /// The gradients of `out = op(a, b)` before reduction to the operands' shapes: of `g`'s
 /// shape, whether or not `g` has a leading seed axis.
-fn products(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, g: &Tensor, needs: &[bool]) -> Result<Products> {
+fn products(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    out: Option<&Tensor>,
+    g: &Tensor,
+    needs: &[bool],
+) -> Result<Products> {
     let c = |v: f64| scalar_like(a, v);
     let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
     let (ga, gb) = match op {
@@ -123,6 +132,11 @@ fn products(op: BinaryOp, a: &Tensor, b: &Tensor, out: &Tensor, g: &Tensor, need
                 let positive = kernels::binary(BinaryOp::Greater, a, &c(0.0))?;
                 let safe_a = select(&positive, a, &c(1.0))?;
                 let log_a = select(&positive, &safe_a.log()?, &c(0.0))?;
+                // The output, saved for pow (computed again if a caller kept none).
+                let out = match out {
+                    Some(out) => out.clone(),
+                    None => kernels::binary(BinaryOp::Pow, a, b)?,
+                };
                 (g * out)? * log_a
             }),
         ),

@@ -71,9 +71,11 @@ fn both_large(pa: &(&Tensor, &Tensor, bool, bool), pb: &(&Tensor, &Tensor, bool,
     rayon::current_num_threads() > 1 && !kernels::parallel::sharing() && work(pa).min(work(pb)) >= JOIN_MIN_WORK
 }
 
-/// Fewest multiply-adds of each product for the two to run side by side: 2^18 take
-/// ~10 µs on one core, above the ~7 µs of handing one to the other thread.
-const JOIN_MIN_WORK: usize = 1 << 18;
+/// Fewest multiply-adds of each product for the two to run side by side: 2^21 take ~20 µs
+/// on one core, well above the ~7 µs of handing one to the other thread and waking it.
+/// (At 2^18, the 64 × 64 × 64 products of the 16-chain benchmark were joined, and its
+/// forced-sequential backward ran 1.5–1.8× slower on two threads than on one.)
+const JOIN_MIN_WORK: usize = 1 << 21;
 
 /// [`derivatives`] with `g` of shape `[R] ++ out.shape` (R stacked seeds of a vectorized
 /// jacobian); gradients of shapes `[R] ++ a.shape` and `[R] ++ b.shape`.
