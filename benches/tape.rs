@@ -44,6 +44,7 @@ fn jacobians(c: &mut Criterion) {
     let w = workloads::matrix(256, 256, 1, 0.05);
     let x = Variable::new(workloads::matrix(256, 1, 2, 1.0));
     group.bench_function("tanh_wx_256", |b| b.iter(|| black_box(workloads::jacobian_tanh(&w, &x))));
+    group.bench_function("tanh_wx_256_row_loop", |b| b.iter(|| black_box(workloads::jacobian_tanh_rows(&w, &x))));
     let xb = Variable::new(workloads::matrix(64, 64, 3, 1.0));
     let wb = workloads::matrix(64, 64, 4, 0.1);
     group.bench_function("batch_tanh_xw_64x64", |b| b.iter(|| black_box(workloads::batch_jacobian_tanh(&xb, &wb))));

@@ -248,6 +248,9 @@ fn main() -> Result<()> {
     tape_row("tape: jacobian tanh(W x), n = 256", runs, &mut || {
         black_box(workloads::jacobian_tanh(&w, &xv));
     });
+    tape_row("tape: jacobian tanh(W x), n = 256, row loop", runs, &mut || {
+        black_box(workloads::jacobian_tanh_rows(&w, &xv));
+    });
     let (xb, wb) = (Variable::new(workloads::matrix(64, 64, 3, 1.0)), workloads::matrix(64, 64, 4, 0.1));
     tape_row("tape: batch_jacobian tanh(x W), 64 x 64", runs, &mut || {
         black_box(workloads::batch_jacobian_tanh(&xb, &wb));
@@ -345,6 +348,15 @@ fn main() -> Result<()> {
         for (name, ratio) in &subnormal_ratios {
             println!("  {name} f32: {ratio:.2}x");
         }
+    }
+
+    // The tape's own cost: the scalar chain records 200 ops (100 × mul and add) and runs
+    // their 200 backward rules, so its time over 200 is what one op costs, both ways.
+    if let Some(chain) = rows.iter().find(|r| r.workload == "tape: scalar chain of 100") {
+        println!(
+            "\ntape cost per recorded op (scalar chain, forward + backward): {:.0} ns",
+            chain.time.as_secs_f64() * 1e9 / 200.0
+        );
     }
 
     println!("\nelement rates (G elements/s): ");

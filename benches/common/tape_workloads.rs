@@ -88,11 +88,20 @@ impl Default for Chains {
     }
 }
 
-/// jacobian of tanh(W x) with respect to x, n = 256.
+/// jacobian of tanh(W x) with respect to x, n = 256 (vectorized: one pass over stacked seeds).
 pub fn jacobian_tanh(w: &Tensor, x: &Variable) -> Tensor {
+    jacobian_tanh_with(w, x, JacobianOptions::default())
+}
+
+/// [`jacobian_tanh`] as one backward pass per output element (the row loop).
+pub fn jacobian_tanh_rows(w: &Tensor, x: &Variable) -> Tensor {
+    jacobian_tanh_with(w, x, JacobianOptions::default().vectorized(false))
+}
+
+fn jacobian_tanh_with(w: &Tensor, x: &Variable, options: JacobianOptions) -> Tensor {
     let tape = GradientTape::new();
     let y = tape.record(|| w.matmul(x)?.tanh()).expect("shapes agree");
-    tape.jacobian(&y, x).expect("one jacobian").expect("connected")
+    tape.jacobian_with(&y, x, options).expect("one jacobian").expect("connected")
 }
 
 /// batch_jacobian of tanh(x W) with respect to x, 64 × 64.
