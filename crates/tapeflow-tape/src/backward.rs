@@ -518,7 +518,10 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     // Independent parts of the graph (chains that share no op and no source) each go to
     // one thread whole, when at least two of them carry real work.
     let mut done = false;
-    if parallel {
+    // Only graphs with work for two threads are split (a scalar gradient never is).
+    let total_work =
+        || (0..n).filter(|&i| pass.nodes[i].live).fold(0usize, |w, i| w.saturating_add(pass.entries[i].rule.work()));
+    if parallel && total_work() >= 2 * COMPONENT_MIN_WORK {
         let parts = components(&pass);
         if parts.iter().filter(|c| c.work >= COMPONENT_MIN_WORK).count() >= 2 {
             run_components(&mut pass, parts)?;
