@@ -178,7 +178,7 @@ pub fn binary_grad<R>(
         }
         // Chunks of both outputs side by side: one pass reads a, b and g once.
         let pieces: Vec<(usize, &mut [f32], &mut [f32])> = (0..n.div_ceil(CHUNK))
-            .zip(Chunks(out_a).zip(Chunks(out_b)))
+            .zip(pieces(out_a).zip(pieces(out_b)))
             .map(|(k, (pa, pb))| (k * CHUNK, pa, pb))
             .collect();
         for_each_item(pieces, |_, (start, pa, pb)| run(start, pa, pb));
@@ -199,18 +199,10 @@ pub fn binary_grad<R>(
     Ok(Some((tensor(first)?, tensor(second)?)))
 }
 
-/// Consecutive `CHUNK`-element pieces of a slice; an empty slice yields empty pieces for
-/// ever, so it zips with the other output's pieces.
-struct Chunks<'a>(&'a mut [f32]);
-
-impl<'a> Iterator for Chunks<'a> {
-    type Item = &'a mut [f32];
-    fn next(&mut self) -> Option<Self::Item> {
-        let rest = std::mem::take(&mut self.0);
-        let (piece, rest) = rest.split_at_mut(rest.len().min(CHUNK));
-        self.0 = rest;
-        Some(piece)
-    }
+/// Consecutive `CHUNK`-element pieces of an output; an empty output (an operand that needs
+/// no gradient) yields empty pieces for ever, so it zips with the other output's pieces.
+fn pieces(out: &mut [f32]) -> impl Iterator<Item = &mut [f32]> {
+    out.chunks_mut(CHUNK).chain(std::iter::repeat_with(<&mut [f32]>::default))
 }
 
 /// Which operands of a binary rule need a gradient.
@@ -233,7 +225,9 @@ fn binary_grad_body<S: Simd>(s: S, op: BinaryOp, needs: Needs, abg: [&[f32]; 3],
     let (av, at) = a[..n].as_chunks::<LANES>();
     let (bv, bt) = b[..n].as_chunks::<LANES>();
     let (gv, gt) = g[..n].as_chunks::<LANES>();
-    // An output of an operand that needs no gradient is empty: its pieces are missing.
+    // An output of an operand that needs no gradient is empty: its pieces are missing. One
+    // that needs a gradient is the chunk's piece of it, as long as `g` (`binary_grad` cuts
+    // all five slices at the same bounds), so the slicing below cannot fail.
     let (oa, oat) = out_a[..if needs.a { n } else { 0 }].as_chunks_mut::<LANES>();
     let (ob, obt) = out_b[..if needs.b { n } else { 0 }].as_chunks_mut::<LANES>();
     for i in 0..gv.len() {

@@ -482,11 +482,14 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
         first_order,
         batched: request.batched,
     };
-    // Recording order is topological, so one forward sweep finds the live ops.
+    // Recording order is topological, so one forward sweep finds the live ops (and sums
+    // their work, which decides below whether the pass is worth splitting).
+    let mut live_work = 0usize;
     for i in 0..n {
         let live = pass.entries[i].inputs.iter().any(|input| pass.connected(input));
         pass.nodes[i].live = live;
         if live {
+            live_work = live_work.saturating_add(pass.entries[i].rule.work());
             for k in 0..pass.entries[i].inputs.len() {
                 let input = pass.entries[i].inputs[k];
                 if let (true, Link::Op(p)) = (pass.connected(&input), input.link) {
@@ -516,18 +519,16 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     let parallel = !request.sequential && !crate::context::records_on_this_thread() && rayon::current_num_threads() > 1;
 
     // Independent parts of the graph (chains that share no op and no source) each go to
-    // one thread whole, when at least two of them carry real work.
-    let mut done = false;
-    // Only graphs with work for two threads are split (a scalar gradient never is).
-    let total_work =
-        || (0..n).filter(|&i| pass.nodes[i].live).fold(0usize, |w, i| w.saturating_add(pass.entries[i].rule.work()));
-    if parallel && total_work() >= 2 * COMPONENT_MIN_WORK {
+    // one thread whole, when at least two of them carry real work. Only graphs with work
+    // for two threads are looked at (a scalar gradient never is).
+    let done = parallel && live_work >= 2 * COMPONENT_MIN_WORK && {
         let parts = components(&pass);
-        if parts.iter().filter(|c| c.work >= COMPONENT_MIN_WORK).count() >= 2 {
+        let split = parts.iter().filter(|c| c.work >= COMPONENT_MIN_WORK).count() >= 2;
+        if split {
             run_components(&mut pass, parts)?;
-            done = true;
         }
-    }
+        split
+    };
 
     // The first wave: live ops whose output nothing live consumes.
     let mut wave: Vec<usize> =

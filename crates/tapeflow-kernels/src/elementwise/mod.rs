@@ -38,6 +38,27 @@ pub enum UnaryOp {
 }
 
 impl UnaryOp {
+    /// Every unary op, in declaration order (tests run each of them).
+    pub const ALL: [UnaryOp; 17] = [
+        UnaryOp::Neg,
+        UnaryOp::Abs,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Rsqrt,
+        UnaryOp::Square,
+        UnaryOp::Tanh,
+        UnaryOp::Sigmoid,
+        UnaryOp::Relu,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Softplus,
+        UnaryOp::Log1p,
+        UnaryOp::Expm1,
+        UnaryOp::Reciprocal,
+        UnaryOp::Sign,
+    ];
+
     /// Relative cost per element, an add being 1 (decides when splitting pays).
     pub const fn cost(self) -> usize {
         match self {
@@ -91,6 +112,22 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
+    /// Every binary op, in declaration order (tests run each of them).
+    pub const ALL: [BinaryOp; 12] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::Greater,
+        BinaryOp::GreaterEqual,
+        BinaryOp::Less,
+        BinaryOp::LessEqual,
+        BinaryOp::Equal,
+    ];
+
     /// Relative cost per element, an add being 1 (pow runs per element: 20).
     pub const fn cost(self) -> usize {
         match self {

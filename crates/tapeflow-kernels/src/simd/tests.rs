@@ -5,41 +5,6 @@ use super::*;
 use crate::isa::supported_levels;
 use proptest::prelude::*;
 
-const ALL_BINARY: [BinaryOp; 12] = [
-    BinaryOp::Add,
-    BinaryOp::Sub,
-    BinaryOp::Mul,
-    BinaryOp::Div,
-    BinaryOp::Maximum,
-    BinaryOp::Minimum,
-    BinaryOp::Pow,
-    BinaryOp::Greater,
-    BinaryOp::GreaterEqual,
-    BinaryOp::Less,
-    BinaryOp::LessEqual,
-    BinaryOp::Equal,
-];
-
-const ALL_UNARY: [UnaryOp; 17] = [
-    UnaryOp::Neg,
-    UnaryOp::Abs,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Rsqrt,
-    UnaryOp::Square,
-    UnaryOp::Tanh,
-    UnaryOp::Sigmoid,
-    UnaryOp::Relu,
-    UnaryOp::Sin,
-    UnaryOp::Cos,
-    UnaryOp::Softplus,
-    UnaryOp::Log1p,
-    UnaryOp::Expm1,
-    UnaryOp::Reciprocal,
-    UnaryOp::Sign,
-];
-
 /// Every unary kernel is lane-pure: an element's result is the same alone and in a
 /// vector whose other lanes hold NaN, infinities, huge, tiny and subnormal values
 /// (which send some kernels to a slower path for their own lanes).
@@ -47,7 +12,7 @@ const ALL_UNARY: [UnaryOp; 17] = [
 fn an_elements_bits_never_depend_on_its_neighbours() {
     let neighbours = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 100.0, -100.0, 1e-40, -3e-39, 0.0];
     let probes = [0.5f32, -0.75, 2.0, 10.0, -20.0, 1e-3, 3.0e4];
-    for (level, op) in supported_levels().into_iter().flat_map(|l| ALL_UNARY.map(|op| (l, op))) {
+    for (level, op) in supported_levels().into_iter().flat_map(|l| UnaryOp::ALL.map(|op| (l, op))) {
         for &p in &probes {
             let alone = [p; LANES];
             let mut out_alone = [0.0f32; LANES];
@@ -144,7 +109,7 @@ proptest! {
     fn unary_kernels_match_the_reference_within_their_ulp_bounds((data, skip) in slices()) {
         let data = &data[skip.min(data.len())..];
         for level in supported_levels() {
-            for op in ALL_UNARY {
+            for op in UnaryOp::ALL {
                 check_unary(level, op, data)?;
             }
         }
@@ -154,7 +119,7 @@ proptest! {
     fn exactly_rounded_binary_ops_are_bit_exact((a, skip) in slices(), b in prop::collection::vec(values(), 80)) {
         let a = &a[skip.min(a.len())..];
         let b = &b[..a.len()];
-        for (level, op) in supported_levels().into_iter().flat_map(|l| ALL_BINARY.map(|op| (l, op))) {
+        for (level, op) in supported_levels().into_iter().flat_map(|l| BinaryOp::ALL.map(|op| (l, op))) {
             let mut out = vec![0.0f32; a.len()];
             binary_f32(level, op, Operand::Run(a), Operand::Run(b), &mut out);
             let mut splat = vec![0.0f32; a.len()];
@@ -316,7 +281,7 @@ fn an_element_gives_the_same_bits_anywhere_in_a_slice() {
     for level in supported_levels() {
         for len in [1usize, 15, 16, 17, 33] {
             let data = vec![x; len];
-            for op in ALL_UNARY {
+            for op in UnaryOp::ALL {
                 let mut out = vec![0.0f32; len];
                 unary_f32(level, op, &data, &mut out);
                 assert!(out.iter().all(|y| y.to_bits() == out[0].to_bits()), "{op:?} at length {len}, {level:?}");

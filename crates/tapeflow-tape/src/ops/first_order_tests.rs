@@ -9,25 +9,6 @@ use crate::context::Rule;
 use crate::ops::{binary, unary};
 use crate::runtime::Tensor;
 
-const UNARY: [UnaryOp; 16] = [
-    UnaryOp::Neg,
-    UnaryOp::Abs,
-    UnaryOp::Exp,
-    UnaryOp::Log,
-    UnaryOp::Sqrt,
-    UnaryOp::Rsqrt,
-    UnaryOp::Square,
-    UnaryOp::Tanh,
-    UnaryOp::Sigmoid,
-    UnaryOp::Relu,
-    UnaryOp::Sin,
-    UnaryOp::Cos,
-    UnaryOp::Softplus,
-    UnaryOp::Log1p,
-    UnaryOp::Expm1,
-    UnaryOp::Reciprocal,
-];
-
 const BINARY: [BinaryOp; 7] =
     [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Pow, BinaryOp::Maximum, BinaryOp::Minimum];
 
@@ -73,7 +54,8 @@ const SHAPES: [&[usize]; 6] = [&[], &[1], &[5], &[16], &[37], &[3, 70]];
 fn unary_rules_give_the_same_bits_fused_and_composed() {
     for dtype in [DType::F32, DType::F16] {
         for dims in SHAPES {
-            for op in UNARY {
+            // Sign is piecewise constant and never recorded.
+            for op in UnaryOp::ALL.into_iter().filter(|&op| op != UnaryOp::Sign) {
                 let x = tensor(dims, 1, dtype);
                 let y = kernels::unary(op, &x).unwrap();
                 let g = tensor(dims, 2, dtype);
