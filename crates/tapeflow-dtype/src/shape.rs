@@ -5,38 +5,74 @@ use std::fmt;
 use smallvec::SmallVec;
 
 /// The dimensions of a tensor, outermost first. Up to four dimensions are stored inline,
-/// so building the shape of a small tensor allocates nothing.
-#[derive(PartialEq, Eq, Hash, Default)]
-pub struct Shape(SmallVec<[usize; 4]>);
+/// so building the shape of a small tensor allocates nothing, and copying it (every tensor
+/// clone does) is a plain 40-byte copy: a `SmallVec`'s clone went through a length-dependent
+/// slice copy, a memcpy call that showed among a scalar op's top costs.
+#[derive(Clone)]
+pub struct Shape(Dims);
 
-/// A copy of the dimensions (`SmallVec`'s own `Clone` goes element by element through its
-/// generic `Extend`, which showed in profiles of scalar code: every tensor clone copies a
-/// shape).
-impl Clone for Shape {
-    fn clone(&self) -> Self {
-        Shape(SmallVec::from_slice(&self.0))
+#[derive(Clone)]
+enum Dims {
+    /// `dims[..len]` are the dimensions; the rest are zero.
+    Inline {
+        len: u8,
+        dims: [usize; INLINE],
+    },
+    Heap(Box<[usize]>),
+}
+
+/// Dimensions stored without allocation.
+const INLINE: usize = 4;
+
+impl Default for Shape {
+    fn default() -> Self {
+        Shape::scalar()
+    }
+}
+
+impl PartialEq for Shape {
+    fn eq(&self, other: &Self) -> bool {
+        self.dims() == other.dims()
+    }
+}
+
+impl Eq for Shape {}
+
+impl std::hash::Hash for Shape {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.dims().hash(state);
     }
 }
 
 impl Shape {
     /// The shape of a scalar: no dimensions.
     pub fn scalar() -> Self {
-        Shape(SmallVec::new())
+        Shape(Dims::Inline { len: 0, dims: [0; INLINE] })
     }
 
     /// A shape from its dimensions.
     pub fn new(dims: &[usize]) -> Self {
-        Shape(SmallVec::from_slice(dims))
+        if dims.len() <= INLINE {
+            let mut inline = [0; INLINE];
+            inline[..dims.len()].copy_from_slice(dims);
+            // At most INLINE (4) dimensions: the length fits a byte.
+            Shape(Dims::Inline { len: dims.len() as u8, dims: inline })
+        } else {
+            Shape(Dims::Heap(dims.into()))
+        }
     }
 
     /// The dimensions.
     pub fn dims(&self) -> &[usize] {
-        &self.0
+        match &self.0 {
+            Dims::Inline { len, dims } => &dims[..usize::from(*len)],
+            Dims::Heap(dims) => dims,
+        }
     }
 
     /// Number of dimensions.
     pub fn rank(&self) -> usize {
-        self.0.len()
+        self.dims().len()
     }
 
     /// Number of elements (1 for a scalar, 0 if any dimension is 0). Saturates at
@@ -48,10 +84,10 @@ impl Shape {
     /// Number of elements, or `None` if the product overflows `usize`.
     pub fn checked_num_elements(&self) -> Option<usize> {
         // A zero dimension empties the shape whatever the others are ([usize::MAX, 2, 0]).
-        if self.0.contains(&0) {
+        if self.dims().contains(&0) {
             return Some(0);
         }
-        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        self.dims().iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
 
     /// Number of elements if a buffer of them in `dtype` can exist: the byte size must fit
@@ -63,18 +99,18 @@ impl Shape {
 
     /// Row-major (C order) strides in elements.
     pub fn strides(&self) -> SmallVec<[usize; 4]> {
-        let mut strides: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.0.len());
-        for i in (0..self.0.len().saturating_sub(1)).rev() {
+        let mut strides: SmallVec<[usize; 4]> = SmallVec::from_elem(1, self.dims().len());
+        for i in (0..self.dims().len().saturating_sub(1)).rev() {
             // Saturating: only a tensor with no elements (a zero dimension) can have a
             // shape whose strides overflow, and its strides are never used to index.
-            strides[i] = strides[i + 1].saturating_mul(self.0[i + 1]);
+            strides[i] = strides[i + 1].saturating_mul(self.dims()[i + 1]);
         }
         strides
     }
 
     /// Resolves a possibly negative axis against this rank (`-1` is the last axis).
     pub fn resolve_axis(&self, axis: isize) -> Option<usize> {
-        let rank = self.0.len() as isize;
+        let rank = self.dims().len() as isize;
         let resolved = if axis < 0 { axis + rank } else { axis };
         (0..rank).contains(&resolved).then_some(resolved as usize)
     }
@@ -84,13 +120,13 @@ impl fmt::Display for Shape {
     /// Prints as TensorFlow prints shapes: `()`, `(3,)`, `(2, 2)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("(")?;
-        for (i, d) in self.0.iter().enumerate() {
+        for (i, d) in self.dims().iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
             write!(f, "{d}")?;
         }
-        if self.0.len() == 1 {
+        if self.dims().len() == 1 {
             f.write_str(",")?;
         }
         f.write_str(")")
@@ -117,7 +153,7 @@ impl From<&Vec<usize>> for Shape {
 
 impl From<Vec<usize>> for Shape {
     fn from(dims: Vec<usize>) -> Self {
-        Shape(SmallVec::from_vec(dims))
+        Shape::new(&dims)
     }
 }
 
@@ -141,7 +177,7 @@ impl From<&Shape> for Shape {
 
 impl AsRef<[usize]> for Shape {
     fn as_ref(&self) -> &[usize] {
-        &self.0
+        self.dims()
     }
 }
 

@@ -1,5 +1,7 @@
 //! Element storage: cache-line (64-byte) aligned beyond 64 bytes, inline below.
 
+use std::sync::Arc;
+
 use bytemuck::{Pod, Zeroable};
 
 use crate::dtype::{DType, Element};
@@ -177,6 +179,9 @@ impl Lines {
     /// Lines whose previous contents are unspecified (reused or zero), for a caller that
     /// overwrites every element.
     fn for_overwrite(bytes: usize) -> Self {
+        if bytes <= LINE {
+            return Lines::Inline([0; 16]);
+        }
         let lines = bytes.div_ceil(LINE);
         match pool::take(lines) {
             Some(buffer) => Lines::Heap(buffer),
@@ -279,6 +284,89 @@ impl Storage {
     /// tensor); `None` if `T` is not the buffer's dtype.
     pub fn as_mut_slice<T: Element>(&mut self) -> Option<&mut [T]> {
         (T::DTYPE == self.dtype).then(|| self.typed_mut::<T>())
+    }
+}
+
+/// The elements of one tensor: up to [`SMALL_BYTES`] bytes held by value, larger buffers
+/// shared behind an `Arc`. A scalar op then allocates nothing and counts no references:
+/// a heap allocation, its free and two atomic counts were a third of a recorded scalar op's
+/// cost (callgrind, issue 14), more than its arithmetic.
+#[derive(Clone)]
+pub(crate) enum Buffer {
+    /// At most four 4-byte (or eight 2-byte) elements.
+    Small {
+        words: [u32; SMALL_WORDS],
+        len: u8,
+        dtype: DType,
+    },
+    Shared(Arc<Storage>),
+}
+
+/// Words held by value in a [`Buffer`].
+const SMALL_WORDS: usize = 4;
+/// Bytes held by value in a [`Buffer`] (one 16-byte vector).
+pub(crate) const SMALL_BYTES: usize = 4 * SMALL_WORDS;
+
+impl Buffer {
+    /// Takes `storage` by value if it is small, else shares it.
+    pub fn new(storage: Storage) -> Self {
+        let bytes = storage.len * storage.dtype.size_in_bytes();
+        match &storage.lines {
+            Lines::Inline(words) if bytes <= SMALL_BYTES => {
+                let mut small = [0; SMALL_WORDS];
+                small.copy_from_slice(&words[..SMALL_WORDS]);
+                // len ≤ 16 bytes / element size ≤ 16.
+                Buffer::Small { words: small, len: storage.len as u8, dtype: storage.dtype }
+            }
+            _ => Buffer::Shared(Arc::new(storage)),
+        }
+    }
+
+    /// One element, held by value.
+    pub fn scalar<T: Element>(value: T) -> Self {
+        let mut words = [0; SMALL_WORDS];
+        let elements: &mut [T] = bytemuck::cast_slice_mut(&mut words);
+        elements[0] = value;
+        Buffer::Small { words, len: 1, dtype: T::DTYPE }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Buffer::Small { len, .. } => usize::from(*len),
+            Buffer::Shared(storage) => storage.len,
+        }
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            Buffer::Small { dtype, .. } => *dtype,
+            Buffer::Shared(storage) => storage.dtype,
+        }
+    }
+
+    /// The elements as `&[T]`, or `None` if `T` is not the buffer's dtype.
+    pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
+        match self {
+            Buffer::Small { words, len, dtype } => (T::DTYPE == *dtype).then(|| {
+                let all: &[T] = bytemuck::cast_slice(words);
+                &all[..usize::from(*len)]
+            }),
+            Buffer::Shared(storage) => storage.as_slice(),
+        }
+    }
+
+    /// The elements, mutably, if no other tensor shares them (a small buffer never is
+    /// shared); `None` if shared or if `T` is not the dtype.
+    pub fn unique_slice_mut<T: Element>(&mut self) -> Option<&mut [T]> {
+        match self {
+            Buffer::Small { words, len, dtype } => (T::DTYPE == *dtype).then(|| {
+                let all: &mut [T] = bytemuck::cast_slice_mut(words);
+                &mut all[..usize::from(*len)]
+            }),
+            Buffer::Shared(storage) => Arc::get_mut(storage)?.as_mut_slice(),
+        }
     }
 }
 

@@ -2,14 +2,13 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::display::{Values, format_numpy};
 use crate::dtype::{DType, Element, float_to_i32};
 use crate::error::{Error, Result};
 use crate::shape::Shape;
-use crate::storage::Storage;
+use crate::storage::{Buffer, Storage};
 use half::f16;
 
 /// Ids a thread claims at once (see [`TensorId::fresh`]).
@@ -55,7 +54,7 @@ impl TensorId {
 /// `R` is the [`Runtime`](crate::Runtime) that executes the arithmetic operators; users
 /// see `tapeflow::Tensor`, where it is tapeflow's recording runtime.
 pub struct Tensor<R> {
-    storage: Arc<Storage>,
+    data: Buffer,
     shape: Shape,
     id: TensorId,
     runtime: PhantomData<fn() -> R>,
@@ -63,25 +62,25 @@ pub struct Tensor<R> {
 
 impl<R> Clone for Tensor<R> {
     fn clone(&self) -> Self {
-        Tensor { storage: Arc::clone(&self.storage), shape: self.shape.clone(), id: self.id, runtime: PhantomData }
+        Tensor { data: self.data.clone(), shape: self.shape.clone(), id: self.id, runtime: PhantomData }
     }
 }
 
 impl<R> Tensor<R> {
     /// A tensor over `storage` with `shape`; `Err` if the element count differs.
     pub fn from_storage(storage: Storage, shape: impl Into<Shape>) -> Result<Self> {
-        Self::from_shared_storage(Arc::new(storage), shape.into())
+        Self::from_buffer(Buffer::new(storage), shape.into())
     }
 
-    fn from_shared_storage(storage: Arc<Storage>, shape: Shape) -> Result<Self> {
+    fn from_buffer(data: Buffer, shape: Shape) -> Result<Self> {
         match shape.checked_num_elements() {
-            Some(n) if n == storage.len() => Ok(Tensor { storage, shape, id: TensorId::fresh(), runtime: PhantomData }),
+            Some(n) if n == data.len() => Ok(Tensor { data, shape, id: TensorId::fresh(), runtime: PhantomData }),
             expected => Err(Error::DataLength {
                 op: "from_storage",
-                len: storage.len(),
+                len: data.len(),
                 expected: expected.unwrap_or(usize::MAX),
                 shape,
-                dtype: storage.dtype(),
+                dtype: data.dtype(),
             }),
         }
     }
@@ -90,7 +89,7 @@ impl<R> Tensor<R> {
     #[cfg(feature = "ndarray")]
     pub(crate) fn from_storage_exact(storage: Storage, shape: Shape) -> Self {
         debug_assert_eq!(shape.checked_num_elements(), Some(storage.len()));
-        Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData }
+        Tensor { data: Buffer::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData }
     }
 
     /// A tensor holding `values` in row-major order; `Err` if their number does not fill
@@ -111,23 +110,19 @@ impl<R> Tensor<R> {
                 dtype: T::DTYPE,
             });
         }
-        Self::from_shared_storage(Arc::new(Storage::from_slice(values)), shape)
+        Self::from_buffer(Buffer::new(Storage::from_slice(values)), shape)
     }
 
     /// A rank-0 tensor.
     pub fn scalar<T: Element>(value: T) -> Self {
-        let storage = Storage::for_overwrite::<T>(1, |out| out[0] = value);
-        Tensor { storage: Arc::new(storage), shape: Shape::scalar(), id: TensorId::fresh(), runtime: PhantomData }
+        Tensor { data: Buffer::scalar(value), shape: Shape::scalar(), id: TensorId::fresh(), runtime: PhantomData }
     }
 
     /// A scalar constant used as an op's operand (a literal such as the `1.0001` in
-    /// `y * 1.0001`, or a constant inside a backward rule). Repeated values come from a
-    /// small per-thread cache, sharing storage and id, so a loop over `y * 1.0001` allocates
-    /// only its results. The tensor is never handed to user code, so no tape ever watches
-    /// it, and sharing its id is safe; values a user can hold use [`scalar`](Self::scalar).
+    /// `y * 1.0001`, or a constant inside a backward rule). A scalar is held by value, so
+    /// this allocates nothing; the name stays for the call sites that build such operands.
     pub fn shared_scalar<T: Element>(value: T) -> Self {
-        let (storage, id) = scalar_cache::get(value);
-        Tensor { storage, shape: Shape::scalar(), id, runtime: PhantomData }
+        Self::scalar(value)
     }
 
     /// A tensor of zeros.
@@ -148,7 +143,7 @@ impl<R> Tensor<R> {
             DType::F16 => Storage::zeroed::<f16>(n),
             DType::I32 => Storage::zeroed::<i32>(n),
         };
-        Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
+        Ok(Tensor { data: Buffer::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
     }
 
     /// A tensor of ones.
@@ -168,7 +163,7 @@ impl<R> Tensor<R> {
             DType::F16 => Storage::for_overwrite::<f16>(n, |v| v.fill(f16::ONE)),
             DType::I32 => Storage::for_overwrite::<i32>(n, |v| v.fill(1)),
         };
-        Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
+        Ok(Tensor { data: Buffer::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
     }
 
     /// A tensor with every element `value`, converted to `dtype` (rounded for float16).
@@ -192,7 +187,7 @@ impl<R> Tensor<R> {
                 Storage::for_overwrite::<i32>(n, |v| v.fill(int))
             }
         };
-        Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
+        Ok(Tensor { data: Buffer::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
     }
 
     /// The dimensions, outermost first.
@@ -212,22 +207,17 @@ impl<R> Tensor<R> {
 
     /// Number of elements.
     pub fn num_elements(&self) -> usize {
-        self.storage.len()
+        self.data.len()
     }
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.storage.dtype()
+        self.data.dtype()
     }
 
     /// This value's identity.
     pub fn id(&self) -> TensorId {
         self.id
-    }
-
-    /// The shared storage.
-    pub fn storage(&self) -> &Storage {
-        &self.storage
     }
 
     /// The same value (shared storage, no copy) under a fresh id: a distinct tensor as far
@@ -248,7 +238,7 @@ impl<R> Tensor<R> {
                 reason: "the element counts differ".into(),
             });
         }
-        Self::from_shared_storage(Arc::clone(&self.storage), shape)
+        Self::from_buffer(self.data.clone(), shape)
     }
 
     /// The elements, mutably, when this handle is the only owner of its storage (no clone of
@@ -256,11 +246,9 @@ impl<R> Tensor<R> {
     /// otherwise. Nothing else can observe the change, and the tensor takes a fresh id
     /// first: it becomes another value. (Optimizers update variables in place this way.)
     pub fn unique_slice_mut<T: Element>(&mut self) -> Option<&mut [T]> {
-        if T::DTYPE != self.dtype() || Arc::get_mut(&mut self.storage).is_none() {
-            return None;
-        }
+        self.data.unique_slice_mut::<T>()?;
         self.id = TensorId::fresh();
-        Arc::get_mut(&mut self.storage)?.as_mut_slice::<T>()
+        self.data.unique_slice_mut::<T>()
     }
 
     /// The elements as a slice of `T`; `Err` if `T` is not the tensor's dtype.
@@ -275,7 +263,7 @@ impl<R> Tensor<R> {
 
     /// [`as_slice`](Self::as_slice) whose error names `op`.
     fn slice_for<T: Element>(&self, op: &'static str) -> Result<&[T]> {
-        self.storage.as_slice::<T>().ok_or_else(|| Error::DTypeMismatch {
+        self.data.as_slice::<T>().ok_or_else(|| Error::DTypeMismatch {
             op,
             lhs: self.shape.clone(),
             lhs_dtype: self.dtype(),
@@ -341,14 +329,14 @@ impl<R> Tensor<R> {
                 return self.with_new_id();
             }
         };
-        Tensor { storage: Arc::new(storage), shape: self.shape.clone(), id: TensorId::fresh(), runtime: PhantomData }
+        Tensor { data: Buffer::new(storage), shape: self.shape.clone(), id: TensorId::fresh(), runtime: PhantomData }
     }
 
     /// The elements as `&[T]` when the caller has already matched on the dtype.
     fn typed<T: Element>(&self) -> &[T] {
         // The dtype was matched by the caller, so the slice exists; an empty slice keeps
         // this total if that invariant were ever broken.
-        self.storage.as_slice::<T>().unwrap_or(&[])
+        self.data.as_slice::<T>().unwrap_or(&[])
     }
 }
 
@@ -399,19 +387,38 @@ mod tests {
 
     #[test]
     fn unique_slice_mut_only_for_the_sole_owner_and_the_right_dtype() {
-        let mut t = T::from_vec(vec![1.0f32, 2.0, 3.0], [3]).unwrap();
+        // Eight elements: beyond the bytes a tensor holds by value, so clones share them.
+        let mut t = T::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], [8]).unwrap();
         let id = t.id();
         let held = t.clone();
         assert!(t.unique_slice_mut::<f32>().is_none(), "a clone shares the storage");
         assert_eq!(t.id(), id, "no change, no new id");
         drop(held);
-        let view = t.with_shape([1, 3]).unwrap();
+        let view = t.with_shape([2, 4]).unwrap();
         assert!(t.unique_slice_mut::<f32>().is_none(), "a reshaped view shares the storage");
         drop(view);
         assert!(t.unique_slice_mut::<i32>().is_none(), "wrong dtype");
         t.unique_slice_mut::<f32>().expect("sole owner")[1] = 5.0;
         assert_ne!(t.id(), id, "a changed value is another value");
-        assert_eq!(t.to_vec::<f32>().unwrap(), vec![1.0, 5.0, 3.0]);
+        assert_eq!(t.to_vec::<f32>().unwrap(), vec![1.0, 5.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+    }
+
+    #[test]
+    fn small_values_are_copies_so_changing_one_leaves_its_clones_alone() {
+        for len in [0usize, 1, 3, 4] {
+            let mut t = T::from_vec((0..len).map(|i| i as f32).collect::<Vec<_>>(), [len]).unwrap();
+            let held = t.clone();
+            if let Some(first) = t.unique_slice_mut::<f32>().expect("a small value is never shared").first_mut() {
+                *first = 9.0;
+            }
+            assert_eq!(held.to_vec::<f32>().unwrap(), (0..len).map(|i| i as f32).collect::<Vec<_>>());
+            assert_ne!(t.id(), held.id());
+        }
+        // Eight float16 values (16 bytes) are small too; five float32 values are not.
+        assert!(T::from_vec(vec![half::f16::ONE; 8], [8]).unwrap().clone().unique_slice_mut::<half::f16>().is_some());
+        let big = T::from_vec(vec![1.0f32; 5], [5]).unwrap();
+        let mut copy = big.clone();
+        assert!(copy.unique_slice_mut::<f32>().is_none());
     }
 
     #[test]
@@ -472,48 +479,5 @@ mod tests {
         assert!(T::full([2], 2.5, DType::I32).is_err());
         assert!(T::full([2], f64::NAN, DType::I32).is_err());
         assert_eq!(T::full([2], 3.0, DType::I32).unwrap().to_vec::<i32>().unwrap(), vec![3, 3]);
-    }
-}
-
-/// The per-thread cache behind [`Tensor::shared_scalar`]: direct-mapped on the value's dtype
-/// and bits.
-mod scalar_cache {
-    use std::cell::RefCell;
-    use std::sync::Arc;
-
-    use crate::dtype::Element;
-    use crate::storage::Storage;
-
-    use super::TensorId;
-
-    const SLOTS: usize = 32;
-
-    type Slot = Option<(u64, Arc<Storage>, TensorId)>;
-
-    thread_local! {
-        static CACHE: RefCell<[Slot; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
-    }
-
-    pub(super) fn get<T: Element>(value: T) -> (Arc<Storage>, TensorId) {
-        let mut bits = [0u8; 8];
-        let bytes = bytemuck::bytes_of(&value);
-        bits[..bytes.len()].copy_from_slice(bytes);
-        let key = u64::from_le_bytes(bits) ^ ((T::DTYPE as u64) << 40);
-        let slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 59) as usize % SLOTS;
-        let fresh = || (Arc::new(Storage::for_overwrite::<T>(1, |out| out[0] = value)), TensorId::fresh());
-        CACHE
-            .try_with(|cache| {
-                let mut cache = cache.borrow_mut();
-                match &cache[slot] {
-                    Some((k, storage, id)) if *k == key => (Arc::clone(storage), *id),
-                    _ => {
-                        let (storage, id) = fresh();
-                        cache[slot] = Some((key, Arc::clone(&storage), id));
-                        (storage, id)
-                    }
-                }
-            })
-            // During thread teardown the cache is gone: a fresh scalar is just as correct.
-            .unwrap_or_else(|_| fresh())
     }
 }

@@ -208,6 +208,15 @@ struct Pass<'a> {
     batched: bool,
 }
 
+impl Drop for Pass<'_> {
+    /// Hands an owned entry list back for the thread's next tape (emptied).
+    fn drop(&mut self) {
+        if let Cow::Owned(entries) = std::mem::replace(&mut self.entries, Cow::Borrowed(&[])) {
+            crate::context::recycle(entries, IdMap::default());
+        }
+    }
+}
+
 impl Pass<'_> {
     /// Whether gradients flowing into `input` lead back to a source.
     fn connected(&self, input: &Input) -> bool {

@@ -189,7 +189,9 @@ impl GradientTape {
         let snapshot = self.take_for_gradient()?;
         // The snapshot is this computation's own (a copy, for persistent tapes): the pass
         // drops each op's saved tensors as soon as the op has run.
-        backward::run(std::borrow::Cow::Owned(snapshot.entries), &snapshot.tracked, &request)
+        let grads = backward::run(std::borrow::Cow::Owned(snapshot.entries), &snapshot.tracked, &request);
+        context::recycle(Vec::new(), snapshot.tracked);
+        grads
     }
 
     /// `jacobian(target, source)`: shape `target.shape ++ source.shape`, row `i` the

@@ -37,8 +37,10 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         record(&[a, b], &out, || Rule::AddSub { sub, a: a.shape().clone(), b: b.shape().clone() });
     } else if differentiable {
         // Only pow's gradient reads the output; the others need not keep it alive.
-        let saved = (op == BinaryOp::Pow).then(|| out.clone());
-        record(&[a, b], &out, || Rule::Binary { op, a: a.clone(), b: b.clone(), out: saved });
+        record(&[a, b], &out, || {
+            let saved = (op == BinaryOp::Pow).then(|| Box::new(out.clone()));
+            Rule::Binary { op, a: a.clone(), b: b.clone(), out: saved }
+        });
     }
     Ok(out)
 }

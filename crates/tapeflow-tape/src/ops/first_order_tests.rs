@@ -92,7 +92,7 @@ fn binary_rules_give_the_same_bits_fused_and_composed() {
                 let rule = if matches!(op, BinaryOp::Add | BinaryOp::Sub) {
                     Rule::AddSub { sub: op == BinaryOp::Sub, a: a.shape().clone(), b: b.shape().clone() }
                 } else {
-                    Rule::Binary { op, a: a.clone(), b: b.clone(), out: (op == BinaryOp::Pow).then_some(out) }
+                    Rule::Binary { op, a: a.clone(), b: b.clone(), out: (op == BinaryOp::Pow).then_some(Box::new(out)) }
                 };
                 if dtype == DType::F32 && da == db && kernels::grad::binary_grad_fused(op) {
                     let fused = binary::derivatives_first_order(op, &a, &b, &g, &[true, false]).unwrap();
