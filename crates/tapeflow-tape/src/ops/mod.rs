@@ -235,5 +235,6 @@ pub(crate) fn scalar_like(like: &Tensor, value: f64) -> Tensor {
         DType::F32 => Tensor::shared_scalar(value as f32),
         DType::F16 => Tensor::shared_scalar(tapeflow_dtype::f16::from_f64(value)),
         DType::I32 => Tensor::shared_scalar(value as i32),
+        DType::Bool => Tensor::shared_scalar(value != 0.0),
     }
 }
