@@ -303,7 +303,7 @@ impl Storage {
 /// cost (callgrind, issue 14), more than its arithmetic.
 #[derive(Clone)]
 pub(crate) enum Buffer {
-    /// At most four 4-byte (or eight 2-byte) elements.
+    /// At most four 4-byte (eight 2-byte, sixteen 1-byte) elements.
     Small {
         words: [u32; SMALL_WORDS],
         len: u8,
@@ -334,9 +334,10 @@ impl Buffer {
 
     /// One element, held by value.
     pub fn scalar<T: Element>(value: T) -> Self {
-        let mut words = [0; SMALL_WORDS];
-        let elements: &mut [T] = bytemuck::cast_slice_mut(&mut words);
-        elements[0] = value;
+        let mut words = [0u32; SMALL_WORDS];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
+        // Zero bytes are a valid element of every dtype (bool included).
+        T::from_bytes_mut(&mut bytes[..std::mem::size_of::<T>()])[0] = value;
         Buffer::Small { words, len: 1, dtype: T::DTYPE }
     }
 
@@ -360,8 +361,8 @@ impl Buffer {
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
         match self {
             Buffer::Small { words, len, dtype } => (T::DTYPE == *dtype).then(|| {
-                let all: &[T] = bytemuck::cast_slice(words);
-                &all[..usize::from(*len)]
+                let bytes: &[u8] = bytemuck::cast_slice(words);
+                T::from_bytes(&bytes[..usize::from(*len) * std::mem::size_of::<T>()])
             }),
             Buffer::Shared(storage) => storage.as_slice(),
         }
@@ -372,8 +373,8 @@ impl Buffer {
     pub fn unique_slice_mut<T: Element>(&mut self) -> Option<&mut [T]> {
         match self {
             Buffer::Small { words, len, dtype } => (T::DTYPE == *dtype).then(|| {
-                let all: &mut [T] = bytemuck::cast_slice_mut(words);
-                &mut all[..usize::from(*len)]
+                let bytes: &mut [u8] = bytemuck::cast_slice_mut(words);
+                T::from_bytes_mut(&mut bytes[..usize::from(*len) * std::mem::size_of::<T>()])
             }),
             Buffer::Shared(storage) => Arc::get_mut(storage)?.as_mut_slice(),
         }
