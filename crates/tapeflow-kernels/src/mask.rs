@@ -236,7 +236,13 @@ kernel! {
 
 /// A comparison loop the compiler vectorizes at the level it is compiled for.
 #[inline(always)]
-fn compare_plain_body<S: Simd, T: Copy + PartialOrd>(_: S, op: CompareOp, a: Side<'_, T>, b: Side<'_, T>, dst: &mut [bool]) {
+fn compare_plain_body<S: Simd, T: Copy + PartialOrd>(
+    _: S,
+    op: CompareOp,
+    a: Side<'_, T>,
+    b: Side<'_, T>,
+    dst: &mut [bool],
+) {
     match op {
         CompareOp::Equal => plain_loop(a, b, dst, |x, y| x == y),
         CompareOp::NotEqual => plain_loop(a, b, dst, |x, y| x != y),
@@ -356,7 +362,13 @@ fn compare_f16(level: Level, op: CompareOp, a: Side<'_, f16>, b: Side<'_, f16>, 
 }
 
 /// Block `k` (of `len` elements) of one float16 side, as f32 (in `wide` for a run).
-fn widen_side<'w>(level: Level, side: &Side<'_, f16>, k: usize, len: usize, wide: &'w mut [f32; BLOCK]) -> Side<'w, f32> {
+fn widen_side<'w>(
+    level: Level,
+    side: &Side<'_, f16>,
+    k: usize,
+    len: usize,
+    wide: &'w mut [f32; BLOCK],
+) -> Side<'w, f32> {
     match side {
         Side::Run(v) => {
             simd::widen_f16(level, &v[k * BLOCK..][..len], &mut wide[..len]);
