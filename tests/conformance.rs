@@ -487,6 +487,23 @@ impl Op {
                 let dtype = attrs.dtype("dtype")?;
                 Op::new(1, "shape", move |t| t[0].cast(dtype))
             }
+            // Catalog II: masks (bool results, or bool operands).
+            "equal" => Op::binary(|a, b| a.equal(b)).family("mask"),
+            "not_equal" => Op::binary(|a, b| a.not_equal(b)).family("mask"),
+            "less" => Op::binary(|a, b| a.less(b)).family("mask"),
+            "less_equal" => Op::binary(|a, b| a.less_equal(b)).family("mask"),
+            "greater" => Op::binary(|a, b| a.greater(b)).family("mask"),
+            "greater_equal" => Op::binary(|a, b| a.greater_equal(b)).family("mask"),
+            "logical_and" => Op::binary(|a, b| a.logical_and(b)).family("mask"),
+            "logical_or" => Op::binary(|a, b| a.logical_or(b)).family("mask"),
+            "logical_xor" => Op::binary(|a, b| a.logical_xor(b)).family("mask"),
+            "logical_not" => Op::unary(TensorMath::logical_not).family("mask"),
+            "is_nan" => Op::unary(TensorMath::is_nan).family("mask"),
+            "is_finite" => Op::unary(TensorMath::is_finite).family("mask"),
+            "is_inf" => Op::unary(TensorMath::is_inf).family("mask"),
+            "select" => Op::new(3, "mask", |t| select(&t[0], &t[1], &t[2])),
+            "any" => Op::reduce(&attrs, TensorMath::any, None)?.family("mask"),
+            "all" => Op::reduce(&attrs, TensorMath::all, None)?.family("mask"),
             _ => return Err(format!("unknown op {name:?}")),
         };
         attrs.check_all_read()?;
