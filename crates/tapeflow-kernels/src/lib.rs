@@ -6,6 +6,7 @@
 //! Nothing here knows about gradient tapes: the functions are generic over the tensor's
 //! runtime parameter and never record anything.
 
+pub mod arg;
 pub mod elementwise;
 pub mod fastmath;
 pub mod gemm;
@@ -19,8 +20,10 @@ pub mod optim;
 pub mod parallel;
 pub mod reduce;
 pub mod reference;
+pub mod scan;
 pub mod simd;
 
+pub use arg::{ArgOp, arg_reduce};
 pub use elementwise::{BinaryOp, UnaryOp, binary, relu_grad, select, unary};
 pub use isa::{Isa, isa};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
@@ -30,3 +33,4 @@ pub use nn::{
     sparse_softmax_cross_entropy_with_probs,
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
+pub use scan::{ScanOp, scan};
