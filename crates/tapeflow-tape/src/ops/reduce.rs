@@ -96,7 +96,8 @@ pub(crate) fn logsumexp(x: &Tensor, axes: &[isize], keepdims: bool) -> Result<Te
     let resolved: Vec<usize> = axes.iter().map(|&a| a as usize).collect();
     let raw_max = kernels::reduce(ReduceOp::Max, x, &resolved, true)?;
     // m − m is 0 exactly where m is finite (NaN for ±inf and NaN).
-    let finite = kernels::binary(BinaryOp::Equal, &kernels::binary(BinaryOp::Sub, &raw_max, &raw_max)?, &scalar_like(x, 0.0))?;
+    let finite =
+        kernels::binary(BinaryOp::Equal, &kernels::binary(BinaryOp::Sub, &raw_max, &raw_max)?, &scalar_like(x, 0.0))?;
     let shift = kernels::select(&finite, &raw_max, &scalar_like(x, 0.0))?;
     let sum = reduce(ReduceOp::Sum, &(x - &shift)?.exp()?, Some(&axes), keepdims)?;
     let shift = if keepdims { shift } else { shift.with_shape(sum.shape().clone())? };
