@@ -85,6 +85,10 @@ fn composed_axes(op: &'static str, x: &Tensor, axes: &[isize]) -> Result<Vec<isi
     if !x.dtype().is_float() {
         return Err(Error::UnsupportedDType { op, shape: x.shape().clone(), dtype: x.dtype() });
     }
+    // A result no allocation can hold is refused here, naming this op, not by an op inside.
+    let kept: Vec<usize> =
+        x.dims().iter().enumerate().map(|(i, &d)| if resolved.contains(&i) { 1 } else { d }).collect();
+    kernels::layout::checked_output_len(op, x, &Shape::from(kept))?;
     Ok(resolved.into_iter().map(|a| a as isize).collect())
 }
 
