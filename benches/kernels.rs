@@ -72,6 +72,11 @@ fn reductions(c: &mut Criterion) {
     group.bench_function("sum_rows_f32/1024x1024", |b| b.iter(|| black_box(m.sum(&[1], false).unwrap())));
     group.bench_function("sum_columns_f32/1024x1024", |b| b.iter(|| black_box(m.sum(&[0], false).unwrap())));
     group.bench_function("max_columns_f32/1024x1024", |b| b.iter(|| black_box(m.max(&[0], false).unwrap())));
+    // Issue 15's target: argmax along the last axis of [4096, 1000] within 1.2× max's time.
+    let logits = random(4096 * 1000, DType::F32).reshape([4096, 1000]).unwrap();
+    group.throughput(Throughput::Elements(4096 * 1000));
+    group.bench_function("max_rows_f32/4096x1000", |b| b.iter(|| black_box(logits.max(&[1], false).unwrap())));
+    group.bench_function("argmax_rows_f32/4096x1000", |b| b.iter(|| black_box(logits.argmax(1).unwrap())));
     group.finish();
 }
 

@@ -450,6 +450,29 @@ impl Op {
             "sum" => Op::reduce(&attrs, TensorMath::sum, Some(TensorMath::sum_all))?,
             "mean" => Op::reduce(&attrs, TensorMath::mean, Some(TensorMath::mean_all))?,
             "max" => Op::reduce(&attrs, TensorMath::max, Some(TensorMath::max_all))?,
+            // Catalog II: reductions and scans.
+            "min" => Op::reduce(&attrs, TensorMath::min, Some(TensorMath::min_all))?,
+            "prod" => Op::reduce(&attrs, TensorMath::prod, Some(TensorMath::prod_all))?,
+            "logsumexp" => Op::reduce(&attrs, TensorMath::logsumexp, None)?,
+            "variance" => Op::reduce(&attrs, TensorMath::variance, None)?,
+            "std" => Op::reduce(&attrs, TensorMath::std, None)?,
+            // tf.math.argmax / argmin default to axis 0.
+            "argmax" | "argmin" => {
+                let axis = attrs.int_or("axis", 0)?;
+                let max = name == "argmax";
+                Op::new(1, "reduce", move |t| if max { t[0].argmax(axis) } else { t[0].argmin(axis) })
+            }
+            // tf.math.cumsum / cumprod default to axis 0, inclusive, forward.
+            "cumsum" | "cumprod" => {
+                let axis = attrs.int_or("axis", 0)?;
+                let exclusive = attrs.bool_or("exclusive", false)?;
+                let reverse = attrs.bool_or("reverse", false)?;
+                let prod = name == "cumprod";
+                Op::new(1, "scan", move |t| {
+                    if prod { t[0].cumprod(axis, exclusive, reverse) } else { t[0].cumsum(axis, exclusive, reverse) }
+                })
+                .accumulating()
+            }
             "matmul" => {
                 let transpose_a = attrs.bool_or("transpose_a", false)?;
                 let transpose_b = attrs.bool_or("transpose_b", false)?;

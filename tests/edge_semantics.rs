@@ -104,3 +104,84 @@ fn float_to_int_cast_truncates_and_gives_min_for_nan_and_out_of_range() {
     let h = x.cast(DType::F16).unwrap().cast(DType::I32).unwrap();
     assert_eq!(h.to_vec::<i32>().unwrap()[..3], [2, -2, i32::MIN]);
 }
+
+// ---- Catalog II: reductions and scans ----
+
+#[test]
+fn reduce_min_ties_share_the_gradient_and_empty_min_is_inf() {
+    let x = constant([1.0, 3.0, 1.0, 2.0]);
+    assert_eq!(grad_of(&x, |x| x.min_all()), vec![0.5, 0.0, 0.5, 0.0]);
+    let m = constant([[1.0, 1.0], [0.0, 5.0]]);
+    assert_eq!(grad_of(&m, |x| x.min(&[1], false)), vec![0.5, 0.5, 1.0, 0.0]);
+    let empty = Tensor::from_vec(Vec::<f32>::new(), [0]).unwrap();
+    assert_eq!(empty.min_all().unwrap().to_scalar::<f32>().unwrap(), f32::INFINITY);
+}
+
+#[test]
+fn reduce_prod_gradient_handles_one_and_two_zeros_as_tensorflow() {
+    // One zero: its gradient is the product of the others, every other element's is 0.
+    // Two zeros: every gradient is 0. No division, so no NaN.
+    let x = constant([[2.0, 0.0, 3.0], [0.0, 0.0, 4.0], [1.0, 2.0, 3.0]]);
+    assert_eq!(grad_of(&x, |x| x.prod(&[1], false)), vec![0.0, 6.0, 0.0, 0.0, 0.0, 0.0, 6.0, 3.0, 2.0]);
+    // Over several axes at once (moved to the front and flattened, as TF's _ProdGrad).
+    let y = constant([[[1.0, 2.0], [3.0, 0.0]], [[5.0, 6.0], [7.0, 8.0]]]);
+    assert_eq!(grad_of(&y, |x| x.prod(&[0, 2], false)), vec![60.0, 30.0, 0.0, 168.0, 12.0, 10.0, 0.0, 0.0]);
+    let empty = Tensor::from_vec(Vec::<f32>::new(), [2, 0]).unwrap();
+    assert_eq!(empty.prod(&[1], false).unwrap().to_vec::<f32>().unwrap(), vec![1.0, 1.0]);
+    assert_eq!(constant([3, -2, 5]).prod_all().unwrap().to_scalar::<i32>().unwrap(), -30);
+}
+
+#[test]
+fn logsumexp_neither_overflows_nor_loses_infinities() {
+    let big = constant([1000.0, 1000.0]);
+    let y = big.logsumexp(&[0], false).unwrap().to_scalar::<f32>().unwrap();
+    assert!((y - (1000.0 + std::f32::consts::LN_2)).abs() < 1e-3, "{y}");
+    assert_eq!(grad_of(&big, |x| x.logsumexp(&[0], false)), vec![0.5, 0.5]);
+    let inf = f64::INFINITY;
+    let lse = |v: [f64; 2]| constant(v).logsumexp(&[0], false).unwrap().to_scalar::<f32>().unwrap();
+    assert_eq!(lse([-inf, -inf]), f32::NEG_INFINITY);
+    assert_eq!(lse([inf, 1.0]), f32::INFINITY);
+    assert!(lse([f64::NAN, 1.0]).is_nan());
+    assert!(constant([1, 2]).logsumexp(&[0], false).unwrap_err().to_string().contains("logsumexp"));
+}
+
+#[test]
+fn variance_and_std_are_population_moments() {
+    let x = constant([[1.0, 2.0], [3.0, 4.0]]);
+    assert_eq!(x.variance(&[0, 1], false).unwrap().to_scalar::<f32>().unwrap(), 1.25);
+    assert_eq!(x.variance(&[0], true).unwrap().to_vec::<f32>().unwrap(), vec![1.0, 1.0]);
+    assert_eq!(x.std(&[1], false).unwrap().to_vec::<f32>().unwrap(), vec![0.5, 0.5]);
+    // d var / dx = 2 (x − mean) / n
+    assert_eq!(grad_of(&x, |x| x.variance(&[0, 1], false)), vec![-0.75, -0.25, 0.25, 0.75]);
+    assert!(constant([1, 2]).std(&[0], false).unwrap_err().to_string().contains("std"));
+}
+
+#[test]
+fn argmax_and_argmin_give_int32_first_indices_and_no_gradient() {
+    let x = constant([[1.0, 3.0, 3.0], [f32::NAN as f64, -1.0, -1.0]]);
+    assert_eq!(x.argmax(1).unwrap().to_vec::<i32>().unwrap(), vec![1, 1]);
+    assert_eq!(x.argmin(-1).unwrap().to_vec::<i32>().unwrap(), vec![0, 1]);
+    assert_eq!(x.argmax(0).unwrap().dtype(), DType::I32);
+    assert!(Tensor::from_vec(Vec::<f32>::new(), [2, 0]).unwrap().argmax(1).is_err());
+    let tape = GradientTape::new();
+    let i = tape
+        .record(|| {
+            tape.watch(&x);
+            x.argmax(1)
+        })
+        .unwrap();
+    assert!(tape.gradient(&i, &x).unwrap().is_none());
+}
+
+#[test]
+fn cumsum_and_cumprod_gradients_are_tensorflows() {
+    let x = constant([1.0, 2.0, 3.0]);
+    // d sum(cumsum(x)) = the reversed cumsum of ones
+    assert_eq!(grad_of(&x, |x| x.cumsum(0, false, false)), vec![3.0, 2.0, 1.0]);
+    assert_eq!(grad_of(&x, |x| x.cumsum(0, true, true)), vec![0.0, 1.0, 2.0]);
+    // cumprod = [1, 2, 6]: d/dx0 = 1 + 2 + 6, d/dx1 = (2 + 6) / 2, d/dx2 = 6 / 3
+    assert_eq!(grad_of(&x, |x| x.cumprod(0, false, false)), vec![9.0, 4.0, 2.0]);
+    // TF divides by x with div_no_nan: 0 where x is 0.
+    let z = constant([2.0, 0.0, 3.0]);
+    assert_eq!(grad_of(&z, |x| x.cumprod(0, false, false)), vec![1.0, 0.0, 0.0]);
+}

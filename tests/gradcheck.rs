@@ -878,6 +878,354 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------
+// Catalog II reductions and scans: min, prod, logsumexp, variance, std; cumsum, cumprod.
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Red2 {
+    Min,
+    Prod,
+    LogSumExp,
+    Variance,
+    Std,
+}
+
+impl Red2 {
+    /// The f64 reference of one reduction slice.
+    fn slice(self, v: &[f64]) -> f64 {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+        match self {
+            Red2::Min => v.iter().cloned().fold(f64::INFINITY, f64::min), // d = [x = min]
+            Red2::Prod => v.iter().product(),                             // d = Π_{j≠i} x_j
+            Red2::LogSumExp if v.is_empty() => f64::NEG_INFINITY,
+            Red2::LogSumExp => log_sum_exp(v), // d = softmax(v)
+            Red2::Variance => var,             // d = 2 (x − mean) / n
+            Red2::Std => var.sqrt(),           // d = (x − mean) / (n · std)
+        }
+    }
+
+    /// tapeflow's op; `axes = None` is the `*_all` form (every axis for the ops without one).
+    fn apply(self, x: &Tensor, axes: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
+        let all: Vec<isize> = (0..x.rank() as isize).collect();
+        match (self, axes) {
+            (Red2::Min, None) => x.min_all(),
+            (Red2::Prod, None) => x.prod_all(),
+            (Red2::Min, Some(a)) => x.min(a, keepdims),
+            (Red2::Prod, Some(a)) => x.prod(a, keepdims),
+            (Red2::LogSumExp, a) => x.logsumexp(a.unwrap_or(&all), keepdims),
+            (Red2::Variance, a) => x.variance(a.unwrap_or(&all), keepdims),
+            (Red2::Std, a) => x.std(a.unwrap_or(&all), keepdims),
+        }
+    }
+}
+
+/// Each output of a reduction over `axes` (`None`: all) as `f` of its slice of `x`.
+fn slices_ref(
+    x: &[f64],
+    dims: &[usize],
+    axes: Option<&[isize]>,
+    keepdims: bool,
+    f: impl Fn(&[f64]) -> f64,
+) -> (Vec<f64>, Vec<usize>) {
+    let rank = dims.len();
+    let mut reduced = vec![axes.is_none(); rank];
+    for &ax in axes.unwrap_or(&[]) {
+        reduced[if ax < 0 { (ax + rank as isize) as usize } else { ax as usize }] = true;
+    }
+    let kept: Vec<usize> = dims.iter().zip(&reduced).map(|(&d, &r)| if r { 1 } else { d }).collect();
+    let mut slices = vec![Vec::new(); numel(&kept)];
+    for (flat, &v) in x.iter().enumerate() {
+        let mut idx = unravel(flat, dims);
+        for (d, &r) in reduced.iter().enumerate() {
+            if r {
+                idx[d] = 0;
+            }
+        }
+        slices[ravel(&idx, &kept)].push(v);
+    }
+    let out_dims =
+        if keepdims { kept } else { dims.iter().zip(&reduced).filter(|(_, r)| !**r).map(|(&d, _)| d).collect() };
+    (slices.iter().map(|s| f(s)).collect(), out_dims)
+}
+
+/// The number of elements each output of a reduction over `axes` reduces.
+fn slice_len(dims: &[usize], axes: Option<&[isize]>) -> usize {
+    match axes {
+        None => numel(dims),
+        Some(a) => {
+            a.iter().map(|&ax| dims[if ax < 0 { (ax + dims.len() as isize) as usize } else { ax as usize }]).product()
+        }
+    }
+}
+
+/// Values at least 0.3 from 0 and at most 1.2 in magnitude: products of 33 stay within
+/// float16's range, and the second derivative of cumprod (which divides by x) is exact.
+fn product_values(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    Domain::avoiding(-1.2, 1.2, 0.0, 0.3).values(n)
+}
+
+fn red2_case(op: Red2) -> impl Strategy<Value = ReduceCase> {
+    reduce_case().prop_flat_map(move |(dims, axes, keepdims, x, seed)| {
+        let n = x.len();
+        let values = if op == Red2::Prod { product_values(n).boxed() } else { Just(x).boxed() };
+        (Just(dims), Just(axes), Just(keepdims), values, Just(seed))
+    })
+}
+
+fn check_red2(op: Red2, prec: Prec, case: &ReduceCase) -> Check {
+    let (dims, axes, keepdims, x, seed) = case.clone();
+    // std has a kink where a slice's variance is 0: a slice of one element (TF's gradient
+    // there is NaN, the finite difference 0).
+    if op == Red2::Std && slice_len(&dims, axes.as_deref()) == 1 && numel(&dims) > 0 {
+        return Ok(());
+    }
+    let keepdims = keepdims && (axes.is_some() || !matches!(op, Red2::Min | Red2::Prod));
+    check_vjp(
+        &format!("{op:?} axes {axes:?} keepdims {keepdims}"),
+        prec,
+        &[(x, dims.clone())],
+        seed,
+        |t| op.apply(&t[0], axes.as_deref(), keepdims),
+        |xs| slices_ref(&xs[0], &dims, axes.as_deref(), keepdims, |s| op.slice(s)),
+    )
+}
+
+/// The cumulative sum or product of one lane, as `tf.math.cumsum(exclusive, reverse)`.
+fn scan_lane(prod: bool, exclusive: bool, reverse: bool, v: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    let mut out = vec![0.0; n];
+    let mut acc = if prod { 1.0 } else { 0.0 };
+    for i in 0..n {
+        let k = if reverse { n - 1 - i } else { i };
+        let before = acc;
+        acc = if prod { acc * v[k] } else { acc + v[k] };
+        out[k] = if exclusive { before } else { acc };
+    }
+    out
+}
+
+type ScanCase = (Vec<usize>, isize, bool, bool, Vec<f64>, u64);
+
+fn scan_case(prod: bool) -> impl Strategy<Value = ScanCase> {
+    select(vec![
+        vec![1],
+        vec![5],
+        vec![17],
+        vec![33],
+        vec![3, 4],
+        vec![2, 3, 4],
+        vec![4, 1, 16],
+        vec![0, 3],
+        vec![2, 0],
+    ])
+    .prop_flat_map(move |dims| {
+        let rank = dims.len() as isize;
+        let n = numel(&dims);
+        let values = if prod { product_values(n).boxed() } else { Domain::range(-5.0, 5.0).values(n).boxed() };
+        (Just(dims), -rank..rank, any::<bool>(), any::<bool>(), values, any::<u64>())
+    })
+}
+
+fn check_scan(prod: bool, prec: Prec, case: &ScanCase) -> Check {
+    let (dims, axis, exclusive, reverse, x, seed) = case.clone();
+    check_vjp(
+        &format!("{} axis {axis} exclusive {exclusive} reverse {reverse}", if prod { "cumprod" } else { "cumsum" }),
+        prec,
+        &[(x, dims.clone())],
+        seed,
+        |t| if prod { t[0].cumprod(axis, exclusive, reverse) } else { t[0].cumsum(axis, exclusive, reverse) },
+        |xs| (along_axis(&xs[0], &dims, axis, |v| scan_lane(prod, exclusive, reverse, v)), dims.clone()),
+    )
+}
+
+/// Second order through nested tapes for any op: the inner tape gives `g₁ = ∂F/∂x` with
+/// `F = Σ u·op(x)`, the outer one `∂(Σ v·g₁)/∂x`. The reference differentiates twice by
+/// central differences: `D(x) = Σ v·∂F/∂x ≈ (F(x + h v) − F(x − h v)) / 2h` (a directional
+/// derivative), then `∂D/∂x_k` by a central difference in `x_k`, both steps
+/// `h = 1e-4 · max(1, |x|)` (truncation ~h², rounding ~ε·|F|/h² ≈ 1e-8). float32 only.
+fn check_second_order(
+    name: &str,
+    x: &[f64],
+    dims: &[usize],
+    seed: u64,
+    op: impl Fn(&Tensor) -> Result<Tensor>,
+    reference: impl Fn(&[f64]) -> Vec<f64>,
+) -> Check {
+    let prec = Prec::F32;
+    let what = format!("{name} second order shape {dims:?}");
+    let xs: Vec<f64> = x.iter().map(|&v| prec.round(v)).collect();
+    let xt = prec.tensor(&xs, dims);
+    let out_len = reference(&xs).len();
+    let u = upstream(seed, out_len, prec);
+    let v = upstream(seed ^ 0x5555_5555_5555_5555, xs.len(), prec);
+    let outer = GradientTape::new();
+    let g1 = outer
+        .record(|| -> Result<Option<Tensor>> {
+            outer.watch(&xt);
+            let inner = GradientTape::new();
+            let y = inner.record(|| {
+                inner.watch(&xt);
+                op(&xt)
+            })?;
+            let seed = prec.tensor(&u, y.dims());
+            inner.gradient_with(&y, &xt, GradientOptions::default().output_gradients(vec![seed]))
+        })
+        .map_err(tf_err(&what))?;
+    let Some(g1) = g1 else {
+        return Err(TestCaseError::fail(format!("{what}: the inner tape gave no gradient")));
+    };
+    let opts = GradientOptions::default()
+        .output_gradients(vec![prec.tensor(&v, dims)])
+        .unconnected(UnconnectedGradients::Zero);
+    let Some(g2) = outer.gradient_with(&g1, &xt, opts).map_err(tf_err(&what))? else {
+        return Err(TestCaseError::fail(format!("{what}: the outer tape gave no gradient")));
+    };
+    prop_assert_eq!(g2.dims(), dims, "{}: second derivative shape", what);
+    let got = g2.to_f64_vec();
+    let f = |x: &[f64]| reference(x).iter().zip(&u).map(|(y, u)| y * u).sum::<f64>();
+    let scale = xs.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+    let h = 1e-4 * scale;
+    let directional = |x: &[f64]| {
+        let plus: Vec<f64> = x.iter().zip(&v).map(|(x, v)| x + h * v).collect();
+        let minus: Vec<f64> = x.iter().zip(&v).map(|(x, v)| x - h * v).collect();
+        (f(&plus) - f(&minus)) / (2.0 * h)
+    };
+    for k in 0..xs.len() {
+        let hk = 1e-4 * xs[k].abs().max(1.0);
+        let (mut plus, mut minus) = (xs.clone(), xs.clone());
+        plus[k] += hk;
+        minus[k] -= hk;
+        let want = (directional(&plus) - directional(&minus)) / (plus[k] - minus[k]);
+        prop_assert!(
+            close(got[k], want, prec.tol()),
+            "{}: element {} (x = {}): got {} want {}\n  inputs: {}",
+            what,
+            k,
+            xs[k],
+            got[k],
+            want,
+            show(&xs)
+        );
+    }
+    Ok(())
+}
+
+/// Small shapes for the second-order checks (4·n² reference evaluations each).
+fn second_order_case(op: Red2) -> impl Strategy<Value = ReduceCase> {
+    red2_case(op).prop_filter("small", |(dims, ..)| numel(dims) <= 24)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn min_gradient_matches_central_differences(case in red2_case(Red2::Min)) {
+        check_red2(Red2::Min, Prec::F32, &case)?;
+    }
+
+    #[test]
+    fn min_f16_gradient_matches_central_differences(case in red2_case(Red2::Min)) {
+        check_red2(Red2::Min, Prec::F16, &case)?;
+    }
+
+    #[test]
+    fn prod_gradient_matches_central_differences(case in red2_case(Red2::Prod)) {
+        check_red2(Red2::Prod, Prec::F32, &case)?;
+    }
+
+    #[test]
+    fn prod_f16_gradient_matches_central_differences(case in red2_case(Red2::Prod)) {
+        check_red2(Red2::Prod, Prec::F16, &case)?;
+    }
+
+    #[test]
+    fn logsumexp_gradient_matches_central_differences(case in red2_case(Red2::LogSumExp)) {
+        check_red2(Red2::LogSumExp, Prec::F32, &case)?;
+    }
+
+    #[test]
+    fn logsumexp_f16_gradient_matches_central_differences(case in red2_case(Red2::LogSumExp)) {
+        check_red2(Red2::LogSumExp, Prec::F16, &case)?;
+    }
+
+    #[test]
+    fn variance_gradient_matches_central_differences(case in red2_case(Red2::Variance)) {
+        check_red2(Red2::Variance, Prec::F32, &case)?;
+    }
+
+    #[test]
+    fn variance_f16_gradient_matches_central_differences(case in red2_case(Red2::Variance)) {
+        check_red2(Red2::Variance, Prec::F16, &case)?;
+    }
+
+    #[test]
+    fn std_gradient_matches_central_differences(case in red2_case(Red2::Std)) {
+        check_red2(Red2::Std, Prec::F32, &case)?;
+    }
+
+    #[test]
+    fn std_f16_gradient_matches_central_differences(case in red2_case(Red2::Std)) {
+        check_red2(Red2::Std, Prec::F16, &case)?;
+    }
+
+    #[test]
+    fn cumsum_gradient_matches_central_differences(case in scan_case(false)) {
+        check_scan(false, Prec::F32, &case)?;
+    }
+
+    #[test]
+    fn cumsum_f16_gradient_matches_central_differences(case in scan_case(false)) {
+        check_scan(false, Prec::F16, &case)?;
+    }
+
+    #[test]
+    fn cumprod_gradient_matches_central_differences(case in scan_case(true)) {
+        check_scan(true, Prec::F32, &case)?;
+    }
+
+    #[test]
+    fn cumprod_f16_gradient_matches_central_differences(case in scan_case(true)) {
+        check_scan(true, Prec::F16, &case)?;
+    }
+
+    #[test]
+    fn catalog2_reduction_second_derivatives_match_central_differences(
+        (op, case) in select(vec![Red2::Min, Red2::Prod, Red2::LogSumExp, Red2::Variance, Red2::Std])
+            .prop_flat_map(|op| (Just(op), second_order_case(op)))
+    ) {
+        let (dims, axes, keepdims, x, seed) = case;
+        if op == Red2::Std && slice_len(&dims, axes.as_deref()) == 1 {
+            return Ok(());
+        }
+        let keepdims = keepdims && (axes.is_some() || !matches!(op, Red2::Min | Red2::Prod));
+        check_second_order(
+            &format!("{op:?} axes {axes:?} keepdims {keepdims}"),
+            &x,
+            &dims,
+            seed,
+            |t| op.apply(t, axes.as_deref(), keepdims),
+            |xs| slices_ref(xs, &dims, axes.as_deref(), keepdims, |s| op.slice(s)).0,
+        )?;
+    }
+
+    #[test]
+    fn scan_second_derivatives_match_central_differences(
+        (prod, (dims, axis, exclusive, reverse, x, seed)) in any::<bool>().prop_flat_map(|p| (Just(p), scan_case(p)))
+    ) {
+        check_second_order(
+            &format!("{} axis {axis} exclusive {exclusive} reverse {reverse}", if prod { "cumprod" } else { "cumsum" }),
+            &x,
+            &dims,
+            seed,
+            |t| if prod { t.cumprod(axis, exclusive, reverse) } else { t.cumsum(axis, exclusive, reverse) },
+            |xs| along_axis(xs, &dims, axis, |v| scan_lane(prod, exclusive, reverse, v)),
+        )?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Matrix product.
 // ---------------------------------------------------------------------------------------
 

@@ -601,7 +601,29 @@ impl Hostile {
             "max" => x.max(&axes, keepdims),
             "sum_all" => x.sum_all(),
             "mean_all" => x.mean_all(),
+            "min" => x.min(&axes, keepdims),
+            "prod" => x.prod(&axes, keepdims),
+            "logsumexp" => x.logsumexp(&axes, keepdims),
+            "variance" => x.variance(&axes, keepdims),
+            "std" => x.std(&axes, keepdims),
+            "min_all" => x.min_all(),
+            "prod_all" => x.prod_all(),
             _ => x.max_all(),
+        });
+    }
+
+    /// argmax / argmin (int32 out, no gradient) and cumsum / cumprod along one axis.
+    fn axis_case(&mut self, op: &'static str) {
+        let x = self.random_tensor();
+        let (axis, exclusive, reverse) = (self.axis(x.rank()), self.rng.one_in(2), self.rng.one_in(2));
+        let x = self.input(x);
+        let describe = || format!("{op}({}, axis {axis}, exclusive {exclusive}, reverse {reverse})", x.describe());
+        let inputs = [x.clone()];
+        self.differentiate(op, &inputs, &describe, || match op {
+            "argmax" => x.argmax(axis),
+            "argmin" => x.argmin(axis),
+            "cumsum" => x.cumsum(axis, exclusive, reverse),
+            _ => x.cumprod(axis, exclusive, reverse),
         });
     }
 
@@ -937,7 +959,22 @@ const UNARY: [&str; 16] = [
     "reciprocal",
 ];
 const BINARY: [&str; 7] = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"];
-const REDUCE: [&str; 6] = ["sum", "mean", "max", "sum_all", "mean_all", "max_all"];
+const REDUCE: [&str; 13] = [
+    "sum",
+    "mean",
+    "max",
+    "sum_all",
+    "mean_all",
+    "max_all",
+    "min",
+    "prod",
+    "logsumexp",
+    "variance",
+    "std",
+    "min_all",
+    "prod_all",
+];
+const AXIS_OPS: [&str; 4] = ["argmax", "argmin", "cumsum", "cumprod"];
 const OPERATORS: [&str; 5] = ["add", "sub", "mul", "div", "neg"];
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -964,6 +1001,9 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         for op in REDUCE {
             h.reduce_case(op);
         }
+        for op in AXIS_OPS {
+            h.axis_case(op);
+        }
         h.matmul_case();
         h.reshape_case();
         h.transpose_case();
@@ -984,7 +1024,7 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         h.failures.iter().map(|(kind, (count, example))| format!("{count} × {kind}\n    first: {example}")).collect();
     assert!(failures.is_empty(), "{} kinds of failure (seed {seed:#x}):\n{}", failures.len(), failures.join("\n"));
     // Every op of the catalog succeeded (so its gradient was checked) and failed somewhere.
-    for op in UNARY.iter().chain(&BINARY).chain(&REDUCE).chain(&[
+    for op in UNARY.iter().chain(&BINARY).chain(&REDUCE).chain(&AXIS_OPS).chain(&[
         "matmul",
         "reshape",
         "transpose",

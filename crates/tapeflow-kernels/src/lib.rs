@@ -6,6 +6,7 @@
 //! Nothing here knows about gradient tapes: the functions are generic over the tensor's
 //! runtime parameter and never record anything.
 
+pub mod arg;
 pub mod elementwise;
 pub mod fastmath;
 pub mod gemm;
@@ -20,8 +21,10 @@ pub mod optim;
 pub mod parallel;
 pub mod reduce;
 pub mod reference;
+pub mod scan;
 pub mod simd;
 
+pub use arg::{ArgOp, arg_reduce};
 pub use elementwise::{BinaryOp, UnaryOp, binary, relu_grad, select, unary};
 pub use isa::{Isa, isa};
 pub use mask::{ClassifyOp, CompareOp, LogicalOp, any_all, classify, compare, logical, logical_not};
@@ -32,3 +35,4 @@ pub use nn::{
     sparse_softmax_cross_entropy_with_probs,
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
+pub use scan::{ScanOp, scan};

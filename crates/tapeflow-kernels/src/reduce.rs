@@ -1,4 +1,4 @@
-//! Reductions over any set of axes: sum, mean, max.
+//! Reductions over any set of axes: sum, mean, max, min, prod.
 
 use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
 
@@ -24,15 +24,85 @@ pub enum ReduceOp {
     Mean,
     /// `tf.reduce_max`; NaN wins; empty → -inf (int32: `i32::MIN`).
     Max,
+    /// `tf.reduce_min`; NaN wins; empty → +inf (int32: `i32::MAX`).
+    Min,
+    /// `tf.reduce_prod`; empty → 1; int32 wraps.
+    Prod,
 }
 
 impl ReduceOp {
+    /// Every reduction.
+    pub const ALL: [ReduceOp; 5] = [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min, ReduceOp::Prod];
+
     /// The op's name.
     pub const fn name(self) -> &'static str {
         match self {
             ReduceOp::Sum => "sum",
             ReduceOp::Mean => "mean",
             ReduceOp::Max => "max",
+            ReduceOp::Min => "min",
+            ReduceOp::Prod => "prod",
+        }
+    }
+
+    /// The float result of reducing nothing (mean divides it by the count 0: NaN).
+    const fn identity_f32(self) -> f32 {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => 0.0,
+            ReduceOp::Max => f32::NEG_INFINITY,
+            ReduceOp::Min => f32::INFINITY,
+            ReduceOp::Prod => 1.0,
+        }
+    }
+
+    /// The int32 result of reducing nothing.
+    const fn identity_i32(self) -> i32 {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => 0,
+            ReduceOp::Max => i32::MIN,
+            ReduceOp::Min => i32::MAX,
+            ReduceOp::Prod => 1,
+        }
+    }
+
+    /// Two partial float results combined (NaN sticking in max and min).
+    fn combine_f32(self, a: f32, b: f32) -> f32 {
+        use crate::reference::binary_f32;
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => a + b,
+            ReduceOp::Max => binary_f32(crate::BinaryOp::Maximum, a, b),
+            ReduceOp::Min => binary_f32(crate::BinaryOp::Minimum, a, b),
+            ReduceOp::Prod => a * b,
+        }
+    }
+
+    /// Two int32 values combined (sums and products wrap).
+    fn combine_i32(self, a: i32, b: i32) -> i32 {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => a.wrapping_add(b),
+            ReduceOp::Max => a.max(b),
+            ReduceOp::Min => a.min(b),
+            ReduceOp::Prod => a.wrapping_mul(b),
+        }
+    }
+
+    /// A contiguous run reduced to one value in SIMD.
+    fn fold(self, level: crate::isa::Level, run: &[f32]) -> f32 {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => simd::sum_f32(level, run),
+            ReduceOp::Max => simd::max_f32(level, run),
+            ReduceOp::Min => simd::min_f32(level, run),
+            ReduceOp::Prod => simd::prod_f32(level, run),
+        }
+    }
+
+    /// `acc[i] = combine(acc[i], run[i])` in SIMD.
+    fn fold_into(self, level: crate::isa::Level, acc: &mut [f32], run: &[f32]) {
+        match self {
+            ReduceOp::Sum | ReduceOp::Mean => simd::add_into_f32(level, acc, run),
+            ReduceOp::Max => simd::max_into_f32(level, acc, run),
+            ReduceOp::Min => simd::min_into_f32(level, acc, run),
+            ReduceOp::Prod => simd::mul_into_f32(level, acc, run),
         }
     }
 }
@@ -100,12 +170,9 @@ pub fn reduce<R>(op: ReduceOp, x: &Tensor<R>, axes: &[usize], keepdims: bool) ->
             let to_out = broadcast_strides(&kept, x.dims());
             let contiguous = x.shape().strides();
             Storage::for_overwrite::<i32>(m, |dst| {
-                dst.fill(if op == ReduceOp::Max { i32::MIN } else { 0 });
+                dst.fill(op.identity_i32());
                 for_each_strided(x.dims(), [&contiguous[..], &to_out[..]], |_, [i, o]| {
-                    dst[o] = match op {
-                        ReduceOp::Max => dst[o].max(src[i]),
-                        _ => dst[o].wrapping_add(src[i]),
-                    }
+                    dst[o] = op.combine_i32(dst[o], src[i]);
                 });
                 if op == ReduceOp::Mean {
                     // TensorFlow divides the wrapped int32 sum, truncating toward zero.
@@ -158,7 +225,7 @@ impl Groups {
 
 /// The float reduction into `m` f32 accumulators.
 fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> {
-    let init = if op == ReduceOp::Max { f32::NEG_INFINITY } else { 0.0 };
+    let init = op.identity_f32();
     let mut acc = vec![init; m];
     let Some(&(last, last_reduced)) = groups.groups.last() else {
         // No axis longer than 1 anywhere: each output is its one input.
@@ -168,11 +235,9 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
     if src.is_empty() {
         return acc;
     }
-    let combine = |a: f32, b: f32| {
-        if op == ReduceOp::Max { crate::reference::binary_f32(crate::BinaryOp::Maximum, a, b) } else { a + b }
-    };
+    let combine = |a: f32, b: f32| op.combine_f32(a, b);
     let level = crate::isa::current();
-    let fold = |run: &[f32]| if op == ReduceOp::Max { simd::max_f32(level, run) } else { simd::sum_f32(level, run) };
+    let fold = |run: &[f32]| op.fold(level, run);
     match groups.groups.as_slice() {
         // Everything into one number: partial results per fixed chunk, combined in order.
         [(_, true)] => {
@@ -193,13 +258,7 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
         // blocks depend on the shape alone, so the bits do not depend on the threads.
         [(rows, true), (cols, false)] if rows * cols >= BLOCKED_MIN_ELEMENTS => {
             let (rows, cols) = (*rows, *cols);
-            let into = |acc: &mut [f32], run: &[f32]| {
-                if op == ReduceOp::Max {
-                    simd::max_into_f32(level, acc, run)
-                } else {
-                    simd::add_into_f32(level, acc, run)
-                }
-            };
+            let into = |acc: &mut [f32], run: &[f32]| op.fold_into(level, acc, run);
             let blocks = rows.div_ceil(ROWS_PER_BLOCK);
             let partials: Vec<Vec<f32>> = parallel::map_indices(blocks, |block| {
                 let mut part = vec![init; cols];
@@ -228,10 +287,8 @@ fn reduce_f32(op: ReduceOp, src: &[f32], groups: &Groups, m: usize) -> Vec<f32> 
                 let base = groups.segment_base(g, &out_strides);
                 if last_reduced {
                     acc[base] = combine(acc[base], fold(run));
-                } else if op == ReduceOp::Max {
-                    simd::max_into_f32(level, &mut acc[base..base + last], run);
                 } else {
-                    simd::add_into_f32(level, &mut acc[base..base + last], run);
+                    op.fold_into(level, &mut acc[base..base + last], run);
                 }
             }
         }
@@ -375,5 +432,108 @@ mod property_tests {
         assert_eq!(one.0, two.0);
         assert!(one.1.iter().zip(&two.1).all(|(p, q)| p.to_bits() == q.to_bits()));
         assert!(one.2.iter().zip(&two.2).all(|(p, q)| p.to_bits() == q.to_bits()));
+    }
+}
+
+#[cfg(test)]
+mod min_prod_tests {
+    use super::*;
+    use crate::reference;
+    type T = Tensor<()>;
+
+    /// Values near ±1 (products of a few hundred stay finite), with NaN, infinities and
+    /// zeros where `special`.
+    fn values(n: usize, seed: usize, special: bool) -> Vec<f32> {
+        (0..n)
+            .map(|i| match (i * 13 + seed) % 41 {
+                0 if special => f32::NAN,
+                1 if special => f32::INFINITY,
+                2 if special => 0.0,
+                3 if special => f32::NEG_INFINITY,
+                k => (0.9 + (((i + seed) * 2654435761) % 2001) as f32 * 1e-4) * if k % 2 == 0 { 1.0 } else { -1.0 },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn min_and_prod_match_the_f64_reference_at_every_level() {
+        let shapes: [&[usize]; 10] =
+            [&[], &[1], &[15], &[16], &[17], &[33, 3], &[3, 33], &[2, 3, 17], &[4, 1, 16], &[2, 0, 3]];
+        for level in crate::isa::supported_levels() {
+            crate::isa::with_isa(level.isa(), || {
+                for dims in shapes {
+                    for special in [false, true] {
+                        let data = values(dims.iter().product(), dims.len(), special);
+                        let x = T::from_vec(data.clone(), dims.to_vec()).unwrap();
+                        let wide: Vec<f64> = data.iter().map(|&v| f64::from(v)).collect();
+                        // Every subset of the axes.
+                        for mask in 0..(1usize << dims.len()) {
+                            let axes: Vec<usize> = (0..dims.len()).filter(|a| mask & (1 << a) != 0).collect();
+                            for op in [ReduceOp::Min, ReduceOp::Prod] {
+                                let got = reduce(op, &x, &axes, false).unwrap().to_vec::<f32>().unwrap();
+                                let want = reference::reduce_op_f64(op, &wide, dims, &axes);
+                                assert_eq!(got.len(), want.len());
+                                for (g, w) in got.iter().zip(&want) {
+                                    let ok = if w.is_nan() {
+                                        g.is_nan()
+                                    } else if op == ReduceOp::Min || w.is_infinite() {
+                                        f64::from(*g) == *w
+                                    } else {
+                                        (f64::from(*g) - w).abs() <= 1e-5 * w.abs().max(1e-30)
+                                    };
+                                    assert!(ok, "{op:?} {dims:?} axes {axes:?} at {level:?}: {g} vs {w}");
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    #[test]
+    fn empty_min_and_prod_follow_tensorflow_and_int32_works() {
+        let e = T::from_vec(Vec::<f32>::new(), [0, 2]).unwrap();
+        assert_eq!(reduce(ReduceOp::Min, &e, &[0], false).unwrap().to_vec::<f32>().unwrap(), vec![f32::INFINITY; 2]);
+        assert_eq!(reduce(ReduceOp::Prod, &e, &[0], false).unwrap().to_vec::<f32>().unwrap(), vec![1.0; 2]);
+        let ei = T::from_vec(Vec::<i32>::new(), [0]).unwrap();
+        assert_eq!(reduce(ReduceOp::Min, &ei, &[0], false).unwrap().to_scalar::<i32>().unwrap(), i32::MAX);
+        assert_eq!(reduce(ReduceOp::Prod, &ei, &[0], false).unwrap().to_scalar::<i32>().unwrap(), 1);
+        let xi = T::from_vec(vec![3, -1, 4, 1 << 20, 1 << 12, 2], [2, 3]).unwrap();
+        assert_eq!(reduce(ReduceOp::Min, &xi, &[0], false).unwrap().to_vec::<i32>().unwrap(), vec![3, -1, 2]);
+        // 2^32 · 2 wraps to 0, as TF's int32 product.
+        assert_eq!(
+            reduce(ReduceOp::Prod, &xi, &[0], false).unwrap().to_vec::<i32>().unwrap(),
+            vec![3 << 20, -(1 << 12), 8]
+        );
+        assert_eq!(reduce(ReduceOp::Prod, &xi, &[0, 1], false).unwrap().to_scalar::<i32>().unwrap(), 0);
+        // NaN wins in min; 0 · inf is NaN in prod.
+        let x = T::from_vec(vec![1.0f32, f32::NAN, -3.0, 0.0, f32::INFINITY, 2.0], [2, 3]).unwrap();
+        let min = reduce(ReduceOp::Min, &x, &[1], false).unwrap().to_vec::<f32>().unwrap();
+        assert!(min[0].is_nan() && min[1] == 0.0);
+        assert!(reduce(ReduceOp::Prod, &x, &[1], false).unwrap().to_vec::<f32>().unwrap().iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn large_min_and_prod_are_the_same_on_one_and_two_threads() {
+        for (dims, axes) in [(vec![4097usize, 33], vec![0usize]), (vec![300_000], vec![0]), (vec![64, 4096], vec![1])] {
+            let data = values(dims.iter().product(), 1, true);
+            let x = T::from_vec(data, dims.clone()).unwrap();
+            for op in [ReduceOp::Min, ReduceOp::Prod] {
+                let run = |threads: usize| {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    pool.install(|| {
+                        reduce(op, &x, &axes, false)
+                            .unwrap()
+                            .to_vec::<f32>()
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect::<Vec<_>>()
+                    })
+                };
+                assert_eq!(run(1), run(2), "{op:?} {dims:?}");
+            }
+        }
     }
 }

@@ -185,6 +185,104 @@ pub fn matmul_i32(
     }
 }
 
+/// [`reduce_f64`] for any reduction: NaN wins in max and min; an empty mean is NaN.
+pub fn reduce_op_f64(op: crate::ReduceOp, src: &[f64], dims: &[usize], axes: &[usize]) -> Vec<f64> {
+    use crate::ReduceOp;
+    let kept: Vec<usize> = dims.iter().enumerate().map(|(i, &d)| if axes.contains(&i) { 1 } else { d }).collect();
+    let m: usize = kept.iter().product();
+    let init = match op {
+        ReduceOp::Sum | ReduceOp::Mean => 0.0,
+        ReduceOp::Max => f64::NEG_INFINITY,
+        ReduceOp::Min => f64::INFINITY,
+        ReduceOp::Prod => 1.0,
+    };
+    let mut out = vec![init; m];
+    for (flat, &v) in src.iter().enumerate() {
+        let o = kept_offset(flat, dims, &kept);
+        out[o] = match op {
+            ReduceOp::Sum | ReduceOp::Mean => out[o] + v,
+            ReduceOp::Prod => out[o] * v,
+            _ if v.is_nan() || out[o].is_nan() => f64::NAN,
+            ReduceOp::Max => out[o].max(v),
+            ReduceOp::Min => out[o].min(v),
+        };
+    }
+    if op == ReduceOp::Mean {
+        let count: usize = axes.iter().map(|&a| dims[a]).product();
+        out.iter_mut().for_each(|o| *o /= count as f64);
+    }
+    out
+}
+
+/// The offset in the row-major output of kept dimensions `kept` (reduced axes of length
+/// 1) that element `flat` of an input of shape `dims` reduces into.
+fn kept_offset(mut flat: usize, dims: &[usize], kept: &[usize]) -> usize {
+    let (mut o, mut stride) = (0, 1);
+    for d in (0..dims.len()).rev() {
+        let i = flat % dims[d];
+        flat /= dims[d];
+        if kept[d] != 1 || dims[d] == 1 {
+            o += i * stride;
+        }
+        stride *= kept[d];
+    }
+    o
+}
+
+/// TensorFlow's CPU argmax (`max`) or argmin of `src` (row-major, shape `dims`) along
+/// `axis`: per output, start at index 0 holding `start` (the dtype's lowest finite value
+/// for argmax, highest for argmin) and move to each later element that is strictly better.
+pub fn arg_reduce<T: PartialOrd + Copy>(max: bool, src: &[T], dims: &[usize], axis: usize, start: T) -> Vec<i32> {
+    let outer: usize = dims[..axis].iter().product();
+    let n = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    let mut out = Vec::with_capacity(outer * inner);
+    for o in 0..outer {
+        for j in 0..inner {
+            let (mut best, mut at) = (start, 0);
+            for k in 0..n {
+                let v = src[(o * n + k) * inner + j];
+                if (max && v > best) || (!max && v < best) {
+                    (best, at) = (v, k as i32);
+                }
+            }
+            out.push(at);
+        }
+    }
+    out
+}
+
+/// The cumulative sum (or, `prod`, product) of `src` (row-major, shape `dims`) along
+/// `axis`, element by element in order (`reverse`: from the end); `exclusive` gives each
+/// position the total of the elements before it. `step` combines (wrapping for int32).
+pub fn scan<T: Copy>(
+    src: &[T],
+    dims: &[usize],
+    axis: usize,
+    exclusive: bool,
+    reverse: bool,
+    identity: T,
+    step: impl Fn(T, T) -> T,
+) -> Vec<T> {
+    let outer: usize = dims[..axis].iter().product();
+    let n = dims[axis];
+    let inner: usize = dims[axis + 1..].iter().product();
+    let mut out = vec![identity; src.len()];
+    for o in 0..outer {
+        for j in 0..inner {
+            let mut acc = identity;
+            for i in 0..n {
+                let k = if reverse { n - 1 - i } else { i };
+                let at = (o * n + k) * inner + j;
+                let before = acc;
+                acc = step(acc, src[at]);
+                out[at] = if exclusive { before } else { acc };
+            }
+        }
+    }
+    out
+}
+
 /// Reduction of `src` (row-major, shape `dims`) over `axes` in f64, output in row-major
 /// order of the kept axes: the plainest loop, for testing the SIMD reductions.
 pub fn reduce_f64(sum_or_max: bool, src: &[f64], dims: &[usize], axes: &[usize]) -> Vec<f64> {

@@ -112,7 +112,7 @@ fn the_other_rules_give_the_same_bits_both_ways() {
     let w = tensor(&[6, 3], 7, DType::F32);
     let matmul = Rule::Matmul { a: x.clone(), b: w.clone(), transpose_a: false, transpose_b: false };
     both_ways(&matmul, &tensor(&[4, 3], 8, DType::F32), &[true, true], "matmul");
-    for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+    for op in ReduceOp::ALL {
         let y = kernels::reduce(op, &x, &[1], false).unwrap();
         let rule = Rule::Reduce { op, x: x.clone(), y, axes: smallvec::smallvec![1] };
         both_ways(&rule, &tensor(&[4], 9, DType::F32), &[true], &format!("{op:?}"));

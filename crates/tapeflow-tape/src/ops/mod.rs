@@ -11,11 +11,12 @@ mod first_order_tests;
 pub(crate) mod matmul;
 pub(crate) mod nn;
 pub(crate) mod reduce;
+pub(crate) mod scan;
 pub(crate) mod shape;
 pub(crate) mod unary;
 
 use tapeflow_dtype::{DType, Result, Shape};
-use tapeflow_kernels::{BinaryOp, ClassifyOp, CompareOp, LogicalOp, ReduceOp, UnaryOp};
+use tapeflow_kernels::{ArgOp, BinaryOp, ClassifyOp, CompareOp, LogicalOp, ReduceOp, ScanOp, UnaryOp};
 
 use crate::operand::IntoOperand;
 use crate::runtime::Tensor;
@@ -147,6 +148,57 @@ pub trait TensorMath {
     fn max_all(&self) -> Result<Tensor> {
         reduce::reduce(ReduceOp::Max, &self.to_tensor(), None, false)
     }
+
+    // ---- Catalog II: reductions and scans (ops/reduce.rs, ops/scan.rs) ----
+
+    /// Minimum over `axes`; ties share the gradient equally; empty → +inf.
+    fn min(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Min, &self.to_tensor(), Some(axes), keepdims)
+    }
+    /// Minimum of all elements.
+    fn min_all(&self) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Min, &self.to_tensor(), None, false)
+    }
+    /// Product over `axes` (`tf.reduce_prod`); the gradient handles zeros exactly; empty → 1.
+    fn prod(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Prod, &self.to_tensor(), Some(axes), keepdims)
+    }
+    /// Product of all elements.
+    fn prod_all(&self) -> Result<Tensor> {
+        reduce::reduce(ReduceOp::Prod, &self.to_tensor(), None, false)
+    }
+    /// `log(sum(exp(x)))` over `axes`, shifted by the maximum so it never overflows.
+    fn logsumexp(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        reduce::logsumexp(&self.to_tensor(), axes, keepdims)
+    }
+    /// Population variance over `axes` (`tf.math.reduce_variance`).
+    fn variance(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        reduce::variance("variance", &self.to_tensor(), axes, keepdims)
+    }
+    /// Population standard deviation over `axes` (`tf.math.reduce_std`).
+    fn std(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        reduce::std(&self.to_tensor(), axes, keepdims)
+    }
+    /// Int32 index of the maximum along `axis` (ties: the first; NaN skipped, as TF's CPU
+    /// kernel); an empty axis is an `Err`.
+    fn argmax(&self, axis: isize) -> Result<Tensor> {
+        reduce::arg_reduce(ArgOp::Max, &self.to_tensor(), axis)
+    }
+    /// Int32 index of the minimum along `axis`, as [`argmax`](Self::argmax).
+    fn argmin(&self, axis: isize) -> Result<Tensor> {
+        reduce::arg_reduce(ArgOp::Min, &self.to_tensor(), axis)
+    }
+    /// Cumulative sum along `axis` (`exclusive`: each total leaves its own element out;
+    /// `reverse`: from the end).
+    fn cumsum(&self, axis: isize, exclusive: bool, reverse: bool) -> Result<Tensor> {
+        scan::scan(ScanOp::Sum, &self.to_tensor(), axis, exclusive, reverse)
+    }
+    /// Cumulative product along `axis`, as [`cumsum`](Self::cumsum).
+    fn cumprod(&self, axis: isize, exclusive: bool, reverse: bool) -> Result<Tensor> {
+        scan::scan(ScanOp::Prod, &self.to_tensor(), axis, exclusive, reverse)
+    }
+
+    // ---- end of catalog II: reductions and scans ----
 
     /// Matrix product (rank ≥ 2; batch dimensions broadcast).
     fn matmul(&self, other: impl IntoOperand) -> Result<Tensor> {

@@ -1,11 +1,13 @@
-//! Reductions: sum, mean, max over axes.
+//! Reductions over axes: sum, mean, max, min, prod (recorded with their rules), the
+//! composed logsumexp, variance and std (TensorFlow's own compositions, so their gradients
+//! follow), and the unrecorded argmax / argmin.
 
 use smallvec::SmallVec;
-use tapeflow_dtype::{Result, Shape};
-use tapeflow_kernels::{self as kernels, BinaryOp, ReduceOp};
+use tapeflow_dtype::{Error, Result, Shape};
+use tapeflow_kernels::{self as kernels, ArgOp, BinaryOp, ReduceOp};
 
 use crate::context::{Rule, record};
-use crate::ops::{scalar_like, shape};
+use crate::ops::{TensorMath, scalar_like, scan, shape};
 use crate::runtime::Tensor;
 
 /// `op` over `axes` (`None` = all), recorded with its derivative.
@@ -60,14 +62,67 @@ fn spread_derivative(
             let count: usize = axes.iter().fold(1, |n, &a| n.saturating_mul(x.dims()[a]));
             spread / scalar_like(x, count as f64)
         }
-        // d max = 1 / (number of maxima) at each maximum: ties share the gradient. The
-        // indicator is piecewise constant, so it is computed unrecorded.
-        ReduceOp::Max => {
+        // d max = 1 / (number of maxima) at each maximum: ties share the gradient (min the
+        // same, TF's _MinOrMaxGrad). The indicator is piecewise constant, so it is computed
+        // unrecorded.
+        ReduceOp::Max | ReduceOp::Min => {
             let y_kept = y.with_shape(kept.iter().map(|&d| d as usize).collect::<Vec<_>>())?;
             let hits = kernels::binary(BinaryOp::Equal, x, &y_kept)?;
             let count = kernels::reduce(ReduceOp::Sum, &hits, axes, true)?;
             let share = kernels::binary(BinaryOp::Div, &hits, &count)?;
             share * spread
         }
+        // d prod = the product of the other elements of the slice (TF's _ProdGrad: exact
+        // with zeros, no division).
+        ReduceOp::Prod => spread * scan::product_of_others(x, axes)?,
     }
+}
+
+/// The axes of a composed reduction (`op` names it in errors), resolved, and its input
+/// checked to be float: TensorFlow's compositions refuse integers.
+fn composed_axes(op: &'static str, x: &Tensor, axes: &[isize]) -> Result<Vec<isize>> {
+    let resolved = kernels::resolve_axes(op, x, Some(axes))?;
+    if !x.dtype().is_float() {
+        return Err(Error::UnsupportedDType { op, shape: x.shape().clone(), dtype: x.dtype() });
+    }
+    // A result no allocation can hold is refused here, naming this op, not by an op inside.
+    let kept: Vec<usize> =
+        x.dims().iter().enumerate().map(|(i, &d)| if resolved.contains(&i) { 1 } else { d }).collect();
+    kernels::layout::checked_output_len(op, x, &Shape::from(kept))?;
+    Ok(resolved.into_iter().map(|a| a as isize).collect())
+}
+
+/// `tf.reduce_logsumexp`: `log(sum(exp(x − m))) + m` with `m` the maximum over `axes`
+/// where it is finite and 0 elsewhere, held constant (TF's stop_gradient): no overflow, an
+/// all −inf slice gives −inf, a slice holding +inf gives +inf.
+pub(crate) fn logsumexp(x: &Tensor, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+    let axes = composed_axes("logsumexp", x, axes)?;
+    let resolved: Vec<usize> = axes.iter().map(|&a| a as usize).collect();
+    let raw_max = kernels::reduce(ReduceOp::Max, x, &resolved, true)?;
+    // m − m is 0 exactly where m is finite (NaN for ±inf and NaN).
+    let finite =
+        kernels::binary(BinaryOp::Equal, &kernels::binary(BinaryOp::Sub, &raw_max, &raw_max)?, &scalar_like(x, 0.0))?;
+    let shift = kernels::select(&finite, &raw_max, &scalar_like(x, 0.0))?;
+    let sum = reduce(ReduceOp::Sum, &(x - &shift)?.exp()?, Some(&axes), keepdims)?;
+    let shift = if keepdims { shift } else { shift.with_shape(sum.shape().clone())? };
+    sum.log()? + &shift
+}
+
+/// `tf.math.reduce_variance` (population variance, as TF composes it):
+/// `mean(square(x − mean(x, keepdims)))`; `op` names it in errors.
+pub(crate) fn variance(op: &'static str, x: &Tensor, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+    let axes = composed_axes(op, x, axes)?;
+    let means = reduce(ReduceOp::Mean, x, Some(&axes), true)?;
+    reduce(ReduceOp::Mean, &(x - &means)?.square()?, Some(&axes), keepdims)
+}
+
+/// `tf.math.reduce_std`: the square root of [`variance`].
+pub(crate) fn std(x: &Tensor, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+    variance("std", x, axes, keepdims)?.sqrt()
+}
+
+/// `tf.math.argmax` / `argmin` with int32 indices: never recorded (no gradient flows
+/// through an index).
+pub(crate) fn arg_reduce(op: ArgOp, x: &Tensor, axis: isize) -> Result<Tensor> {
+    kernels::arg_reduce(op, x, axis)
 }
