@@ -21,7 +21,9 @@ pub mod reduce;
 pub mod reference;
 pub mod simd;
 
-pub use elementwise::{BinaryOp, UnaryOp, binary, relu_grad, select, unary};
+pub use elementwise::{
+    BinaryOp, MaskedGrad, UnaryOp, binary, clip_by_value, leaky_relu, mask_grad, relu_grad, select, unary,
+};
 pub use isa::{Isa, isa};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
 pub use matmul::matmul;
