@@ -7,6 +7,19 @@
 //! Worst errors against a correctly rounded f64 reference are pinned by the tests in
 //! `simd/tests.rs` on every level (exp ≤ 2 ulp, log ≤ 2, tanh ≤ 3, sin/cos ≤ 4, log1p ≤ 3,
 //! expm1 ≤ 4). Fused multiply-adds make the levels differ in last bits, never in bounds.
+//!
+//! The submodules add tan, the inverse trigonometric functions, the hyperbolic functions
+//! and their inverses, erf and erfc, built on the same cores; their bounds are pinned in
+//! `simd/math_tests.rs`.
+
+mod erf;
+mod hyperbolic;
+mod poly;
+mod trig;
+
+pub(crate) use erf::{erf, erfc};
+pub(crate) use hyperbolic::{acosh, asinh, atanh, cosh, sinh};
+pub(crate) use trig::{acos, asin, atan, atan2, tan_reduced};
 
 use crate::isa::{F32s, I32s, Mask, Simd};
 

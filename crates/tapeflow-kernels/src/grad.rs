@@ -14,7 +14,7 @@ use tapeflow_dtype::{DType, Result, Storage, Tensor};
 use crate::elementwise::{BinaryOp, UnaryOp};
 use crate::isa::{self, F32s, LANES, Mask, Simd, kernel};
 use crate::parallel::{CHUNK, PARALLEL_MIN_WORK, for_each_chunk, for_each_item};
-use crate::simd::unary_vec;
+use crate::simd::{MaskGrad, mask_grad_vec, unary_vec};
 
 /// Whether `x`, `y` and `g` are float32 of one shape: what the fused rules require.
 fn eligible<R>(tensors: &[&Tensor<R>]) -> bool {
@@ -22,9 +22,31 @@ fn eligible<R>(tensors: &[&Tensor<R>]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32 && t.shape() == first.shape())
 }
 
-/// Whether [`unary_grad`] has a fused form of `op`'s rule.
+/// Whether [`unary_grad`] has a fused form of `op`'s rule (sign's gradient is zeros;
+/// floor, ceil and round are never recorded: TensorFlow gives them no gradient).
 pub const fn unary_grad_fused(op: UnaryOp) -> bool {
-    !matches!(op, UnaryOp::Sign)
+    !matches!(op, UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round)
+}
+
+/// Constants of the gradient rules, shared by the fused kernels and the tape's composed
+/// rules (`ops::unary`) so both round the same values.
+pub mod constants {
+    /// 2/√π (erf's derivative at 0).
+    pub const TWO_OVER_SQRT_PI: f64 = std::f64::consts::FRAC_2_SQRT_PI;
+    /// 1/√2 (the argument scale of gelu's erf).
+    pub const FRAC_1_SQRT_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
+    /// 1/√(2π) (the normal density's factor).
+    pub const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+    /// √(2/π) (gelu's tanh approximation).
+    pub const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+    /// The cubic coefficient of gelu's tanh approximation.
+    pub const GELU_CUBIC: f64 = 0.044_715;
+    /// Three times [`GELU_CUBIC`] (the derivative of the cubic term).
+    pub const GELU_CUBIC_3: f64 = 3.0 * GELU_CUBIC;
+    /// TensorFlow's Selu scale.
+    pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+    /// TensorFlow's Selu scale × alpha.
+    pub const SELU_SCALE_ALPHA: f64 = 1.758_099_340_847_376_9;
 }
 
 /// The gradient of `y = op(x)` given upstream `g`, fused, when `x`, `y` and `g` are
@@ -102,8 +124,66 @@ fn unary_grad_vec<S: Simd>(s: S, op: UnaryOp, x: S::F, y: S::F, g: S::F) -> S::F
         UnaryOp::Log1p => g * (one / (one + x)),
         UnaryOp::Expm1 => g * unary_vec(s, UnaryOp::Exp, x),
         UnaryOp::Reciprocal => (-g) * (y * y),
-        // Piecewise constant: never recorded, so never asked for.
-        UnaryOp::Sign => s.zero(),
+        // Never fused (zeros, or never recorded): see `unary_grad_fused`.
+        UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round => s.zero(),
+        _ => unary_grad_vec_catalog2(s, op, x, y, g),
+    }
+}
+
+/// A scalar of a rule, as f32 (as the composed rule's `scalar_like` rounds it).
+#[inline(always)]
+fn k<S: Simd>(s: S, v: f64) -> S::F {
+    s.splat(v as f32)
+}
+
+/// [`unary_grad_vec`] for the ops of the second catalog, each the composed rule of
+/// `ops::unary::derivative` operation for operation.
+#[inline(always)]
+fn unary_grad_vec_catalog2<S: Simd>(s: S, op: UnaryOp, x: S::F, y: S::F, g: S::F) -> S::F {
+    use constants::*;
+    let one = s.splat(1.0);
+    let zero = s.zero();
+    match op {
+        UnaryOp::Tan => {
+            let sec = one / unary_vec(s, UnaryOp::Cos, x);
+            g * (sec * sec)
+        }
+        UnaryOp::Asin => g * (one / (one - x * x).sqrt()),
+        UnaryOp::Acos => (-g) * (one / (one - x * x).sqrt()),
+        UnaryOp::Atan => g * (one / (one + x * x)),
+        UnaryOp::Sinh => g * unary_vec(s, UnaryOp::Cosh, x),
+        UnaryOp::Cosh => g * unary_vec(s, UnaryOp::Sinh, x),
+        UnaryOp::Asinh => g / unary_vec(s, UnaryOp::Cosh, y),
+        UnaryOp::Acosh => g / unary_vec(s, UnaryOp::Sinh, y),
+        UnaryOp::Atanh => g * (one / (one - x * x)),
+        UnaryOp::Erf => (g * k(s, TWO_OVER_SQRT_PI)) * unary_vec(s, UnaryOp::Exp, -(x * x)),
+        UnaryOp::Erfc => (g * k(s, -TWO_OVER_SQRT_PI)) * unary_vec(s, UnaryOp::Exp, -(x * x)),
+        UnaryOp::LogSigmoid => g * unary_vec(s, UnaryOp::Sigmoid, -x),
+        UnaryOp::Softsign => {
+            let t = x.abs() + one;
+            g / (t * t)
+        }
+        UnaryOp::Elu => y.simd_lt(zero).select((y + one) * g, g),
+        UnaryOp::Selu => y.simd_lt(zero).select(g * (y + k(s, SELU_SCALE_ALPHA)), g * k(s, SELU_SCALE)),
+        UnaryOp::Relu6 => mask_grad_vec(s, MaskGrad::Relu6, y, g),
+        UnaryOp::Silu => {
+            let sig = unary_vec(s, UnaryOp::Sigmoid, x);
+            g * (sig * (one + x * (one - sig)))
+        }
+        UnaryOp::Gelu => {
+            let half = k(s, 0.5);
+            let cdf = (one + unary_vec(s, UnaryOp::Erf, x * k(s, FRAC_1_SQRT_2))) * half;
+            let pdf = unary_vec(s, UnaryOp::Exp, (x * x) * k(s, -0.5)) * k(s, FRAC_1_SQRT_2PI);
+            g * (cdf + x * pdf)
+        }
+        UnaryOp::GeluTanh => {
+            let (half, c) = (k(s, 0.5), k(s, SQRT_2_OVER_PI));
+            let x2 = x * x;
+            let t = unary_vec(s, UnaryOp::Tanh, (x + (x2 * x) * k(s, GELU_CUBIC)) * c);
+            let inner = (one + x2 * k(s, GELU_CUBIC_3)) * c;
+            g * ((one + t) * half + ((x * half) * (one - t * t)) * inner)
+        }
+        _ => zero,
     }
 }
 
@@ -133,7 +213,17 @@ pub type GradPair<R> = (Option<Tensor<R>>, Option<Tensor<R>>);
 /// Whether [`binary_grad`] has a fused form of `op`'s rule (pow: for the base only; its
 /// exponent's gradient goes through `log`, composed).
 pub const fn binary_grad_fused(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow | BinaryOp::Maximum | BinaryOp::Minimum)
+    matches!(
+        op,
+        BinaryOp::Mul
+            | BinaryOp::Div
+            | BinaryOp::Pow
+            | BinaryOp::Maximum
+            | BinaryOp::Minimum
+            | BinaryOp::SquaredDifference
+            | BinaryOp::FloorMod
+            | BinaryOp::Atan2
+    )
 }
 
 /// The gradients of `op(a, b)` given upstream `g` for the operands that need one, fused
@@ -271,6 +361,15 @@ fn binary_grad_one(op: BinaryOp, a: f32, b: f32, g: f32) -> (f32, f32) {
                 (0.0, g)
             }
         }
+        BinaryOp::SquaredDifference => {
+            let da = (g * 2.0) * (a - b);
+            (da, -da)
+        }
+        BinaryOp::FloorMod => (g, g * -(a / b).floor()),
+        BinaryOp::Atan2 => {
+            let inv = g / (b * b + a * a);
+            (inv * b, inv * -a)
+        }
         _ => (0.0, 0.0),
     }
 }
@@ -300,6 +399,18 @@ fn binary_grad_vec<S: Simd>(s: S, op: BinaryOp, a: S::F, b: S::F, g: S::F) -> (S
         BinaryOp::Minimum => {
             let first = a.simd_le(b);
             (first.select(g, zero), first.select(zero, g))
+        }
+        // d(a − b)² = 2(a − b)·(da − db)
+        BinaryOp::SquaredDifference => {
+            let da = (g * s.splat(2.0)) * (a - b);
+            (da, -da)
+        }
+        // floormod(a, b) = a − floor(a/b)·b
+        BinaryOp::FloorMod => (g, g * -crate::simd::binary_vec(s, BinaryOp::FloorDiv, a, b)),
+        // d atan2(a, b) = (b da − a db) / (a² + b²)
+        BinaryOp::Atan2 => {
+            let inv = g / (b * b + a * a);
+            (inv * b, inv * -a)
         }
         _ => (zero, zero),
     }

@@ -25,7 +25,9 @@ pub mod scan;
 pub mod simd;
 
 pub use arg::{ArgOp, arg_reduce};
-pub use elementwise::{BinaryOp, UnaryOp, binary, relu_grad, select, unary};
+pub use elementwise::{
+    BinaryOp, MaskedGrad, UnaryOp, binary, clip_by_value, leaky_relu, mask_grad, relu_grad, select, unary,
+};
 pub use isa::{Isa, isa};
 pub use mask::{ClassifyOp, CompareOp, LogicalOp, any_all, classify, compare, logical, logical_not};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};

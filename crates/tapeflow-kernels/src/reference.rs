@@ -3,6 +3,7 @@
 //! fallbacks.
 
 use crate::elementwise::{BinaryOp, UnaryOp};
+use crate::grad::constants;
 
 /// One element of a unary float op, computed in f32 with TensorFlow's edge rules
 /// (relu and max-like ops propagate NaN; relu(-0) = 0).
@@ -41,8 +42,58 @@ pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {
                 0.0
             }
         }
+        UnaryOp::Floor => x.floor(),
+        UnaryOp::Ceil => x.ceil(),
+        UnaryOp::Round => x.round_ties_even(),
+        UnaryOp::Tan => x.tan(),
+        UnaryOp::Asin => x.asin(),
+        UnaryOp::Acos => x.acos(),
+        UnaryOp::Atan => x.atan(),
+        UnaryOp::Sinh => x.sinh(),
+        UnaryOp::Cosh => x.cosh(),
+        UnaryOp::Asinh => x.asinh(),
+        UnaryOp::Acosh => x.acosh(),
+        UnaryOp::Atanh => x.atanh(),
+        UnaryOp::Erf => libm::erff(x),
+        UnaryOp::Erfc => libm::erfcf(x),
+        UnaryOp::LogSigmoid => -softplus_f32(-x),
+        UnaryOp::Softsign => x / (1.0 + x.abs()),
+        UnaryOp::Elu => {
+            if x < 0.0 {
+                x.exp() - 1.0
+            } else {
+                x
+            }
+        }
+        UnaryOp::Selu => {
+            if x < 0.0 {
+                SELU_SCALE_ALPHA * (x.exp() - 1.0)
+            } else {
+                SELU_SCALE * x
+            }
+        }
+        UnaryOp::Relu6 => {
+            if x.is_nan() {
+                x
+            } else if x > 0.0 {
+                x.min(6.0)
+            } else {
+                0.0
+            }
+        }
+        UnaryOp::Silu => x * sigmoid_f32(x),
+        UnaryOp::Gelu => (0.5 * x) * (1.0 + libm::erff(x * constants::FRAC_1_SQRT_2 as f32)),
+        UnaryOp::GeluTanh => {
+            let inner = (x + ((x * x) * x) * constants::GELU_CUBIC as f32) * constants::SQRT_2_OVER_PI as f32;
+            (0.5 * x) * (1.0 + inner.tanh())
+        }
     }
 }
+
+/// TensorFlow's Selu scale, as float32.
+pub const SELU_SCALE: f32 = constants::SELU_SCALE as f32;
+/// TensorFlow's Selu scale × alpha, as float32.
+pub const SELU_SCALE_ALPHA: f32 = constants::SELU_SCALE_ALPHA as f32;
 
 /// Logistic function without overflow: exp is only ever taken of a non-positive number.
 pub fn sigmoid_f32(x: f32) -> f32 {
@@ -70,6 +121,8 @@ pub fn unary_i32(op: UnaryOp, x: i32) -> Option<i32> {
         UnaryOp::Square => x.wrapping_mul(x),
         UnaryOp::Relu => x.max(0),
         UnaryOp::Sign => x.signum(),
+        UnaryOp::Round => x,
+        UnaryOp::Relu6 => x.clamp(0, 6),
         _ => return None,
     })
 }
@@ -100,7 +153,38 @@ pub fn binary_f32(op: BinaryOp, a: f32, b: f32) -> f32 {
         BinaryOp::Less => f32::from(u8::from(a < b)),
         BinaryOp::LessEqual => f32::from(u8::from(a <= b)),
         BinaryOp::Equal => f32::from(u8::from(a == b)),
+        BinaryOp::SquaredDifference => (a - b) * (a - b),
+        BinaryOp::FloorDiv => (a / b).floor(),
+        BinaryOp::FloorMod => floor_mod_f32(a, b),
+        BinaryOp::Atan2 => a.atan2(b),
     }
+}
+
+/// TensorFlow's FloorMod for floats: C's fmod (exact, with the sign of `a`), plus `b`
+/// where the remainder is nonzero and its sign differs from `b`'s.
+pub fn floor_mod_f32(a: f32, b: f32) -> f32 {
+    let m = a % b;
+    if m != 0.0 && ((b < 0.0) != (m < 0.0)) { m + b } else { m }
+}
+
+/// `a / b` rounded toward −inf (TensorFlow's FloorDiv for integers); 0 for `b = 0`, which
+/// callers refuse first; `i32::MIN / −1` wraps.
+pub fn floor_div_i32(a: i32, b: i32) -> i32 {
+    if b == 0 {
+        return 0;
+    }
+    let (q, r) = (a.wrapping_div(b), a.wrapping_rem(b));
+    if r != 0 && ((r < 0) != (b < 0)) { q - 1 } else { q }
+}
+
+/// The remainder of [`floor_div_i32`], with the sign of `b` (TensorFlow's FloorMod); 0
+/// for `b = 0`.
+pub fn floor_mod_i32(a: i32, b: i32) -> i32 {
+    if b == 0 {
+        return 0;
+    }
+    let r = a.wrapping_rem(b);
+    if r != 0 && ((r < 0) != (b < 0)) { r + b } else { r }
 }
 
 /// One element of a binary int32 op: wrapping arithmetic, `/` truncating toward zero
@@ -126,6 +210,48 @@ pub fn binary_i32(op: BinaryOp, a: i32, b: i32) -> i32 {
         BinaryOp::Less => i32::from(a < b),
         BinaryOp::LessEqual => i32::from(a <= b),
         BinaryOp::Equal => i32::from(a == b),
+        BinaryOp::SquaredDifference => a.wrapping_sub(b).wrapping_mul(a.wrapping_sub(b)),
+        BinaryOp::FloorDiv => floor_div_i32(a, b),
+        BinaryOp::FloorMod => floor_mod_i32(a, b),
+        // float only: refused before any element is computed
+        BinaryOp::Atan2 => 0,
+    }
+}
+
+/// `x > 0 ? x : alpha·x` (TensorFlow's LeakyRelu).
+pub fn leaky_relu_f32(x: f32, alpha: f32) -> f32 {
+    if x > 0.0 { x } else { x * alpha }
+}
+
+/// `maximum(minimum(x, hi), lo)` with NaN propagating (tf.clip_by_value).
+pub fn clip_f32(x: f32, lo: f32, hi: f32) -> f32 {
+    if x.is_nan() || lo.is_nan() || hi.is_nan() {
+        return f32::NAN;
+    }
+    let below_hi = if x <= hi { x } else { hi };
+    if below_hi >= lo { below_hi } else { lo }
+}
+
+/// One element of a [`MaskGrad`](crate::simd::MaskGrad): the gradient `g` through the
+/// activation at `x`.
+pub fn mask_grad_f32(rule: crate::simd::MaskGrad, x: f32, g: f32) -> f32 {
+    use crate::simd::MaskGrad;
+    match rule {
+        MaskGrad::Relu6 => g * if x > 0.0 && x < 6.0 { 1.0 } else { 0.0 },
+        MaskGrad::LeakyRelu(alpha) => {
+            if x > 0.0 {
+                g
+            } else {
+                g * alpha
+            }
+        }
+        MaskGrad::Clip(lo, hi) => {
+            if x >= lo && x <= hi {
+                g
+            } else {
+                0.0
+            }
+        }
     }
 }
 

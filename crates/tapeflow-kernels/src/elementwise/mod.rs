@@ -11,10 +11,13 @@ use crate::parallel::{CHUNK, for_each_chunk};
 use crate::reference;
 use crate::simd::{self, IntOperand, Operand};
 
+mod activation;
 mod plan;
+pub use activation::{MaskedGrad, clip_by_value, leaky_relu, mask_grad};
 pub(crate) use plan::BroadcastPlan;
 
-/// The unary ops of the catalog (plus `sign`, used by gradients).
+/// The unary ops of the catalog. `Gelu` is tf.nn.gelu's exact (erf) form, `GeluTanh` its
+/// tanh approximation (`approximate=True`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
 pub enum UnaryOp {
@@ -35,11 +38,33 @@ pub enum UnaryOp {
     Expm1,
     Reciprocal,
     Sign,
+    Floor,
+    Ceil,
+    Round,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Erf,
+    Erfc,
+    LogSigmoid,
+    Softsign,
+    Elu,
+    Selu,
+    Relu6,
+    Silu,
+    Gelu,
+    GeluTanh,
 }
 
 impl UnaryOp {
     /// Every unary op, in declaration order (tests run each of them).
-    pub const ALL: [UnaryOp; 17] = [
+    pub const ALL: [UnaryOp; 39] = [
         UnaryOp::Neg,
         UnaryOp::Abs,
         UnaryOp::Exp,
@@ -57,13 +82,43 @@ impl UnaryOp {
         UnaryOp::Expm1,
         UnaryOp::Reciprocal,
         UnaryOp::Sign,
+        UnaryOp::Floor,
+        UnaryOp::Ceil,
+        UnaryOp::Round,
+        UnaryOp::Tan,
+        UnaryOp::Asin,
+        UnaryOp::Acos,
+        UnaryOp::Atan,
+        UnaryOp::Sinh,
+        UnaryOp::Cosh,
+        UnaryOp::Asinh,
+        UnaryOp::Acosh,
+        UnaryOp::Atanh,
+        UnaryOp::Erf,
+        UnaryOp::Erfc,
+        UnaryOp::LogSigmoid,
+        UnaryOp::Softsign,
+        UnaryOp::Elu,
+        UnaryOp::Selu,
+        UnaryOp::Relu6,
+        UnaryOp::Silu,
+        UnaryOp::Gelu,
+        UnaryOp::GeluTanh,
     ];
 
     /// Relative cost per element, an add being 1 (decides when splitting pays).
     pub const fn cost(self) -> usize {
         match self {
-            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Relu | UnaryOp::Sign => 1,
-            UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Reciprocal => 2,
+            UnaryOp::Neg
+            | UnaryOp::Abs
+            | UnaryOp::Square
+            | UnaryOp::Relu
+            | UnaryOp::Sign
+            | UnaryOp::Floor
+            | UnaryOp::Ceil
+            | UnaryOp::Round
+            | UnaryOp::Relu6 => 1,
+            UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Reciprocal | UnaryOp::Softsign => 2,
             _ => 5,
         }
     }
@@ -88,12 +143,35 @@ impl UnaryOp {
             UnaryOp::Expm1 => "expm1",
             UnaryOp::Reciprocal => "reciprocal",
             UnaryOp::Sign => "sign",
+            UnaryOp::Floor => "floor",
+            UnaryOp::Ceil => "ceil",
+            UnaryOp::Round => "round",
+            UnaryOp::Tan => "tan",
+            UnaryOp::Asin => "asin",
+            UnaryOp::Acos => "acos",
+            UnaryOp::Atan => "atan",
+            UnaryOp::Sinh => "sinh",
+            UnaryOp::Cosh => "cosh",
+            UnaryOp::Asinh => "asinh",
+            UnaryOp::Acosh => "acosh",
+            UnaryOp::Atanh => "atanh",
+            UnaryOp::Erf => "erf",
+            UnaryOp::Erfc => "erfc",
+            UnaryOp::LogSigmoid => "log_sigmoid",
+            UnaryOp::Softsign => "softsign",
+            UnaryOp::Elu => "elu",
+            UnaryOp::Selu => "selu",
+            UnaryOp::Relu6 => "relu6",
+            UnaryOp::Silu => "silu",
+            UnaryOp::Gelu => "gelu",
+            UnaryOp::GeluTanh => "gelu",
         }
     }
 }
 
 /// The broadcasting binary ops of the catalog, plus comparisons (1 or 0 in the operands'
-/// dtype), which gradients use as masks.
+/// dtype), which gradients use as masks. `FloorDiv` and `FloorMod` round the quotient
+/// toward −inf (TensorFlow's FloorDiv and FloorMod, int32 too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
 pub enum BinaryOp {
@@ -109,11 +187,15 @@ pub enum BinaryOp {
     Less,
     LessEqual,
     Equal,
+    SquaredDifference,
+    FloorDiv,
+    FloorMod,
+    Atan2,
 }
 
 impl BinaryOp {
     /// Every binary op, in declaration order (tests run each of them).
-    pub const ALL: [BinaryOp; 12] = [
+    pub const ALL: [BinaryOp; 16] = [
         BinaryOp::Add,
         BinaryOp::Sub,
         BinaryOp::Mul,
@@ -126,13 +208,18 @@ impl BinaryOp {
         BinaryOp::Less,
         BinaryOp::LessEqual,
         BinaryOp::Equal,
+        BinaryOp::SquaredDifference,
+        BinaryOp::FloorDiv,
+        BinaryOp::FloorMod,
+        BinaryOp::Atan2,
     ];
 
     /// Relative cost per element, an add being 1 (pow runs per element: 20).
     pub const fn cost(self) -> usize {
         match self {
             BinaryOp::Pow => 20,
-            BinaryOp::Div => 2,
+            BinaryOp::Atan2 | BinaryOp::FloorMod => 8,
+            BinaryOp::Div | BinaryOp::FloorDiv => 2,
             _ => 1,
         }
     }
@@ -152,6 +239,10 @@ impl BinaryOp {
             BinaryOp::Less => "less",
             BinaryOp::LessEqual => "less_equal",
             BinaryOp::Equal => "equal",
+            BinaryOp::SquaredDifference => "squared_difference",
+            BinaryOp::FloorDiv => "floordiv",
+            BinaryOp::FloorMod => "floormod",
+            BinaryOp::Atan2 => "atan2",
         }
     }
 }
@@ -183,7 +274,8 @@ pub(crate) fn float_storage(dtype: DType, n: usize, fill: impl FnOnce(&mut [f32]
     }
 }
 
-/// `op(x)` elementwise. int32 supports neg, abs, square, relu and sign.
+/// `op(x)` elementwise. int32 supports neg, abs, square, relu, sign, round (the identity)
+/// and relu6.
 pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
     let n = x.num_elements();
     let storage = match x.dtype() {
@@ -355,9 +447,10 @@ fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result
     if a.dtype() == b.dtype() { Ok(()) } else { Err(Error::dtype_mismatch(op, a, b)) }
 }
 
-/// `op(a, b)` with NumPy broadcasting; both operands must share a dtype. int32 `div` by
-/// zero and `pow` with a negative exponent are an `Err` (TensorFlow refuses both), and so
-/// is a bool operand (arithmetic on truth values; bool comparisons are `compare`'s).
+/// `op(a, b)` with NumPy broadcasting; both operands must share a dtype. int32 `div`,
+/// `floordiv` and `floormod` by zero and `pow` with a negative exponent are an `Err`
+/// (TensorFlow refuses them), as is `atan2` of int32, and so is a bool operand (arithmetic
+/// on truth values; bool comparisons are `compare`'s).
 ///
 /// The broadcast operand is never materialised: the output is walked in runs along which
 /// each operand is either contiguous or a single repeated element (tensor–scalar, row and
@@ -382,7 +475,7 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
         DType::F16 => binary_float(level, op, &plan, a.as_slice::<f16>()?, b.as_slice::<f16>()?, n),
         DType::I32 => {
             let (x, y) = (a.as_slice::<i32>()?, b.as_slice::<i32>()?);
-            if n > 0 {
+            if n > 0 || op == BinaryOp::Atan2 {
                 check_int_operands(op, a, b, y)?;
             }
             Storage::for_overwrite::<i32>(n, |dst| {
@@ -438,6 +531,11 @@ fn scalar_binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Option<Result
         BinaryOp::Less => flag(x < y),
         BinaryOp::LessEqual => flag(x <= y),
         BinaryOp::Equal => flag(x == y),
+        // Exact operations: the scalar code gives the vector lanes' bits.
+        BinaryOp::SquaredDifference => (x - y) * (x - y),
+        BinaryOp::FloorDiv => (x / y).floor(),
+        BinaryOp::FloorMod => reference::floor_mod_f32(x, y),
+        BinaryOp::Atan2 => return None,
     };
     // Shapes of one element broadcast to the one of higher rank (all dimensions are 1).
     let shape = if a.rank() >= b.rank() { a.shape() } else { b.shape() };
@@ -500,7 +598,8 @@ fn binary_float<T: FloatIo>(level: Level, op: BinaryOp, plan: &BroadcastPlan, x:
 
 fn check_int_operands<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>, divisor: &[i32]) -> Result<()> {
     match op {
-        BinaryOp::Div if divisor.contains(&0) => Err(Error::DivisionByZero {
+        BinaryOp::Atan2 => Err(Error::UnsupportedDType { op: op.name(), shape: a.shape().clone(), dtype: a.dtype() }),
+        BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::FloorMod if divisor.contains(&0) => Err(Error::DivisionByZero {
             op: op.name(),
             lhs: a.shape().clone(),
             rhs: b.shape().clone(),

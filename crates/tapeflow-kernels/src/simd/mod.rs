@@ -20,6 +20,10 @@ use crate::isa::Level;
 use crate::isa::{F32s, I32s, LANES, Mask, Simd, kernel};
 use crate::reference;
 
+mod math;
+pub use math::{MaskGrad, clip_f32, leaky_relu_f32, mask_grad_f32};
+pub(crate) use math::mask_grad_vec;
+
 /// Beyond this magnitude the vector sin/cos range reduction loses accuracy; such lanes are
 /// recomputed with the scalar reference.
 const TRIG_SIMD_LIMIT: f32 = 256.0;
@@ -90,12 +94,34 @@ pub(crate) fn unary_vec<S: Simd>(s: S, op: UnaryOp, x: S::F) -> S::F {
             let sign = x.simd_gt(zero).select(one, x.simd_lt(zero).select(-one, zero));
             x.is_nan().select(x, sign)
         }
+        UnaryOp::Floor
+        | UnaryOp::Ceil
+        | UnaryOp::Round
+        | UnaryOp::Tan
+        | UnaryOp::Asin
+        | UnaryOp::Acos
+        | UnaryOp::Atan
+        | UnaryOp::Sinh
+        | UnaryOp::Cosh
+        | UnaryOp::Asinh
+        | UnaryOp::Acosh
+        | UnaryOp::Atanh
+        | UnaryOp::Erf
+        | UnaryOp::Erfc
+        | UnaryOp::LogSigmoid
+        | UnaryOp::Softsign
+        | UnaryOp::Elu
+        | UnaryOp::Selu
+        | UnaryOp::Relu6
+        | UnaryOp::Silu
+        | UnaryOp::Gelu
+        | UnaryOp::GeluTanh => math::unary_vec(s, op, x),
     }
 }
 
 /// The logistic function; exp is only taken of a non-positive number.
 #[inline(always)]
-fn sigmoid_vec<S: Simd>(s: S, x: S::F) -> S::F {
+pub(crate) fn sigmoid_vec<S: Simd>(s: S, x: S::F) -> S::F {
     let e = fastmath::exp(s, -x.abs());
     let one = s.splat(1.0);
     let positive = one / (one + e);
@@ -127,6 +153,10 @@ pub(crate) fn binary_vec<S: Simd>(s: S, op: BinaryOp, a: S::F, b: S::F) -> S::F 
         BinaryOp::Less => a.simd_lt(b).select(one, zero),
         BinaryOp::LessEqual => a.simd_le(b).select(one, zero),
         BinaryOp::Equal => a.simd_eq(b).select(one, zero),
+        BinaryOp::SquaredDifference => (a - b) * (a - b),
+        BinaryOp::FloorDiv => math::floor(s, a / b),
+        BinaryOp::FloorMod => math::floor_mod(s, a, b),
+        BinaryOp::Atan2 => fastmath::atan2(s, a, b),
     }
 }
 
@@ -134,10 +164,12 @@ pub(crate) fn binary_vec<S: Simd>(s: S, op: BinaryOp, a: S::F, b: S::F) -> S::F 
 /// constant, so the generic loop in `$body` is compiled separately for each op.
 macro_rules! for_each_op {
     (UnaryOp, $value:expr, $op:ident => $body:expr) => {
-        for_each_op!(@arms $value, $op => $body; UnaryOp: Neg Abs Exp Log Sqrt Rsqrt Square Tanh Sigmoid Relu Sin Cos Softplus Log1p Expm1 Reciprocal Sign)
+        for_each_op!(@arms $value, $op => $body; UnaryOp: Neg Abs Exp Log Sqrt Rsqrt Square Tanh Sigmoid Relu Sin Cos Softplus Log1p Expm1 Reciprocal Sign
+            Floor Ceil Round Tan Asin Acos Atan Sinh Cosh Asinh Acosh Atanh Erf Erfc LogSigmoid Softsign Elu Selu Relu6 Silu Gelu GeluTanh)
     };
     (BinaryOp, $value:expr, $op:ident => $body:expr) => {
-        for_each_op!(@arms $value, $op => $body; BinaryOp: Add Sub Mul Div Pow Maximum Minimum Greater GreaterEqual Less LessEqual Equal)
+        for_each_op!(@arms $value, $op => $body; BinaryOp: Add Sub Mul Div Pow Maximum Minimum Greater GreaterEqual Less LessEqual Equal
+            SquaredDifference FloorDiv FloorMod Atan2)
     };
     (@arms $value:expr, $op:ident => $body:expr; $Enum:ident: $($variant:ident)*) => {
         match $value {
@@ -303,17 +335,18 @@ impl IntOperand<'_> {
 }
 
 kernel! {
-    /// `dst[i] = op(a[i], b[i])` for int32, wrapping. add, sub, mul, maximum and minimum run
-    /// in vectors; the rest per element with the reference. The caller has refused zero
+    /// `dst[i] = op(a[i], b[i])` for int32, wrapping. add, sub, mul, maximum, minimum and
+    /// squared_difference run in vectors; the rest per element with the reference. The caller has refused zero
     /// divisors and negative exponents.
     pub fn binary_i32<'a>(op: BinaryOp, a: IntOperand<'a>, b: IntOperand<'a>, dst: &'a mut [i32]) => binary_i32_body;
 }
 
 #[inline(always)]
 fn binary_i32_body<S: Simd>(s: S, op: BinaryOp, a: IntOperand<'_>, b: IntOperand<'_>, dst: &mut [i32]) {
-    use BinaryOp::{Add, Maximum, Minimum, Mul, Sub};
+    use BinaryOp::{Add, Maximum, Minimum, Mul, SquaredDifference, Sub};
     match op {
         Add => int_loop(s, Add, a, b, dst),
+        SquaredDifference => int_loop(s, SquaredDifference, a, b, dst),
         Sub => int_loop(s, Sub, a, b, dst),
         Mul => int_loop(s, Mul, a, b, dst),
         Maximum => int_loop(s, Maximum, a, b, dst),
@@ -345,6 +378,7 @@ fn int_vec<S: Simd>(op: BinaryOp, p: S::I, q: S::I) -> S::I {
         BinaryOp::Mul => p.mul_lo(q),
         BinaryOp::Maximum => p.max(q),
         BinaryOp::Minimum => p.min(q),
+        BinaryOp::SquaredDifference => (p - q).mul_lo(p - q),
         _ => p + q,
     }
 }
@@ -488,5 +522,7 @@ pub use folds::{
     scan_columns_f32,
 };
 
+#[cfg(test)]
+mod math_tests;
 #[cfg(test)]
 mod tests;

@@ -17,7 +17,7 @@ pub(crate) fn with_operand(op: BinaryOp, a: &Tensor, b: impl IntoOperand) -> Res
 }
 
 /// `op(a, b)`, recorded with its derivative. Comparisons are piecewise constant and are
-/// not recorded.
+/// not recorded, nor is floordiv (TensorFlow's registry gives it no gradient).
 pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = kernels::binary(op, a, b)?;
     let differentiable = matches!(
@@ -29,6 +29,9 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
             | BinaryOp::Pow
             | BinaryOp::Maximum
             | BinaryOp::Minimum
+            | BinaryOp::SquaredDifference
+            | BinaryOp::FloorMod
+            | BinaryOp::Atan2
     );
     if matches!(op, BinaryOp::Add | BinaryOp::Sub) {
         // Their gradients need the operands' shapes only: keeping the operands alive
@@ -147,6 +150,22 @@ fn products(
             let cmp = if op == BinaryOp::Maximum { BinaryOp::GreaterEqual } else { BinaryOp::LessEqual };
             let mask = kernels::binary(cmp, a, b)?;
             (need_a.then(|| select(&mask, g, &c(0.0))), need_b.then(|| select(&mask, &c(0.0), g)))
+        }
+        // d(a − b)² = 2(a − b)·(da − db): TensorFlow's (2·g)·(a − b), and its negation.
+        BinaryOp::SquaredDifference => {
+            let ga = || (g * c(2.0))? * (a - b)?;
+            (need_a.then(ga), need_b.then(|| -(ga()?)))
+        }
+        // floormod(a, b) = a − floor(a/b)·b with floor(a/b) piecewise constant:
+        // da = g, db = −floor(a/b)·g (TensorFlow's _FloorModGrad).
+        BinaryOp::FloorMod => (
+            need_a.then(|| Ok(g.clone())),
+            need_b.then(|| g * (-kernels::binary(BinaryOp::FloorDiv, a, b)?)?),
+        ),
+        // d atan2(a, b) = (b·da − a·db) / (a² + b²), as TensorFlow's _Atan2Grad.
+        BinaryOp::Atan2 => {
+            let inv = (g / (b.square()? + a.square()?)?)?;
+            (need_a.then(|| &inv * b), need_b.then(|| &inv * (-a)?))
         }
         _ => (None, None),
     };

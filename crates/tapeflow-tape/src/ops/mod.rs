@@ -4,6 +4,7 @@
 //! [`record`](crate::context::record) with a backward rule. Backward rules are written with
 //! these same ops, so gradients are differentiable again (higher order to any order).
 
+pub(crate) mod activation;
 pub(crate) mod binary;
 pub(crate) mod mask;
 #[cfg(test)]
@@ -228,6 +229,130 @@ pub trait TensorMath {
     fn cast(&self, dtype: DType) -> Result<Tensor> {
         shape::cast(&self.to_tensor(), dtype)
     }
+
+    // --- Elementwise math of the second catalog (TensorFlow's names and formulas) ---
+
+    /// Largest integer ≤ x (tf.math.floor); no gradient (TensorFlow: None).
+    fn floor(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Floor, &self.to_tensor())
+    }
+    /// Smallest integer ≥ x (tf.math.ceil); no gradient.
+    fn ceil(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Ceil, &self.to_tensor())
+    }
+    /// Nearest integer, ties to even (tf.math.round); no gradient; int32 unchanged.
+    fn round(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Round, &self.to_tensor())
+    }
+    /// −1, 0 or 1 by the sign of x (NaN stays NaN); the gradient is zeros.
+    fn sign(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Sign, &self.to_tensor())
+    }
+    /// Tangent.
+    fn tan(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Tan, &self.to_tensor())
+    }
+    /// Arcsine; NaN outside [−1, 1].
+    fn asin(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Asin, &self.to_tensor())
+    }
+    /// Arccosine; NaN outside [−1, 1].
+    fn acos(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Acos, &self.to_tensor())
+    }
+    /// Arctangent.
+    fn atan(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Atan, &self.to_tensor())
+    }
+    /// Hyperbolic sine.
+    fn sinh(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Sinh, &self.to_tensor())
+    }
+    /// Hyperbolic cosine.
+    fn cosh(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Cosh, &self.to_tensor())
+    }
+    /// Inverse hyperbolic sine.
+    fn asinh(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Asinh, &self.to_tensor())
+    }
+    /// Inverse hyperbolic cosine; NaN below 1.
+    fn acosh(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Acosh, &self.to_tensor())
+    }
+    /// Inverse hyperbolic tangent; ±inf at ±1, NaN beyond.
+    fn atanh(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Atanh, &self.to_tensor())
+    }
+    /// The error function.
+    fn erf(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Erf, &self.to_tensor())
+    }
+    /// The complementary error function `1 − erf(x)`, accurate where it is tiny.
+    fn erfc(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Erfc, &self.to_tensor())
+    }
+    /// `log(sigmoid(x)) = −softplus(−x)` (tf.math.log_sigmoid), without overflow.
+    fn log_sigmoid(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::LogSigmoid, &self.to_tensor())
+    }
+    /// `x / (1 + |x|)` (tf.nn.softsign).
+    fn softsign(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Softsign, &self.to_tensor())
+    }
+    /// `x < 0 ? e^x − 1 : x` (tf.nn.elu); the gradient at 0 is 1.
+    fn elu(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Elu, &self.to_tensor())
+    }
+    /// Scaled ELU with TensorFlow's constants (tf.nn.selu).
+    fn selu(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Selu, &self.to_tensor())
+    }
+    /// `min(max(x, 0), 6)`, NaN propagating (tf.nn.relu6); the gradient at 0 and 6 is 0.
+    fn relu6(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Relu6, &self.to_tensor())
+    }
+    /// `x · sigmoid(x)` (tf.nn.silu, also swish).
+    fn silu(&self) -> Result<Tensor> {
+        unary::unary(UnaryOp::Silu, &self.to_tensor())
+    }
+    /// tf.nn.gelu: `x/2 · (1 + erf(x/√2))`, or with `approximate` its tanh form
+    /// `x/2 · (1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+    fn gelu(&self, approximate: bool) -> Result<Tensor> {
+        let op = if approximate { UnaryOp::GeluTanh } else { UnaryOp::Gelu };
+        unary::unary(op, &self.to_tensor())
+    }
+    /// `x > 0 ? x : alpha·x` (tf.nn.leaky_relu; int32 becomes float32 first, as in
+    /// TensorFlow); the gradient at 0 is alpha.
+    fn leaky_relu(&self, alpha: f64) -> Result<Tensor> {
+        activation::leaky_relu(&self.to_tensor(), alpha)
+    }
+    /// `maximum(minimum(x, max), min)` (tf.clip_by_value with scalar bounds); the
+    /// gradient passes where `min ≤ x ≤ max`, both bounds included.
+    fn clip_by_value(&self, min: f64, max: f64) -> Result<Tensor> {
+        activation::clip_by_value(&self.to_tensor(), min, max)
+    }
+    /// `(x − y)²`, broadcasting (tf.math.squared_difference).
+    fn squared_difference(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::SquaredDifference, &self.to_tensor(), other)
+    }
+    /// `floor(x / y)`, broadcasting (tf.math.floordiv; int32 rounds toward −inf, and
+    /// divides by zero as an `Err`); no gradient (TensorFlow: None).
+    fn floordiv(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::FloorDiv, &self.to_tensor(), other)
+    }
+    /// `x − floor(x / y)·y` with the sign of y, broadcasting (tf.math.floormod; int32 too,
+    /// zero divisors an `Err`).
+    fn floormod(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::FloorMod, &self.to_tensor(), other)
+    }
+    /// The angle of the point (other, self): `atan2(self, other)`, broadcasting
+    /// (tf.math.atan2(y, x) with self as y).
+    fn atan2(&self, other: impl IntoOperand) -> Result<Tensor> {
+        binary::with_operand(BinaryOp::Atan2, &self.to_tensor(), other)
+    }
+
+    // --- end of the elementwise math of the second catalog ---
 
     /// Softmax along `axis`.
     fn softmax(&self, axis: isize) -> Result<Tensor> {

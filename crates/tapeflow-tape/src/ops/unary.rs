@@ -5,15 +5,24 @@ use tapeflow_kernels::{self as kernels, UnaryOp};
 
 use std::sync::Arc;
 
+use tapeflow_kernels::grad::constants::{
+    FRAC_1_SQRT_2, FRAC_1_SQRT_2PI, GELU_CUBIC, GELU_CUBIC_3, SELU_SCALE, SELU_SCALE_ALPHA, SQRT_2_OVER_PI,
+    TWO_OVER_SQRT_PI,
+};
+
 use crate::context::{Rule, record, record_batchable};
 use crate::ops::TensorMath;
+use crate::ops::activation::masked_grad;
+use crate::ops::binary::select;
 use crate::ops::scalar_like;
 use crate::runtime::Tensor;
 
-/// `op(x)`, recorded with its derivative.
+/// `op(x)`, recorded with its derivative. floor, ceil and round are not recorded:
+/// TensorFlow's gradient registry returns None for them (sign's gradient is zeros, so
+/// sign is recorded).
 pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
     let y = kernels::unary(op, x)?;
-    if op != UnaryOp::Sign {
+    if !matches!(op, UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round) {
         record(&[x], &y, || rule(op, x, &y));
     }
     Ok(y)
@@ -24,8 +33,20 @@ pub(crate) fn rule(op: UnaryOp, x: &Tensor, y: &Tensor) -> Rule {
     // These derivatives are written in terms of y alone: the rule keeps y in x's place too,
     // so that the input (a layer's pre-activation) is freed once nothing else needs it,
     // instead of living until the backward pass.
-    let only_y =
-        matches!(op, UnaryOp::Exp | UnaryOp::Sqrt | UnaryOp::Rsqrt | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::Relu);
+    let only_y = matches!(
+        op,
+        UnaryOp::Exp
+            | UnaryOp::Sqrt
+            | UnaryOp::Rsqrt
+            | UnaryOp::Tanh
+            | UnaryOp::Sigmoid
+            | UnaryOp::Relu
+            | UnaryOp::Asinh
+            | UnaryOp::Acosh
+            | UnaryOp::Elu
+            | UnaryOp::Selu
+            | UnaryOp::Relu6
+    );
     Rule::Unary { op, x: if only_y { y.clone() } else { x.clone() }, y: y.clone() }
 }
 
@@ -67,8 +88,74 @@ pub(crate) fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Res
         UnaryOp::Expm1 => g * x.exp()?,
         // d 1/x = -y²
         UnaryOp::Reciprocal => (-g)? * (y * y)?,
-        // sign is piecewise constant and never recorded.
-        UnaryOp::Sign => Ok(Tensor::zeros(x.shape().clone(), x.dtype())),
+        // sign is piecewise constant: zeros, as TensorFlow's _SignGrad. floor, ceil and
+        // round are never recorded (TensorFlow: None); zeros if a rule is built anyway.
+        UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round => {
+            Ok(Tensor::zeros(x.shape().clone(), x.dtype()))
+        }
+        _ => derivative_catalog2(op, x, y, g),
+    }
+}
+
+/// [`derivative`] for the ops of the second catalog, in TensorFlow's gradient functions'
+/// order of operations (`math_grad.py`, `nn_grad.py`, and the chain rule through the
+/// compositions behind gelu, silu and log_sigmoid), which the fused kernels of
+/// `tapeflow_kernels::grad` repeat operation for operation.
+fn derivative_catalog2(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+    let c = |v: f64| scalar_like(x, v);
+    let below_zero = |y: &Tensor| kernels::binary(kernels::BinaryOp::Less, y, &c(0.0));
+    match op {
+        // d tan = sec² x = (1 / cos x)²
+        UnaryOp::Tan => g * x.cos()?.reciprocal()?.square()?,
+        // d asin = 1 / √(1 − x²)
+        UnaryOp::Asin => g * (c(1.0) - x.square()?)?.sqrt()?.reciprocal()?,
+        // d acos = −1 / √(1 − x²)
+        UnaryOp::Acos => (-g)? * (c(1.0) - x.square()?)?.sqrt()?.reciprocal()?,
+        // d atan = 1 / (1 + x²)
+        UnaryOp::Atan => g * (c(1.0) + x.square()?)?.reciprocal()?,
+        // d sinh = cosh, d cosh = sinh
+        UnaryOp::Sinh => g * x.cosh()?,
+        UnaryOp::Cosh => g * x.sinh()?,
+        // d asinh = 1 / cosh y, d acosh = 1 / sinh y
+        UnaryOp::Asinh => g / y.cosh()?,
+        UnaryOp::Acosh => g / y.sinh()?,
+        // d atanh = 1 / (1 − x²)
+        UnaryOp::Atanh => g * (c(1.0) - x.square()?)?.reciprocal()?,
+        // d erf = 2/√π · e^(−x²), d erfc = −2/√π · e^(−x²)
+        UnaryOp::Erf => (g * c(TWO_OVER_SQRT_PI))? * (-x.square()?)?.exp()?,
+        UnaryOp::Erfc => (g * c(-TWO_OVER_SQRT_PI))? * (-x.square()?)?.exp()?,
+        // log_sigmoid = −softplus(−x): d = sigmoid(−x)
+        UnaryOp::LogSigmoid => g * (-x)?.sigmoid()?,
+        // d softsign = 1 / (1 + |x|)²
+        UnaryOp::Softsign => g / (x.abs()? + c(1.0))?.square()?,
+        // TensorFlow's EluGrad of the output: y < 0 ? (y + 1)·g : g
+        UnaryOp::Elu => select(&below_zero(y)?, &((y + c(1.0))? * g)?, g),
+        // SeluGrad: y < 0 ? g·(y + scale·alpha) : g·scale
+        UnaryOp::Selu => select(&below_zero(y)?, &(g * (y + c(SELU_SCALE_ALPHA))?)?, &(g * c(SELU_SCALE))?),
+        // Relu6Grad of the output: g · (0 < y < 6)
+        UnaryOp::Relu6 => masked_grad(kernels::MaskedGrad::Relu6, y, g),
+        // silu = x·s with s = sigmoid(x): d = s·(1 + x·(1 − s)) (tf.nn.silu's gradient)
+        UnaryOp::Silu => {
+            let s = x.sigmoid()?;
+            g * (&s * (c(1.0) + (x * (c(1.0) - &s)?)?)?)?
+        }
+        // gelu = x·Φ(x): d = Φ(x) + x·φ(x), Φ(x) = (1 + erf(x/√2))/2, φ(x) = e^(−x²/2)/√(2π)
+        UnaryOp::Gelu => {
+            let cdf = ((c(1.0) + (x * c(FRAC_1_SQRT_2))?.erf()?)? * c(0.5))?;
+            let pdf = ((x.square()? * c(-0.5))?.exp()? * c(FRAC_1_SQRT_2PI))?;
+            g * (cdf + (x * pdf)?)?
+        }
+        // gelu ≈ x/2·(1 + tanh u), u = √(2/π)·(x + 0.044715·x³):
+        // d = (1 + t)/2 + x/2·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²), t = tanh u
+        UnaryOp::GeluTanh => {
+            let x2 = x.square()?;
+            let t = ((x + ((&x2 * x)? * c(GELU_CUBIC))?)? * c(SQRT_2_OVER_PI))?.tanh()?;
+            let du = ((c(1.0) + (&x2 * c(GELU_CUBIC_3))?)? * c(SQRT_2_OVER_PI))?;
+            let first = ((c(1.0) + &t)? * c(0.5))?;
+            let second = (((x * c(0.5))? * (c(1.0) - (&t * &t)?)?)? * du)?;
+            g * (first + second)?
+        }
+        _ => Ok(Tensor::zeros(x.shape().clone(), x.dtype())),
     }
 }
 
@@ -86,7 +173,10 @@ pub(crate) fn derivative_first_order(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Te
 pub(crate) fn batched_derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
     match op {
         UnaryOp::Relu => batched_relu_grad(y, g),
-        UnaryOp::Sign => Ok(Tensor::zeros(g.shape().clone(), g.dtype())),
+        UnaryOp::Sign | UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round => {
+            Ok(Tensor::zeros(g.shape().clone(), g.dtype()))
+        }
+        // relu6's masked gradient broadcasts y over the seeds itself.
         _ => derivative(op, x, y, g),
     }
 }
