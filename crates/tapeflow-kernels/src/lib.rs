@@ -11,6 +11,7 @@ pub mod fastmath;
 pub mod gemm;
 pub mod gemv;
 pub mod grad;
+pub mod indexing;
 pub mod isa;
 pub mod layout;
 pub mod matmul;
@@ -20,8 +21,13 @@ pub mod parallel;
 pub mod reduce;
 pub mod reference;
 pub mod simd;
+pub mod slicing;
 
 pub use elementwise::{BinaryOp, UnaryOp, binary, relu_grad, select, unary};
+pub use indexing::{
+    gather, gather_nd, gather_nd_lead, gather_or_zero, one_hot_indices, scatter_nd, scatter_nd_lead, segment_sum,
+    unsorted_segment_sum,
+};
 pub use isa::{Isa, isa};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
 pub use matmul::matmul;
@@ -30,3 +36,4 @@ pub use nn::{
     sparse_softmax_cross_entropy_with_probs,
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
+pub use slicing::{AxisRange, PadMode, SlicePlan, mirror_index, put, take};
