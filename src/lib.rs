@@ -26,6 +26,7 @@ pub use tapeflow_tape::{
     concat, constant, from_safetensors_bytes, init, load_safetensors, load_variables, ops, optim, save_safetensors,
     select, stop_gradient, to_safetensors_bytes, weights,
 };
+pub use tapeflow_tape::{PadMode, einsum, one_hot, scatter_nd, stack, unsorted_segment_sum};
 
 // The README's examples run as doctests.
 #[doc = include_str!("../README.md")]
@@ -46,4 +47,5 @@ pub mod prelude {
         Adam, AdamW, DType, Error, GradientOptions, GradientTape, JacobianOptions, Optimizer, Result, Sgd, Shape,
         Tensor, TensorMath, UnconnectedGradients, Variable, concat, constant, f16, select, stop_gradient,
     };
+    pub use crate::{PadMode, einsum, one_hot, scatter_nd, stack, unsorted_segment_sum};
 }

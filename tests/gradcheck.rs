@@ -46,6 +46,10 @@ use tapeflow::prelude::*;
 
 type Check = std::result::Result<(), TestCaseError>;
 
+/// Shape, slicing, indexing and einsum ops (catalog II).
+#[path = "gradcheck/indexing.rs"]
+mod indexing;
+
 /// 32 cases per property; `PROPTEST_CASES=n` in the environment overrides it.
 fn config() -> ProptestConfig {
     match std::env::var("PROPTEST_CASES") {

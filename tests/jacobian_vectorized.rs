@@ -404,6 +404,70 @@ fn catalog2_reductions_and_scans_agree_bit_for_bit() {
         ("cumsum 0 exclusive reverse", &[3, 4], false, |x| x.cumsum(0, true, true), Exact),
         ("cumprod 1 reverse", &[3, 4], true, |x| x.cumprod(1, false, true), Exact),
         ("cumprod -2 exclusive", &[2, 3, 4], false, |x| x.cumprod(-2, true, false), Exact),
+/// The gradient of `Σ f(x)²` taken on an inner tape: a jacobian of it runs the batched
+/// forms of the rules of `f`'s gradient (the adjoint ops: segment sums, scatters, puts).
+fn inner_gradient(x: &Variable, f: impl Fn(&Variable) -> Result<Tensor>) -> Result<Tensor> {
+    let tape = GradientTape::new();
+    let y = tape.record(|| f(x)?.square()?.sum_all())?;
+    Ok(tape.gradient(&y, x)?.expect("connected"))
+}
+
+#[test]
+fn slicing_and_indexing_ops_agree_bit_for_bit() {
+    let cases: &[(&str, &[usize], bool, Op, Agree)] = &[
+        ("slice", &[3, 4], false, |x| x.slice(&[1, 1], &[2, -1])?.tanh(), Exact),
+        ("strided_slice backwards", &[4, 5], false, |x| x.strided_slice(&[-1, 4], &[0, 0], &[-1, -2])?.sin(), Exact),
+        ("reverse", &[3, 4], false, |x| x.reverse(&[0, -1])?.exp(), Exact),
+        ("pad constant", &[3, 4], false, |x| x.pad(&[[1, 0], [2, 1]], PadMode::Constant(0.5))?.square(), Exact),
+        ("pad reflect", &[3, 4], false, |x| x.pad(&[[2, 1], [1, 3]], PadMode::Reflect)?.sin(), Exact),
+        ("pad symmetric", &[3, 4], false, |x| x.pad(&[[3, 0], [1, 4]], PadMode::Symmetric)?.tanh(), Exact),
+        ("gather axis 0", &[3, 4], false, |x| x.gather(constant([2, 0, 2, 1]), 0)?.exp(), Exact),
+        ("gather axis 1, 2-D indices", &[3, 4], false, |x| x.gather(constant([[3, 0], [3, 3]]), 1)?.sin(), Exact),
+        (
+            "unsorted_segment_sum",
+            &[4, 3],
+            false,
+            |x| unsorted_segment_sum(x, constant([1, -1, 1, 0]), 3)?.tanh(),
+            Exact,
+        ),
+        ("gather_nd", &[3, 4], false, |x| x.gather_nd(constant([[2, 1], [0, 3], [2, 1]]))?.exp(), Exact),
+        ("gather_nd rows", &[3, 4], false, |x| x.gather_nd(constant([[2], [0]]))?.sin(), Exact),
+        ("scatter_nd", &[3, 2], false, |x| scatter_nd(constant([[1], [3], [1]]), x, [5, 2])?.tanh(), Exact),
+        ("tile", &[2, 3], false, |x| x.tile(&[2, 3])?.sin(), Exact),
+        ("stack", &[3, 4], false, |x| stack(&[x.exp()?, x.to_tensor()], 1), Exact),
+        ("unstack", &[3, 4], false, |x| Ok(x.unstack(1)?.swap_remove(2).exp()? * 2.0)?, Exact),
+        ("split", &[3, 4], false, |x| Ok(x.split(&[1, 3], -1)?.swap_remove(1).tanh()?), Exact),
+        ("squeeze and expand_dims", &[3, 1, 4], false, |x| x.squeeze(&[])?.expand_dims(0)?.sin(), Exact),
+        ("einsum transpose", &[3, 4], false, |x| einsum("ij->ji", &[x])?.exp(), Exact),
+        ("einsum diagonal", &[4, 4], false, |x| einsum("ii->i", &[x])?.exp(), Exact),
+        ("einsum outer", &[3], false, |x| einsum("i,j->ij", &[x.to_tensor(), x.exp()?]), Exact),
+        ("einsum contraction", &[3, 4], false, |x| einsum("ij,kj->ik", &[x.to_tensor(), x.sin()?]), GEMM),
+        // Jacobians of gradients: the adjoint ops' own batched rules.
+        ("d gather", &[3, 4], false, |x| inner_gradient(x, |x| x.gather(constant([2, 0, 2]), 0)), Exact),
+        (
+            "d unsorted_segment_sum",
+            &[4, 3],
+            false,
+            |x| inner_gradient(x, |x| unsorted_segment_sum(x, constant([1, -1, 1, 0]), 2)),
+            Exact,
+        ),
+        ("d gather_nd", &[3, 4], false, |x| inner_gradient(x, |x| x.gather_nd(constant([[2, 1], [2, 1]]))), Exact),
+        (
+            "d scatter_nd",
+            &[3, 2],
+            false,
+            |x| inner_gradient(x, |x| scatter_nd(constant([[1], [3], [1]]), x, [5, 2])),
+            Exact,
+        ),
+        (
+            "d strided_slice",
+            &[4, 5],
+            false,
+            |x| inner_gradient(x, |x| x.strided_slice(&[3, 0], &[0, 5], &[-2, 2])),
+            Exact,
+        ),
+        ("d pad", &[3, 4], false, |x| inner_gradient(x, |x| x.pad(&[[1, 1], [0, 2]], PadMode::Constant(1.0))), Exact),
+        ("d pad reflect", &[3, 4], false, |x| inner_gradient(x, |x| x.pad(&[[2, 1], [1, 3]], PadMode::Reflect)), Exact),
     ];
     check_all(cases, DType::F32);
     check_all(cases, DType::F16);

@@ -12,6 +12,7 @@ pub mod fastmath;
 pub mod gemm;
 pub mod gemv;
 pub mod grad;
+pub mod indexing;
 pub mod isa;
 pub mod layout;
 pub mod mask;
@@ -23,10 +24,14 @@ pub mod reduce;
 pub mod reference;
 pub mod scan;
 pub mod simd;
+pub mod slicing;
 
 pub use arg::{ArgOp, arg_reduce};
 pub use elementwise::{
     BinaryOp, MaskedGrad, UnaryOp, binary, clip_by_value, leaky_relu, mask_grad, relu_grad, select, unary,
+pub use indexing::{
+    gather, gather_nd, gather_nd_lead, gather_or_zero, one_hot_indices, scatter_nd, scatter_nd_lead, segment_sum,
+    unsorted_segment_sum,
 };
 pub use isa::{Isa, isa};
 pub use mask::{ClassifyOp, CompareOp, LogicalOp, any_all, classify, compare, logical, logical_not};
@@ -38,3 +43,4 @@ pub use nn::{
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
 pub use scan::{ScanOp, scan};
+pub use slicing::{AxisRange, PadMode, SlicePlan, mirror_index, put, take};

@@ -5,6 +5,9 @@
 use crate::elementwise::{BinaryOp, UnaryOp};
 use crate::grad::constants;
 
+/// References for gathers, scatters, slices and pads.
+pub mod indexing;
+
 /// One element of a unary float op, computed in f32 with TensorFlow's edge rules
 /// (relu and max-like ops propagate NaN; relu(-0) = 0).
 pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {

@@ -21,10 +21,13 @@ pub mod weights;
 pub use backward::{GradientOptions, UnconnectedGradients};
 pub use jacobian::JacobianOptions;
 pub use operand::{GradSource, IntoOperand, Operand, Watchable};
-pub use ops::{TensorMath, concat, constant, select, stop_gradient};
+pub use ops::{
+    TensorMath, concat, constant, einsum, one_hot, scatter_nd, select, stack, stop_gradient, unsorted_segment_sum,
+};
 pub use optim::{Adam, AdamW, Optimizer, Sgd};
 pub use runtime::{Autodiff, Tensor};
 pub use tape::GradientTape;
+pub use tapeflow_kernels::PadMode;
 pub use variable::{Variable, VariableBuilder};
 pub use weights::{
     SavedValue, assign_variables, from_safetensors_bytes, load_safetensors, load_variables, save_safetensors,

@@ -7,17 +7,20 @@
 pub(crate) mod activation;
 pub(crate) mod binary;
 pub(crate) mod mask;
+pub(crate) mod einsum;
 #[cfg(test)]
 mod first_order_tests;
+pub(crate) mod gather;
 pub(crate) mod matmul;
 pub(crate) mod nn;
 pub(crate) mod reduce;
 pub(crate) mod scan;
 pub(crate) mod shape;
+pub(crate) mod slicing;
 pub(crate) mod unary;
 
 use tapeflow_dtype::{DType, Result, Shape};
-use tapeflow_kernels::{ArgOp, BinaryOp, ClassifyOp, CompareOp, LogicalOp, ReduceOp, ScanOp, UnaryOp};
+use tapeflow_kernels::{ArgOp, BinaryOp, ClassifyOp, CompareOp, LogicalOp, PadMode, ReduceOp, ScanOp, UnaryOp};
 
 use crate::operand::IntoOperand;
 use crate::runtime::Tensor;
@@ -354,6 +357,58 @@ pub trait TensorMath {
 
     // --- end of the elementwise math of the second catalog ---
 
+    // ---- Catalog II: shapes, slicing and indexing (ops/shape.rs, ops/slicing.rs,
+    // ops/gather.rs). Axes may be negative; indices are int32 (a Rust integer works too).
+
+    /// Drops the listed axes, each of size 1 (`&[]`: every axis of size 1), as `tf.squeeze`.
+    fn squeeze(&self, axes: &[isize]) -> Result<Tensor> {
+        shape::squeeze(&self.to_tensor(), axes)
+    }
+    /// Inserts an axis of size 1 at `axis` (in `-(rank + 1)..=rank`), as `tf.expand_dims`.
+    fn expand_dims(&self, axis: isize) -> Result<Tensor> {
+        shape::expand_dims(&self.to_tensor(), axis)
+    }
+    /// The slices along `axis`, that axis dropped, as `tf.unstack`.
+    fn unstack(&self, axis: isize) -> Result<Vec<Tensor>> {
+        shape::unstack(&self.to_tensor(), axis)
+    }
+    /// Consecutive pieces along `axis` of the given sizes (adding up to its length), as `tf.split`.
+    fn split(&self, sizes: &[usize], axis: isize) -> Result<Vec<Tensor>> {
+        shape::split(&self.to_tensor(), sizes, axis)
+    }
+    /// Repeats the tensor `multiples[i]` times along each axis `i`, as `tf.tile`.
+    fn tile(&self, multiples: &[usize]) -> Result<Tensor> {
+        shape::tile(&self.to_tensor(), multiples)
+    }
+    /// Pads by `[before, after]` per axis with a constant or mirrored values, as `tf.pad`.
+    fn pad(&self, paddings: &[[usize; 2]], mode: PadMode) -> Result<Tensor> {
+        slicing::pad(&self.to_tensor(), paddings, mode)
+    }
+    /// Reverses the listed axes, as `tf.reverse`.
+    fn reverse(&self, axes: &[isize]) -> Result<Tensor> {
+        slicing::reverse(&self.to_tensor(), axes)
+    }
+    /// The block at `begin` of `size` (`-1`: to the end of the axis), as `tf.slice`.
+    fn slice(&self, begin: &[usize], size: &[isize]) -> Result<Tensor> {
+        slicing::slice(&self.to_tensor(), begin, size)
+    }
+    /// `x[begin:end:strides]` per axis with Python's rules (negative and out-of-range bounds
+    /// clamp, negative strides walk back; no masks), as `tf.strided_slice`.
+    fn strided_slice(&self, begin: &[isize], end: &[isize], strides: &[isize]) -> Result<Tensor> {
+        slicing::strided_slice(&self.to_tensor(), begin, end, strides)
+    }
+    /// The slices at `indices` along `axis` (shape `x[:axis] + indices + x[axis+1:]`), as
+    /// `tf.gather`; an index out of range is an `Err`.
+    fn gather(&self, indices: impl IntoOperand, axis: isize) -> Result<Tensor> {
+        let indices = indices.into_operand().resolve(DType::I32, "gather")?;
+        gather::gather(&self.to_tensor(), &indices, axis)
+    }
+    /// The slices at the index vectors along `indices`' last axis, as `tf.gather_nd`.
+    fn gather_nd(&self, indices: impl IntoOperand) -> Result<Tensor> {
+        let indices = indices.into_operand().resolve(DType::I32, "gather_nd")?;
+        gather::gather_nd_lead(&self.to_tensor(), &indices, 0)
+    }
+
     /// Softmax along `axis`.
     fn softmax(&self, axis: isize) -> Result<Tensor> {
         nn::softmax(&self.to_tensor(), axis)
@@ -478,6 +533,45 @@ pub fn stop_gradient(x: &impl TensorMath) -> Tensor {
 pub fn concat<T: TensorMath>(values: &[T], axis: isize) -> Result<Tensor> {
     let tensors: Vec<Tensor> = values.iter().map(TensorMath::to_tensor).collect();
     shape::concat(&tensors, axis)
+}
+
+/// `tf.stack(values, axis)`: tensors of one shape and dtype joined along a new axis.
+pub fn stack<T: TensorMath>(values: &[T], axis: isize) -> Result<Tensor> {
+    let tensors: Vec<Tensor> = values.iter().map(TensorMath::to_tensor).collect();
+    shape::stack(&tensors, axis)
+}
+
+/// `tf.scatter_nd(indices, updates, shape)`: zeros of `shape` with the updates added at
+/// the index vectors along `indices`' last axis (duplicates add up, in index order).
+pub fn scatter_nd(indices: impl IntoOperand, updates: impl TensorMath, shape: impl Into<Shape>) -> Result<Tensor> {
+    let indices = indices.into_operand().resolve(DType::I32, "scatter_nd")?;
+    gather::scatter_nd_lead(&indices, &updates.to_tensor(), 0, &shape.into())
+}
+
+/// `tf.one_hot(indices, depth)`: float32 `indices.shape + [depth]`, 1 at each index; an
+/// index outside `[0, depth)` gives a row of zeros.
+pub fn one_hot(indices: impl IntoOperand, depth: usize) -> Result<Tensor> {
+    let indices = indices.into_operand().resolve(DType::I32, "one_hot")?;
+    tapeflow_kernels::one_hot_indices(&indices, depth)
+}
+
+/// `tf.math.unsorted_segment_sum(data, segment_ids, num_segments)`: the rows of `data`
+/// with each id summed (ids' shape is a prefix of data's); negative ids are dropped, an id
+/// `≥ num_segments` is an `Err`.
+pub fn unsorted_segment_sum(
+    data: impl TensorMath,
+    segment_ids: impl IntoOperand,
+    num_segments: usize,
+) -> Result<Tensor> {
+    let ids = segment_ids.into_operand().resolve(DType::I32, "unsorted_segment_sum")?;
+    gather::segment_sum_axis(&data.to_tensor(), &ids, 0, num_segments)
+}
+
+/// `tf.einsum(equation, *operands)` for one or two operands, without ellipsis; a label
+/// repeated within an operand takes its diagonal.
+pub fn einsum<T: TensorMath>(equation: &str, operands: &[T]) -> Result<Tensor> {
+    let tensors: Vec<Tensor> = operands.iter().map(TensorMath::to_tensor).collect();
+    einsum::einsum(equation, &tensors)
 }
 
 /// A scalar of `like`'s dtype (for constants inside backward rules).

@@ -1,9 +1,10 @@
-//! Shape ops (reshape, transpose, broadcast_to, concat, slice) and cast.
+//! Shape ops (reshape, transpose, broadcast_to, concat, slice along an axis, squeeze,
+//! expand_dims, stack, unstack, split, tile) and cast.
 
 use std::sync::Arc;
 
 use smallvec::SmallVec;
-use tapeflow_dtype::{DType, Result, Shape};
+use tapeflow_dtype::{DType, Error, Result, Shape};
 use tapeflow_kernels as kernels;
 
 use crate::context::{Rule, record, record_batchable};
@@ -106,4 +107,113 @@ pub(crate) fn batched_transpose_back(g: &Tensor, inverse: &[usize]) -> Result<Te
 /// `shape`'s dimensions as the signed dimensions `reshape` takes.
 pub(crate) fn signed(shape: &Shape) -> SmallVec<[isize; 4]> {
     shape.dims().iter().map(|&d| d as isize).collect()
+}
+
+// ---- Catalog II: squeeze, expand_dims, stack, unstack, split, tile (all built on the ops
+// above, so their gradients are reshapes, slices, concats and sums).
+
+fn shape_error(op: &'static str, x: &Tensor, reason: String) -> Error {
+    Error::InvalidArgument { op, reason: format!("{reason} (operand of shape {} {})", x.shape(), x.dtype()) }
+}
+
+/// `tf.squeeze(x, axes)`: drops the listed axes, which must have size 1; `&[]` drops every
+/// axis of size 1. The gradient is reshaped back.
+pub(crate) fn squeeze(x: &Tensor, axes: &[isize]) -> Result<Tensor> {
+    const OP: &str = "squeeze";
+    let mut drop = vec![axes.is_empty(); x.rank()];
+    for &axis in axes {
+        let a = x.shape().resolve_axis(axis).ok_or_else(|| invalid_axis(OP, axis, x))?;
+        if x.dims()[a] != 1 {
+            return Err(shape_error(OP, x, format!("cannot squeeze axis {axis} of size {}", x.dims()[a])));
+        }
+        drop[a] = true;
+    }
+    let dims: SmallVec<[isize; 4]> =
+        x.dims().iter().zip(&drop).filter(|&(&d, &dropped)| !(dropped && d == 1)).map(|(&d, _)| d as isize).collect();
+    reshape(x, &dims)
+}
+
+/// `tf.expand_dims(x, axis)`: a new axis of size 1 at `axis` (in `-(rank + 1)..=rank`).
+pub(crate) fn expand_dims(x: &Tensor, axis: isize) -> Result<Tensor> {
+    let a = resolve_new_axis("expand_dims", x, axis)?;
+    let mut dims = signed(x.shape());
+    dims.insert(a, 1);
+    reshape(x, &dims)
+}
+
+/// An axis of a tensor one rank larger than `x` (where stack and expand_dims insert).
+fn resolve_new_axis(op: &'static str, x: &Tensor, axis: isize) -> Result<usize> {
+    let rank = x.rank() as isize + 1;
+    let a = if axis < 0 { axis + rank } else { axis };
+    if (0..rank).contains(&a) { Ok(a as usize) } else { Err(invalid_axis(op, axis, x)) }
+}
+
+fn invalid_axis(op: &'static str, axis: isize, x: &Tensor) -> Error {
+    Error::InvalidAxis { op, axis, shape: x.shape().clone(), dtype: x.dtype() }
+}
+
+/// `tf.stack(values, axis)`: tensors of one shape and dtype joined along a new axis.
+pub(crate) fn stack(values: &[Tensor], axis: isize) -> Result<Tensor> {
+    const OP: &str = "stack";
+    let Some(first) = values.first() else {
+        return Err(Error::InvalidArgument { op: OP, reason: "needs at least one tensor".into() });
+    };
+    let a = resolve_new_axis(OP, first, axis)?;
+    for v in values {
+        if v.dtype() != first.dtype() {
+            return Err(Error::dtype_mismatch(OP, first, v));
+        }
+        if v.shape() != first.shape() {
+            return Err(Error::shape_mismatch(OP, first, v, "stacked tensors must have one shape".to_string()));
+        }
+    }
+    let expanded = values.iter().map(|v| expand_dims(v, a as isize)).collect::<Result<Vec<_>>>()?;
+    concat(&expanded, a as isize)
+}
+
+/// `tf.unstack(x, axis)`: the slices of `x` along `axis`, that axis dropped.
+pub(crate) fn unstack(x: &Tensor, axis: isize) -> Result<Vec<Tensor>> {
+    let a = x.shape().resolve_axis(axis).ok_or_else(|| invalid_axis("unstack", axis, x))?;
+    let mut dims = signed(x.shape());
+    dims.remove(a);
+    (0..x.dims()[a]).map(|i| reshape(&slice(x, a as isize, i, 1)?, &dims)).collect()
+}
+
+/// `tf.split(x, sizes, axis)`: consecutive pieces of `x` along `axis` of the given sizes,
+/// which must add up to the axis's length.
+pub(crate) fn split(x: &Tensor, sizes: &[usize], axis: isize) -> Result<Vec<Tensor>> {
+    const OP: &str = "split";
+    let a = x.shape().resolve_axis(axis).ok_or_else(|| invalid_axis(OP, axis, x))?;
+    let total = sizes.iter().try_fold(0usize, |t, &s| t.checked_add(s));
+    if total != Some(x.dims()[a]) {
+        return Err(shape_error(OP, x, format!("sizes {sizes:?} do not add up to axis {axis}'s length")));
+    }
+    let mut start = 0;
+    sizes
+        .iter()
+        .map(|&len| {
+            start += len;
+            slice(x, a as isize, start - len, len)
+        })
+        .collect()
+}
+
+/// `tf.tile(x, multiples)`: `x` repeated `multiples[i]` times along axis `i`, as a reshape
+/// to `[1, d₀, 1, d₁, …]`, a broadcast to `[m₀, d₀, m₁, d₁, …]` and a reshape to
+/// `[m₀·d₀, m₁·d₁, …]`; the gradient is the reshape back and a sum over the copies.
+pub(crate) fn tile(x: &Tensor, multiples: &[usize]) -> Result<Tensor> {
+    const OP: &str = "tile";
+    if multiples.len() != x.rank() {
+        return Err(shape_error(OP, x, format!("multiples {multiples:?} need one entry per axis")));
+    }
+    let mut spread: Vec<usize> = Vec::with_capacity(2 * x.rank());
+    let mut target: SmallVec<[isize; 4]> = SmallVec::new();
+    for (&d, &m) in x.dims().iter().zip(multiples) {
+        spread.extend([m, d]);
+        let tiled = d.checked_mul(m).filter(|&t| t <= isize::MAX as usize);
+        target.push(tiled.ok_or_else(|| shape_error(OP, x, format!("multiples {multiples:?} overflow")))? as isize);
+    }
+    kernels::layout::checked_output_len(OP, x, &Shape::from(spread.as_slice()))?;
+    let ones: SmallVec<[isize; 8]> = x.dims().iter().flat_map(|&d| [1, d as isize]).collect();
+    reshape(&broadcast_to(&reshape(x, &ones)?, &Shape::from(spread))?, &target)
 }
