@@ -404,6 +404,42 @@ fn catalog2_reductions_and_scans_agree_bit_for_bit() {
         ("cumsum 0 exclusive reverse", &[3, 4], false, |x| x.cumsum(0, true, true), Exact),
         ("cumprod 1 reverse", &[3, 4], true, |x| x.cumprod(1, false, true), Exact),
         ("cumprod -2 exclusive", &[2, 3, 4], false, |x| x.cumprod(-2, true, false), Exact),
+    ];
+    check_all(cases, DType::F32);
+    check_all(cases, DType::F16);
+}
+
+#[test]
+fn catalog2_hessians_agree_with_rows() {
+    let inner_gradients: &[(&str, Op)] = &[
+        ("prod", |x| x.prod(&[1], false)?.sum_all()),
+        ("prod all", |x| x.prod_all()),
+        ("cumprod", |x| x.cumprod(1, true, false)?.square()?.sum_all()),
+        ("cumsum", |x| x.cumsum(0, false, true)?.square()?.sum_all()),
+        ("logsumexp", |x| x.logsumexp(&[1], false)?.square()?.sum_all()),
+        ("variance", |x| x.variance(&[0], false)?.sum_all()),
+        ("std", |x| x.std(&[1], true)?.sum_all()),
+        ("min", |x| x.min(&[1], false)?.square()?.sum_all()),
+    ];
+    for &(label, f) in inner_gradients {
+        let x = Variable::new(input(&[3, 4], false, DType::F32));
+        let outer = GradientTape::new().persistent(true);
+        let g = outer
+            .record(|| -> Result<Tensor> {
+                let inner = GradientTape::new();
+                let y = inner.record(|| f(&x))?;
+                Ok(inner.gradient(&y, &x)?.expect("connected"))
+            })
+            .unwrap();
+        let fast = outer.jacobian_with(&g, &x, vectorized()).unwrap();
+        let slow = outer.jacobian_with(&g, &x, rows()).unwrap();
+        assert_agree(&format!("hessian of {label}"), fast, slow, Exact);
+        let fast = outer.batch_jacobian_with(&g, &x, vectorized()).unwrap();
+        let slow = outer.batch_jacobian_with(&g, &x, rows()).unwrap();
+        assert_agree(&format!("batch hessian of {label}"), fast, slow, Exact);
+    }
+}
+
 /// The gradient of `Σ f(x)²` taken on an inner tape: a jacobian of it runs the batched
 /// forms of the rules of `f`'s gradient (the adjoint ops: segment sums, scatters, puts).
 fn inner_gradient(x: &Variable, f: impl Fn(&Variable) -> Result<Tensor>) -> Result<Tensor> {
@@ -471,35 +507,4 @@ fn slicing_and_indexing_ops_agree_bit_for_bit() {
     ];
     check_all(cases, DType::F32);
     check_all(cases, DType::F16);
-}
-
-#[test]
-fn catalog2_hessians_agree_with_rows() {
-    let inner_gradients: &[(&str, Op)] = &[
-        ("prod", |x| x.prod(&[1], false)?.sum_all()),
-        ("prod all", |x| x.prod_all()),
-        ("cumprod", |x| x.cumprod(1, true, false)?.square()?.sum_all()),
-        ("cumsum", |x| x.cumsum(0, false, true)?.square()?.sum_all()),
-        ("logsumexp", |x| x.logsumexp(&[1], false)?.square()?.sum_all()),
-        ("variance", |x| x.variance(&[0], false)?.sum_all()),
-        ("std", |x| x.std(&[1], true)?.sum_all()),
-        ("min", |x| x.min(&[1], false)?.square()?.sum_all()),
-    ];
-    for &(label, f) in inner_gradients {
-        let x = Variable::new(input(&[3, 4], false, DType::F32));
-        let outer = GradientTape::new().persistent(true);
-        let g = outer
-            .record(|| -> Result<Tensor> {
-                let inner = GradientTape::new();
-                let y = inner.record(|| f(&x))?;
-                Ok(inner.gradient(&y, &x)?.expect("connected"))
-            })
-            .unwrap();
-        let fast = outer.jacobian_with(&g, &x, vectorized()).unwrap();
-        let slow = outer.jacobian_with(&g, &x, rows()).unwrap();
-        assert_agree(&format!("hessian of {label}"), fast, slow, Exact);
-        let fast = outer.batch_jacobian_with(&g, &x, vectorized()).unwrap();
-        let slow = outer.batch_jacobian_with(&g, &x, rows()).unwrap();
-        assert_agree(&format!("batch hessian of {label}"), fast, slow, Exact);
-    }
 }

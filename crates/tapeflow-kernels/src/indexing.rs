@@ -292,6 +292,9 @@ fn summed<R>(
         DType::F32 => sum_rows(level, data.as_slice::<f32>()?, inner, &rows, n, len),
         DType::F16 => sum_rows(level, data.as_slice::<f16>()?, inner, &rows, n, len),
         DType::I32 => sum_rows(level, data.as_slice::<i32>()?, inner, &rows, n, len),
+        DType::Bool => {
+            return Err(Error::UnsupportedDType { op, shape: data.shape().clone(), dtype: data.dtype() });
+        }
     };
     Tensor::from_storage(storage, out)
 }

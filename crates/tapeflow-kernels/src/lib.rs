@@ -29,6 +29,7 @@ pub mod slicing;
 pub use arg::{ArgOp, arg_reduce};
 pub use elementwise::{
     BinaryOp, MaskedGrad, UnaryOp, binary, clip_by_value, leaky_relu, mask_grad, relu_grad, select, unary,
+};
 pub use indexing::{
     gather, gather_nd, gather_nd_lead, gather_or_zero, one_hot_indices, scatter_nd, scatter_nd_lead, segment_sum,
     unsorted_segment_sum,

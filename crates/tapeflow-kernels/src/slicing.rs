@@ -30,6 +30,10 @@ macro_rules! with_element {
                 type $T = i32;
                 $body
             }
+            tapeflow_dtype::DType::Bool => {
+                type $T = bool;
+                $body
+            }
         }
     };
 }
