@@ -106,3 +106,33 @@ fn tour() -> Result<()> {
 fn api_contract_snippet_runs() {
     tour().expect("the API.md snippet returns Ok");
 }
+
+/// The masks part of `shared/api/catalog2.md` (bool, comparisons, logical ops, `select`,
+/// classification, `any` / `all`), line for line.
+fn catalog2_masks() -> Result<()> {
+    let a = constant([1.0, 2.0, 3.0]);
+    let b = constant([3.0, 2.0, 1.0]);
+    let m = a.greater(&b)?; // tf.math.greater
+    assert_eq!(m.dtype(), DType::Bool);
+    assert_eq!(m.to_vec::<bool>()?, vec![false, false, true]);
+    assert_eq!(format!("{m}"), "Tensor([False False  True], shape=(3,), dtype=bool)");
+    let _ = (a.equal(&b)?, a.not_equal(2.0)?, a.less(&b)?, a.less_equal(&b)?, a.greater_equal(&b)?);
+    let _ = (m.logical_and(&a.less(3.0)?)?, m.logical_or(&m)?, m.logical_xor(&m)?, m.logical_not()?);
+    let _ = (a.is_nan()?, a.is_finite()?, a.is_inf()?, m.cast(DType::F32)?);
+    assert_eq!(constant([true, false]).dtype(), DType::Bool);
+    assert_eq!(Tensor::from_vec(vec![true, false], [2])?.dims(), &[2]);
+    assert!(a.logical_and(&m).is_err()); // logical ops take bool only
+
+    let x = Variable::new([1.0, 2.0, 3.0]);
+    let tape = GradientTape::new();
+    let y = tape.record(|| select(&m, &x, 0.0))?; // [0, 0, 3]
+    assert_eq!(tape.gradient(&y, &x)?.unwrap().to_vec::<f32>()?, vec![0.0, 0.0, 1.0]);
+    assert_eq!(y.to_vec::<f32>()?, vec![0.0, 0.0, 3.0]);
+    let _ = (m.any(&[0], false)?, m.all(&[0], false)?);
+    Ok(())
+}
+
+#[test]
+fn catalog2_masks_snippet_runs() {
+    catalog2_masks().expect("the catalog2.md masks lines return Ok");
+}

@@ -572,6 +572,96 @@ impl Hostile {
         });
     }
 
+    // ---- masks (catalog II) ----
+
+    /// A unary mask op (logical_not, is_nan, is_finite, is_inf) of a random tensor.
+    fn mask_unary_case(&mut self, op: &'static str) {
+        let x = self.random_tensor();
+        let x = self.input(x);
+        let describe = || format!("{op}({})", x.describe());
+        let inputs = [x.clone()];
+        self.differentiate(op, &inputs, &describe, || mask_unary(op, &x));
+    }
+
+    /// A comparison or logical op of a random tensor and a partner, or a literal (a number
+    /// or a bool).
+    fn mask_binary_case(&mut self, op: &'static str) {
+        let a = self.random_tensor();
+        if self.rng.one_in(5) {
+            let a = self.input(a);
+            let literal_shape = Tensor::zeros([], a.value().dtype());
+            let inputs = [a.clone()];
+            if self.rng.one_in(2) {
+                let lit = self.rng.one_in(2);
+                let describe = || format!("{op}({}, {lit})", a.describe());
+                self.differentiate_with(op, &inputs, &[literal_shape], &describe, || mask_binary(op, &a, lit));
+            } else {
+                let lit = self.literal();
+                let describe = || format!("{op}({}, {lit:?})", a.describe());
+                self.differentiate_with(op, &inputs, &[literal_shape], &describe, || match lit {
+                    Literal::Float(v) => mask_binary(op, &a, v),
+                    Literal::Int(v) => mask_binary(op, &a, v),
+                });
+            }
+            return;
+        }
+        let b = self.partner(&a);
+        let (a, b) = if self.rng.one_in(2) { (a, b) } else { (b, a) };
+        let (a, b) = (self.input(a), self.input(b));
+        let describe = || format!("{op}({}, {})", a.describe(), b.describe());
+        let inputs = [a.clone(), b.clone()];
+        self.differentiate(op, &inputs, &describe, || match &b {
+            Input::Tensor(t) => mask_binary(op, &a, t),
+            Input::Variable(v) => mask_binary(op, &a, v),
+        });
+    }
+
+    /// `select(cond, x, y)`: a condition that is usually bool and broadcasts, values that
+    /// usually share a dtype; y sometimes a literal.
+    fn select_case(&mut self) {
+        let x = self.random_tensor();
+        let cond_dtype = if self.rng.one_in(5) { self.dtype() } else { DType::Bool };
+        let cond_like = self.partner(&x);
+        let cond = self.tensor(cond_dtype, &cond_like.dims().to_vec());
+        let x = self.input(x);
+        let describe_cond = Input::Tensor(cond.clone()).describe();
+        if self.rng.one_in(5) {
+            let lit = self.literal();
+            let describe = || format!("select({describe_cond}, {}, {lit:?})", x.describe());
+            let literal_shape = Tensor::zeros([], x.value().dtype());
+            let inputs = [x.clone()];
+            self.differentiate_with("select", &inputs, &[cond.clone(), literal_shape], &describe, || match lit {
+                Literal::Float(v) => select(&cond, x.to_tensor(), v),
+                Literal::Int(v) => select(&cond, x.to_tensor(), v),
+            });
+            return;
+        }
+        let y = self.partner(&x.value());
+        let y = self.input(y);
+        let describe = || format!("select({describe_cond}, {}, {})", x.describe(), y.describe());
+        let inputs = [x.clone(), y.clone()];
+        self.differentiate_with("select", &inputs, &[cond.clone()], &describe, || {
+            select(&cond, x.to_tensor(), y.to_tensor())
+        });
+    }
+
+    /// `any` / `all` over random (often bad) axes.
+    fn any_all_case(&mut self, op: &'static str) {
+        let x = if self.rng.one_in(4) {
+            self.random_tensor()
+        } else {
+            let dims = self.dims();
+            self.tensor(DType::Bool, &dims)
+        };
+        let (axes, keepdims) = (self.axes(x.rank()), self.rng.one_in(2));
+        let x = self.input(x);
+        let describe = || format!("{op}({}, axes {axes:?}, keepdims {keepdims})", x.describe());
+        let inputs = [x.clone()];
+        self.differentiate(op, &inputs, &describe, || {
+            if op == "any" { x.any(&axes, keepdims) } else { x.all(&axes, keepdims) }
+        });
+    }
+
     /// `+ - * /` and unary `-` as operators (tensors only; their errors name add, sub, ...).
     fn operator_case(&mut self, op: &'static str) {
         let a = self.random_tensor();
@@ -799,9 +889,7 @@ impl Hostile {
             DType::I32 => {
                 self.call("from_vec", &[], &describe, || Tensor::from_vec(vec![i32::MIN; len], dims.as_slice()))
             }
-            DType::Bool => {
-                self.call("from_vec", &[], &describe, || Tensor::from_vec(vec![true; len], dims.as_slice()))
-            }
+            DType::Bool => self.call("from_vec", &[], &describe, || Tensor::from_vec(vec![true; len], dims.as_slice())),
         };
         if made.is_some() != (len == n) {
             self.fail("from_vec: Ok for a wrong length or Err for the right one".into(), describe());
@@ -940,6 +1028,44 @@ fn binary(op: &str, a: &Input, b: impl IntoOperand) -> Result<Tensor> {
     }
 }
 
+fn mask_unary(op: &str, x: &Input) -> Result<Tensor> {
+    match op {
+        "logical_not" => x.logical_not(),
+        "is_nan" => x.is_nan(),
+        "is_finite" => x.is_finite(),
+        "is_inf" => x.is_inf(),
+        _ => unreachable!("not a unary mask op: {op}"),
+    }
+}
+
+fn mask_binary(op: &str, a: &Input, b: impl IntoOperand) -> Result<Tensor> {
+    match op {
+        "equal" => a.equal(b),
+        "not_equal" => a.not_equal(b),
+        "less" => a.less(b),
+        "less_equal" => a.less_equal(b),
+        "greater" => a.greater(b),
+        "greater_equal" => a.greater_equal(b),
+        "logical_and" => a.logical_and(b),
+        "logical_or" => a.logical_or(b),
+        "logical_xor" => a.logical_xor(b),
+        _ => unreachable!("not a binary mask op: {op}"),
+    }
+}
+
+const MASK_UNARY: [&str; 4] = ["logical_not", "is_nan", "is_finite", "is_inf"];
+const MASK_BINARY: [&str; 9] = [
+    "equal",
+    "not_equal",
+    "less",
+    "less_equal",
+    "greater",
+    "greater_equal",
+    "logical_and",
+    "logical_or",
+    "logical_xor",
+];
+
 const UNARY: [&str; 16] = [
     "neg",
     "abs",
@@ -1004,6 +1130,15 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         for op in AXIS_OPS {
             h.axis_case(op);
         }
+        for op in MASK_UNARY {
+            h.mask_unary_case(op);
+        }
+        for op in MASK_BINARY {
+            h.mask_binary_case(op);
+        }
+        h.select_case();
+        h.any_all_case("any");
+        h.any_all_case("all");
         h.matmul_case();
         h.reshape_case();
         h.transpose_case();
@@ -1037,6 +1172,17 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
     ]) {
         let t = h.tally.get(op).unwrap_or_else(|| panic!("{op} was never called"));
         assert!(t.ok > 0 && t.gradients > 0, "{op} never succeeded: {} ok, {} gradients", t.ok, t.gradients);
+    }
+    // The mask ops succeeded (their gradients checked to be None) and failed somewhere.
+    for op in MASK_UNARY.iter().chain(&MASK_BINARY).chain(&["select", "any", "all"]) {
+        let t = h.tally.get(op).unwrap_or_else(|| panic!("{op} was never called"));
+        assert!(
+            t.ok > 0 && t.err > 0 && t.gradients > 0,
+            "{op}: {} ok, {} err, {} gradients",
+            t.ok,
+            t.err,
+            t.gradients
+        );
     }
     if rounds == DEFAULT_ROUNDS {
         assert!(h.calls >= MIN_CALLS, "only {} calls", h.calls);

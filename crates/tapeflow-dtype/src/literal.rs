@@ -63,7 +63,7 @@ impl ScalarLiteral {
                 return Err(refuse(format!("cannot convert the bool {v} to a {dtype} tensor")));
             }
             (number, DType::Bool) => {
-                return Err(refuse(format!("cannot convert the number {} to a bool tensor", number.as_f64())));
+                return Err(refuse(format!("cannot convert the number {:?} to a bool tensor", number.as_f64())));
             }
         })
     }

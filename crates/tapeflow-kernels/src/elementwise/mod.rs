@@ -9,6 +9,7 @@ use crate::isa::{self, F32s, LANES, Level, Mask, Simd, kernel};
 use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
 use crate::parallel::{CHUNK, for_each_chunk};
 use crate::reference;
+use crate::mask::Side;
 use crate::simd::{self, IntOperand, Operand};
 
 mod activation;
@@ -628,12 +629,12 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         rhs_dtype: a.dtype(),
         reason: "the condition does not broadcast with the values".into(),
     })?;
-    let truth: Vec<bool> = match cond.dtype() {
+    let truth: Cow<'_, [bool]> = match cond.dtype() {
         // NaN != 0, so NaN counts as true.
-        DType::F32 => cond.as_slice::<f32>()?.iter().map(|&c| c != 0.0).collect(),
-        DType::F16 => cond.as_slice::<f16>()?.iter().map(|&c| c != f16::ZERO).collect(),
-        DType::I32 => cond.as_slice::<i32>()?.iter().map(|&c| c != 0).collect(),
-        DType::Bool => cond.as_slice::<bool>()?.to_vec(),
+        DType::F32 => Cow::Owned(cond.as_slice::<f32>()?.iter().map(|&c| c != 0.0).collect()),
+        DType::F16 => Cow::Owned(cond.as_slice::<f16>()?.iter().map(|&c| c != f16::ZERO).collect()),
+        DType::I32 => Cow::Owned(cond.as_slice::<i32>()?.iter().map(|&c| c != 0).collect()),
+        DType::Bool => Cow::Borrowed(cond.as_slice::<bool>()?),
     };
     // Every operand either has the output's shape or is one element (relu's and the
     // comparison ops' gradients): a flat loop, without the strided walk.
@@ -661,7 +662,7 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
             })
         }
         let storage = match a.dtype() {
-            DType::F32 => flat(n, &truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?),
+            DType::F32 => select_flat_f32(&truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?, n),
             DType::F16 => flat(n, &truth, a.as_slice::<f16>()?, b.as_slice::<f16>()?),
             DType::I32 => flat(n, &truth, a.as_slice::<i32>()?, b.as_slice::<i32>()?),
             DType::Bool => flat(n, &truth, a.as_slice::<bool>()?, b.as_slice::<bool>()?),
@@ -692,6 +693,25 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         DType::Bool => run(&out, strides, &truth, a.as_slice::<bool>()?, b.as_slice::<bool>()?),
     };
     Tensor::from_storage(storage, out)
+}
+
+/// The flat `select` of float32 (each operand whole or one element), split over chunks,
+/// each chunk one kernel call at the current level.
+fn select_flat_f32(truth: &[bool], x: &[f32], y: &[f32], n: usize) -> Storage {
+    let level = isa::current();
+    Storage::for_overwrite::<f32>(n, |dst| {
+        for_each_chunk(dst, 1, |start, out| {
+            let len = out.len();
+            let (cond, x, y) = (part(truth, n, start, len), part(x, n, start, len), part(y, n, start, len));
+            simd::select_f32(level, cond, x, y, out);
+        })
+    })
+}
+
+/// An operand's part of the chunk `start..start + len` of `n` outputs: its elements, or
+/// its one element for all.
+fn part<T: Copy>(v: &[T], n: usize, start: usize, len: usize) -> Side<'_, T> {
+    if v.len() == 1 && n != 1 { Side::Splat(v[0]) } else { Side::Run(&v[start..start + len]) }
 }
 
 #[cfg(test)]

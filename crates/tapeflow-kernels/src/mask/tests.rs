@@ -205,3 +205,27 @@ fn wrong_dtypes_and_shapes_are_errors_naming_the_op() {
     assert!(message(any_all(false, &f, &[0], false)).starts_with("any: dtype float32"));
     assert!(message(any_all(true, &m, &[1], false)).starts_with("all"));
 }
+
+#[test]
+fn select_kernel_matches_its_definition_at_every_level() {
+    for level in isa::supported_levels() {
+        for n in LENGTHS {
+            let c: Vec<bool> = (0..n).map(|i| i % 3 != 1).collect();
+            let (x, y) = (values(n, 6), values(n, 7));
+            let pick = |k: usize, p: f32, q: f32| if c[k] { p } else { q };
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            let mut got = vec![0.0f32; n];
+            simd::select_f32(level, Side::Run(&c), Side::Run(&x), Side::Run(&y), &mut got);
+            let want: Vec<f32> = (0..n).map(|k| pick(k, x[k], y[k])).collect();
+            assert_eq!(bits(&got), bits(&want), "runs n={n} at {level:?}");
+            simd::select_f32(level, Side::Run(&c), Side::Splat(-0.0), Side::Run(&y), &mut got);
+            let want: Vec<f32> = (0..n).map(|k| pick(k, -0.0, y[k])).collect();
+            assert_eq!(bits(&got), bits(&want), "splat x n={n} at {level:?}");
+            simd::select_f32(level, Side::Run(&c), Side::Run(&x), Side::Splat(f32::NAN), &mut got);
+            let want: Vec<f32> = (0..n).map(|k| pick(k, x[k], f32::NAN)).collect();
+            assert_eq!(bits(&got), bits(&want), "splat y n={n} at {level:?}");
+            simd::select_f32(level, Side::Splat(false), Side::Run(&x), Side::Run(&y), &mut got);
+            assert_eq!(bits(&got), bits(&y), "splat cond n={n} at {level:?}");
+        }
+    }
+}

@@ -21,6 +21,9 @@ pub(crate) fn compare(op: CompareOp, a: &Tensor, b: impl IntoOperand) -> Result<
 
 /// `op(a, b)` on bool tensors with broadcasting; a literal `b` must be a bool.
 pub(crate) fn logical(op: LogicalOp, a: &Tensor, b: impl IntoOperand) -> Result<Tensor> {
+    if a.dtype() != DType::Bool {
+        return Err(Error::UnsupportedDType { op: op.name(), shape: a.shape().clone(), dtype: a.dtype() });
+    }
     let b = b.into_operand().resolve(DType::Bool, op.name())?;
     kernels::logical(op, a, &b)
 }
