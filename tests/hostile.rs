@@ -445,7 +445,8 @@ impl Hostile {
             // Labels of the cross-entropy are inputs, not differentiable ones.
             let expect_some = differentiable(&y)
                 && differentiable(value)
-                && !(op == "sparse_softmax_cross_entropy" && value.dtype() == DType::I32);
+                && !(op == "sparse_softmax_cross_entropy" && value.dtype() == DType::I32)
+                && !NO_GRADIENT.contains(&op);
             match g {
                 Some(g) if expect_some => {
                     if g.shape() != value.shape() || g.dtype() != value.dtype() {
@@ -567,6 +568,22 @@ impl Hostile {
         self.differentiate(op, &inputs, &describe, || match &b {
             Input::Tensor(t) => binary(op, &a, t),
             Input::Variable(v) => binary(op, &a, v),
+        });
+    }
+
+    /// leaky_relu(alpha), clip_by_value(min, max) and gelu(approximate) with random
+    /// attributes.
+    fn attributed_case(&mut self, op: &'static str) {
+        let x = self.random_tensor();
+        let x = self.input(x);
+        let (p, q) = (self.rng.pick(&ATTRIBUTE_VALUES), self.rng.pick(&ATTRIBUTE_VALUES));
+        let approximate = self.rng.one_in(2);
+        let describe = || format!("{op}({}, {p}, {q}, approximate {approximate})", x.describe());
+        let inputs = [x.clone()];
+        self.differentiate(op, &inputs, &describe, || match op {
+            "leaky_relu" => x.leaky_relu(p),
+            "gelu" => x.gelu(approximate),
+            _ => x.clip_by_value(p, q),
         });
     }
 
@@ -896,6 +913,27 @@ fn unary(op: &str, x: &Input) -> Result<Tensor> {
         "log1p" => x.log1p(),
         "expm1" => x.expm1(),
         "reciprocal" => x.reciprocal(),
+        "floor" => x.floor(),
+        "ceil" => x.ceil(),
+        "round" => x.round(),
+        "sign" => x.sign(),
+        "tan" => x.tan(),
+        "asin" => x.asin(),
+        "acos" => x.acos(),
+        "atan" => x.atan(),
+        "sinh" => x.sinh(),
+        "cosh" => x.cosh(),
+        "asinh" => x.asinh(),
+        "acosh" => x.acosh(),
+        "atanh" => x.atanh(),
+        "erf" => x.erf(),
+        "erfc" => x.erfc(),
+        "log_sigmoid" => x.log_sigmoid(),
+        "softsign" => x.softsign(),
+        "elu" => x.elu(),
+        "selu" => x.selu(),
+        "relu6" => x.relu6(),
+        "silu" => x.silu(),
         _ => unreachable!("not a unary op: {op}"),
     }
 }
@@ -909,11 +947,15 @@ fn binary(op: &str, a: &Input, b: impl IntoOperand) -> Result<Tensor> {
         "pow" => a.pow(b),
         "maximum" => a.maximum(b),
         "minimum" => a.minimum(b),
+        "squared_difference" => a.squared_difference(b),
+        "floordiv" => a.floordiv(b),
+        "floormod" => a.floormod(b),
+        "atan2" => a.atan2(b),
         _ => unreachable!("not a binary op: {op}"),
     }
 }
 
-const UNARY: [&str; 16] = [
+const UNARY: [&str; 37] = [
     "neg",
     "abs",
     "exp",
@@ -930,8 +972,49 @@ const UNARY: [&str; 16] = [
     "log1p",
     "expm1",
     "reciprocal",
+    "floor",
+    "ceil",
+    "round",
+    "sign",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "erf",
+    "erfc",
+    "log_sigmoid",
+    "softsign",
+    "elu",
+    "selu",
+    "relu6",
+    "silu",
 ];
-const BINARY: [&str; 7] = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"];
+const BINARY: [&str; 11] = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "minimum",
+    "squared_difference",
+    "floordiv",
+    "floormod",
+    "atan2",
+];
+/// Ops with an attribute (random scalars, NaN and inverted bounds included; gelu's
+/// `approximate` either way).
+const ATTRIBUTED: [&str; 3] = ["leaky_relu", "clip_by_value", "gelu"];
+/// Ops TensorFlow's gradient registry leaves without a gradient: `None` on success.
+const NO_GRADIENT: [&str; 4] = ["floor", "ceil", "round", "floordiv"];
+/// Attribute values: ordinary, zero, negative, huge, non-integral (int32 bounds refuse
+/// them) and NaN.
+const ATTRIBUTE_VALUES: [f64; 10] = [0.2, 0.0, -1.5, 1.0, 3.0, -2.0, 1e30, 0.5, f64::NAN, f64::NEG_INFINITY];
 const REDUCE: [&str; 6] = ["sum", "mean", "max", "sum_all", "mean_all", "max_all"];
 const OPERATORS: [&str; 5] = ["add", "sub", "mul", "div", "neg"];
 
@@ -952,6 +1035,9 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         }
         for op in BINARY {
             h.binary_case(op);
+        }
+        for op in ATTRIBUTED {
+            h.attributed_case(op);
         }
         for op in OPERATORS {
             h.operator_case(op);
@@ -979,7 +1065,7 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         h.failures.iter().map(|(kind, (count, example))| format!("{count} × {kind}\n    first: {example}")).collect();
     assert!(failures.is_empty(), "{} kinds of failure (seed {seed:#x}):\n{}", failures.len(), failures.join("\n"));
     // Every op of the catalog succeeded (so its gradient was checked) and failed somewhere.
-    for op in UNARY.iter().chain(&BINARY).chain(&REDUCE).chain(&[
+    for op in UNARY.iter().chain(&BINARY).chain(&ATTRIBUTED).chain(&REDUCE).chain(&[
         "matmul",
         "reshape",
         "transpose",
