@@ -1059,6 +1059,72 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------
+// select (tf.where): the condition is a bool constant; x and y are differentiated.
+// ---------------------------------------------------------------------------------------
+
+/// (cond, x, y) shapes: equal, each one broadcast, all three broadcast, empty.
+fn select_shapes() -> impl Strategy<Value = [Vec<usize>; 3]> {
+    select(vec![
+        [vec![17], vec![17], vec![17]],
+        [vec![3, 4], vec![3, 4], vec![]],
+        [vec![4], vec![3, 4], vec![3, 1]],
+        [vec![3, 1], vec![4], vec![3, 4]],
+        [vec![], vec![2, 3], vec![3]],
+        [vec![2, 1, 3], vec![4, 1], vec![3]],
+        [vec![0, 3], vec![3], vec![1]],
+    ])
+}
+
+type SelectCase = ([Vec<usize>; 3], Vec<bool>, (Vec<f64>, Vec<f64>), u64);
+
+fn select_case() -> impl Strategy<Value = SelectCase> {
+    select_shapes().prop_flat_map(|dims| {
+        let domain = Domain::range(-3.0, 3.0);
+        let cond = proptest::collection::vec(any::<bool>(), numel(&dims[0]));
+        let values = (domain.values(numel(&dims[1])), domain.values(numel(&dims[2])));
+        (Just(dims), cond, values, any::<u64>())
+    })
+}
+
+fn check_select(prec: Prec, case: &SelectCase) -> Check {
+    let (dims, cond, (x, y), seed) = case;
+    let mask = Tensor::from_vec(cond.clone(), dims[0].clone()).expect("cond fills its shape");
+    check_vjp(
+        "select",
+        prec,
+        &[(x.clone(), dims[1].clone()), (y.clone(), dims[2].clone())],
+        *seed,
+        |t| tapeflow::select(&mask, &t[0], &t[1]),
+        |xs| {
+            // d/dx = [cond], d/dy = [!cond], each summed over its broadcast axes.
+            let out = broadcast_dims(&broadcast_dims(&dims[0], &dims[1]), &dims[2]);
+            let values = (0..numel(&out))
+                .map(|o| {
+                    let idx = unravel(o, &out);
+                    let c = cond[broadcast_source(&idx, &dims[0])];
+                    if c { xs[0][broadcast_source(&idx, &dims[1])] } else { xs[1][broadcast_source(&idx, &dims[2])] }
+                })
+                .collect();
+            (values, out)
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn select_gradient_matches_central_differences(case in select_case()) {
+        check_select(Prec::F32, &case)?;
+    }
+
+    #[test]
+    fn select_f16_gradient_matches_central_differences(case in select_case()) {
+        check_select(Prec::F16, &case)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Reductions.
 // ---------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ pub mod gemv;
 pub mod grad;
 pub mod isa;
 pub mod layout;
+pub mod mask;
 pub mod matmul;
 pub mod nn;
 pub mod optim;
@@ -25,6 +26,7 @@ pub use elementwise::{
     BinaryOp, MaskedGrad, UnaryOp, binary, clip_by_value, leaky_relu, mask_grad, relu_grad, select, unary,
 };
 pub use isa::{Isa, isa};
+pub use mask::{ClassifyOp, CompareOp, LogicalOp, any_all, classify, compare, logical, logical_not};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
 pub use matmul::matmul;
 pub use nn::{

@@ -9,6 +9,7 @@ use crate::isa::{self, F32s, LANES, Level, Mask, Simd, kernel};
 use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
 use crate::parallel::{CHUNK, for_each_chunk};
 use crate::reference;
+use crate::mask::Side;
 use crate::simd::{self, IntOperand, Operand};
 
 mod activation;
@@ -248,7 +249,7 @@ impl BinaryOp {
 }
 
 /// A float tensor's elements as f32: borrowed for float32, converted in one slice pass
-/// (F16C) for float16. `None` for int32.
+/// (F16C) for float16. `None` for int32 and bool.
 pub(crate) fn float_view<R>(x: &Tensor<R>) -> Option<Cow<'_, [f32]>> {
     match x.dtype() {
         DType::F32 => x.as_slice::<f32>().ok().map(Cow::Borrowed),
@@ -257,7 +258,7 @@ pub(crate) fn float_view<R>(x: &Tensor<R>) -> Option<Cow<'_, [f32]>> {
             simd::widen_f16(isa::current(), h, &mut out);
             Cow::Owned(out)
         }),
-        DType::I32 => None,
+        DType::I32 | DType::Bool => None,
     }
 }
 
@@ -292,6 +293,9 @@ pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
                     out.iter_mut().zip(src).for_each(|(o, &v)| *o = reference::unary_i32(op, v).unwrap_or(0))
                 })
             })
+        }
+        DType::Bool => {
+            return Err(Error::UnsupportedDType { op: op.name(), shape: x.shape().clone(), dtype: x.dtype() });
         }
     };
     Tensor::from_storage(storage, x.shape().clone())
@@ -382,7 +386,7 @@ pub fn relu_grad<R>(x: &Tensor<R>, g: &Tensor<R>) -> Result<Tensor<R>> {
     let storage = match x.dtype() {
         DType::F32 => relu_grad_f32(isa::current(), x.as_slice()?, g.as_slice()?),
         DType::F16 => relu_grad_bits::<f16, u16>(x.as_slice()?, g.as_slice()?, 0x7c00),
-        DType::I32 => {
+        DType::I32 | DType::Bool => {
             return Err(Error::UnsupportedDType { op: "relu_grad", shape: x.shape().clone(), dtype: x.dtype() });
         }
     };
@@ -425,7 +429,7 @@ fn relu_grad_body<S: Simd>(s: S, x: &[f32], g: &[f32], out: &mut [f32]) {
 /// clear, not zero, not NaN). Integer compares vectorize into masked moves.
 fn relu_grad_bits<T, B>(x: &[T], g: &[T], inf: B) -> Storage
 where
-    T: tapeflow_dtype::Element,
+    T: tapeflow_dtype::Element + bytemuck::Pod,
     B: bytemuck::Pod + Default + PartialOrd + From<u8> + Send + Sync,
 {
     let (x, g): (&[B], &[B]) = (bytemuck::cast_slice(x), bytemuck::cast_slice(g));
@@ -446,7 +450,8 @@ fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result
 
 /// `op(a, b)` with NumPy broadcasting; both operands must share a dtype. int32 `div`,
 /// `floordiv` and `floormod` by zero and `pow` with a negative exponent are an `Err`
-/// (TensorFlow refuses them), as is `atan2` of int32.
+/// (TensorFlow refuses them), as are `atan2` of int32 and a bool operand (arithmetic on
+/// truth values; bool comparisons are `compare`'s).
 ///
 /// The broadcast operand is never materialised: the output is walked in runs along which
 /// each operand is either contiguous or a single repeated element (tensor–scalar, row and
@@ -483,6 +488,9 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
                     })
                 })
             })
+        }
+        DType::Bool => {
+            return Err(Error::UnsupportedDType { op: op.name(), shape: a.shape().clone(), dtype: a.dtype() });
         }
     };
     Tensor::from_storage(storage, out)
@@ -621,11 +629,12 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         rhs_dtype: a.dtype(),
         reason: "the condition does not broadcast with the values".into(),
     })?;
-    let truth: Vec<bool> = match cond.dtype() {
+    let truth: Cow<'_, [bool]> = match cond.dtype() {
         // NaN != 0, so NaN counts as true.
-        DType::F32 => cond.as_slice::<f32>()?.iter().map(|&c| c != 0.0).collect(),
-        DType::F16 => cond.as_slice::<f16>()?.iter().map(|&c| c != f16::ZERO).collect(),
-        DType::I32 => cond.as_slice::<i32>()?.iter().map(|&c| c != 0).collect(),
+        DType::F32 => Cow::Owned(cond.as_slice::<f32>()?.iter().map(|&c| c != 0.0).collect()),
+        DType::F16 => Cow::Owned(cond.as_slice::<f16>()?.iter().map(|&c| c != f16::ZERO).collect()),
+        DType::I32 => Cow::Owned(cond.as_slice::<i32>()?.iter().map(|&c| c != 0).collect()),
+        DType::Bool => Cow::Borrowed(cond.as_slice::<bool>()?),
     };
     // Every operand either has the output's shape or is one element (relu's and the
     // comparison ops' gradients): a flat loop, without the strided walk.
@@ -653,9 +662,10 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
             })
         }
         let storage = match a.dtype() {
-            DType::F32 => flat(n, &truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?),
+            DType::F32 => select_flat_f32(&truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?, n),
             DType::F16 => flat(n, &truth, a.as_slice::<f16>()?, b.as_slice::<f16>()?),
             DType::I32 => flat(n, &truth, a.as_slice::<i32>()?, b.as_slice::<i32>()?),
+            DType::Bool => flat(n, &truth, a.as_slice::<bool>()?, b.as_slice::<bool>()?),
         };
         return Tensor::from_storage(storage, out);
     }
@@ -680,8 +690,28 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         DType::F32 => run(&out, strides, &truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?),
         DType::F16 => run(&out, strides, &truth, a.as_slice::<f16>()?, b.as_slice::<f16>()?),
         DType::I32 => run(&out, strides, &truth, a.as_slice::<i32>()?, b.as_slice::<i32>()?),
+        DType::Bool => run(&out, strides, &truth, a.as_slice::<bool>()?, b.as_slice::<bool>()?),
     };
     Tensor::from_storage(storage, out)
+}
+
+/// The flat `select` of float32 (each operand whole or one element), split over chunks,
+/// each chunk one kernel call at the current level.
+fn select_flat_f32(truth: &[bool], x: &[f32], y: &[f32], n: usize) -> Storage {
+    let level = isa::current();
+    Storage::for_overwrite::<f32>(n, |dst| {
+        for_each_chunk(dst, 1, |start, out| {
+            let len = out.len();
+            let (cond, x, y) = (part(truth, n, start, len), part(x, n, start, len), part(y, n, start, len));
+            simd::select_f32(level, cond, x, y, out);
+        })
+    })
+}
+
+/// An operand's part of the chunk `start..start + len` of `n` outputs: its elements, or
+/// its one element for all.
+fn part<T: Copy>(v: &[T], n: usize, start: usize, len: usize) -> Side<'_, T> {
+    if v.len() == 1 && n != 1 { Side::Splat(v[0]) } else { Side::Run(&v[start..start + len]) }
 }
 
 #[cfg(test)]

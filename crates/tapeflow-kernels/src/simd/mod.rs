@@ -17,6 +17,7 @@ use crate::elementwise::{BinaryOp, UnaryOp};
 use crate::fastmath;
 #[cfg(test)]
 use crate::isa::Level;
+use crate::mask::Side;
 use crate::isa::{F32s, I32s, LANES, Mask, Simd, kernel};
 use crate::reference;
 
@@ -380,6 +381,39 @@ fn int_vec<S: Simd>(op: BinaryOp, p: S::I, q: S::I) -> S::I {
         BinaryOp::Minimum => p.min(q),
         BinaryOp::SquaredDifference => (p - q).mul_lo(p - q),
         _ => p + q,
+    }
+}
+
+kernel! {
+    /// `dst[i] = if cond[i] { x[i] } else { y[i] }`, each of the three a run or a splat (the
+    /// flat `select`): a plain loop the compiler turns into blends at each level.
+    pub fn select_f32<'a>(
+        cond: Side<'a, bool>,
+        x: Side<'a, f32>,
+        y: Side<'a, f32>,
+        dst: &'a mut [f32],
+    ) => select_body;
+}
+
+#[inline(always)]
+fn select_body<S: Simd>(_: S, cond: Side<'_, bool>, x: Side<'_, f32>, y: Side<'_, f32>, dst: &mut [f32]) {
+    match (cond, x, y) {
+        (Side::Run(c), Side::Run(p), Side::Run(q)) => {
+            dst.iter_mut().zip(c.iter().zip(p.iter().zip(q))).for_each(|(d, (&c, (&p, &q)))| *d = if c { p } else { q })
+        }
+        (Side::Run(c), Side::Run(p), Side::Splat(q)) => {
+            dst.iter_mut().zip(c.iter().zip(p)).for_each(|(d, (&c, &p))| *d = if c { p } else { q })
+        }
+        (Side::Run(c), Side::Splat(p), Side::Run(q)) => {
+            dst.iter_mut().zip(c.iter().zip(q)).for_each(|(d, (&c, &q))| *d = if c { p } else { q })
+        }
+        (Side::Run(c), Side::Splat(p), Side::Splat(q)) => {
+            dst.iter_mut().zip(c).for_each(|(d, &c)| *d = if c { p } else { q })
+        }
+        (Side::Splat(c), x, y) => match if c { x } else { y } {
+            Side::Run(v) => dst.copy_from_slice(&v[..dst.len()]),
+            Side::Splat(v) => dst.fill(v),
+        },
     }
 }
 
