@@ -527,6 +527,45 @@ impl Op {
             "select" => Op::new(3, "mask", |t| select(&t[0], &t[1], &t[2])),
             "any" => Op::reduce(&attrs, TensorMath::any, None)?.family("mask"),
             "all" => Op::reduce(&attrs, TensorMath::all, None)?.family("mask"),
+            // Catalog II: elementwise math.
+            "floor" => Op::unary(TensorMath::floor),
+            "ceil" => Op::unary(TensorMath::ceil),
+            "round" => Op::unary(TensorMath::round),
+            "sign" => Op::unary(TensorMath::sign),
+            "tan" => Op::unary(TensorMath::tan),
+            "asin" => Op::unary(TensorMath::asin),
+            "acos" => Op::unary(TensorMath::acos),
+            "atan" => Op::unary(TensorMath::atan),
+            "sinh" => Op::unary(TensorMath::sinh),
+            "cosh" => Op::unary(TensorMath::cosh),
+            "asinh" => Op::unary(TensorMath::asinh),
+            "acosh" => Op::unary(TensorMath::acosh),
+            "atanh" => Op::unary(TensorMath::atanh),
+            "erf" => Op::unary(TensorMath::erf),
+            "erfc" => Op::unary(TensorMath::erfc),
+            "log_sigmoid" => Op::unary(TensorMath::log_sigmoid),
+            "softsign" => Op::unary(TensorMath::softsign),
+            "elu" => Op::unary(TensorMath::elu),
+            "selu" => Op::unary(TensorMath::selu),
+            "relu6" => Op::unary(TensorMath::relu6),
+            "silu" => Op::unary(TensorMath::silu),
+            "gelu" => {
+                let approximate = attrs.bool_or("approximate", false)?;
+                Op::new(1, "unary", move |t| t[0].gelu(approximate))
+            }
+            "leaky_relu" => {
+                // tf.nn.leaky_relu's default slope.
+                let alpha = attrs.float_or("alpha", 0.2)?;
+                Op::new(1, "unary", move |t| t[0].leaky_relu(alpha))
+            }
+            "clip_by_value" => {
+                let (min, max) = (attrs.float("min")?, attrs.float("max")?);
+                Op::new(1, "unary", move |t| t[0].clip_by_value(min, max))
+            }
+            "squared_difference" => Op::binary(|a, b| a.squared_difference(b)),
+            "floordiv" => Op::binary(|a, b| a.floordiv(b)),
+            "floormod" => Op::binary(|a, b| a.floormod(b)),
+            "atan2" => Op::binary(|a, b| a.atan2(b)),
             _ => return Err(format!("unknown op {name:?}")),
         };
         attrs.check_all_read()?;

@@ -185,3 +185,94 @@ fn cumsum_and_cumprod_gradients_are_tensorflows() {
     let z = constant([2.0, 0.0, 3.0]);
     assert_eq!(grad_of(&z, |x| x.cumprod(0, false, false)), vec![1.0, 0.0, 0.0]);
 }
+
+// ---- The elementwise math of the second catalog ----
+
+#[test]
+fn round_is_half_to_even_and_floor_ceil_round_have_no_gradient() {
+    let x = constant([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49999997]);
+    assert_eq!(x.round().unwrap().to_vec::<f32>().unwrap(), vec![-2.0, -2.0, -0.0, 0.0, 2.0, 2.0, 0.0]);
+    assert_eq!(constant([-1.5, 0.5]).floor().unwrap().to_vec::<f32>().unwrap(), vec![-2.0, 0.0]);
+    assert_eq!(constant([-1.5, 0.5]).ceil().unwrap().to_vec::<f32>().unwrap(), vec![-1.0, 1.0]);
+    // ceil(-0.5) is -0 (C's ceil, TensorFlow's).
+    assert!(constant([-0.5]).ceil().unwrap().to_vec::<f32>().unwrap()[0].is_sign_negative());
+    assert_eq!(constant([7, -3]).round().unwrap().to_vec::<i32>().unwrap(), vec![7, -3]);
+    // TensorFlow's registry returns None for floor, ceil, round and floordiv.
+    let tape = GradientTape::new().persistent(true);
+    let (f, c, r, d) = tape
+        .record(|| {
+            tape.watch(&x);
+            Ok::<_, Error>((x.floor()?, x.ceil()?, x.round()?, x.floordiv(2.0)?))
+        })
+        .unwrap();
+    for y in [&f, &c, &r, &d] {
+        assert!(tape.gradient(y, &x).unwrap().is_none());
+    }
+    // sign's gradient is zeros (TensorFlow's _SignGrad), not None.
+    assert_eq!(grad_of(&x, |x| x.sign()), vec![0.0; 7]);
+}
+
+#[test]
+fn activation_kinks_follow_tensorflows_gradient_registry() {
+    // relu6: 0 at 0 and at 6 (Relu6Grad masks 0 < y < 6).
+    let x = constant([-1.0, 0.0, 3.0, 6.0, 7.0]);
+    assert_eq!(grad_of(&x, |x| x.relu6()), vec![0.0, 0.0, 1.0, 0.0, 0.0]);
+    // leaky_relu: alpha at 0 (x > 0 picks g).
+    let x = constant([-1.0, 0.0, 1.0]);
+    let g = grad_of(&x, |x| x.leaky_relu(0.2));
+    assert_eq!(g, vec![0.2f64 as f32, 0.2f64 as f32, 1.0]);
+    // elu: 1 at 0 (EluGrad takes y < 0 for the exponential side).
+    assert_eq!(grad_of(&constant([0.0]), |x| x.elu()), vec![1.0]);
+    // clip_by_value: the gradient passes at both bounds (minimum's and maximum's ties go
+    // to x) and not outside or at NaN.
+    let x = constant([-2.0, -1.0, 0.0, 1.0, 2.0, f32::NAN as f64]);
+    assert_eq!(grad_of(&x, |x| x.clip_by_value(-1.0, 1.0)), vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]);
+    let y = x.clip_by_value(-1.0, 1.0).unwrap().to_vec::<f32>().unwrap();
+    assert_eq!(&y[..5], &[-1.0, -1.0, 0.0, 1.0, 1.0]);
+    assert!(y[5].is_nan());
+    // min > max: min everywhere (the composition minimum then maximum), no gradient.
+    let inverted = constant([0.0, 5.0]);
+    assert_eq!(inverted.clip_by_value(2.0, 1.0).unwrap().to_vec::<f32>().unwrap(), vec![2.0, 2.0]);
+    assert_eq!(grad_of(&inverted, |x| x.clip_by_value(2.0, 1.0)), vec![0.0, 0.0]);
+}
+
+#[test]
+fn floordiv_and_floormod_round_toward_negative_infinity() {
+    let a = constant([7, -7, 7, -7, i32::MIN]);
+    let b = constant([2, 2, -2, -2, -1]);
+    assert_eq!(a.floordiv(&b).unwrap().to_vec::<i32>().unwrap(), vec![3, -4, -4, 3, i32::MIN]);
+    assert_eq!(a.floormod(&b).unwrap().to_vec::<i32>().unwrap(), vec![1, 1, -1, -1, 0]);
+    let (x, y) = (constant([7.5, -7.5, 7.5]), constant([2.0, 2.0, -2.0]));
+    assert_eq!(x.floordiv(&y).unwrap().to_vec::<f32>().unwrap(), vec![3.0, -4.0, -4.0]);
+    assert_eq!(x.floormod(&y).unwrap().to_vec::<f32>().unwrap(), vec![1.5, 0.5, -0.5]);
+    // int32 division by zero is an Err naming the op, as in TensorFlow.
+    for r in [a.floordiv(0), a.floormod(0)] {
+        let msg = r.unwrap_err().to_string();
+        assert!(msg.contains("floor") && msg.contains("int32"), "{msg}");
+    }
+    // The gradient of floormod: 1 and −floor(a/b).
+    let tape = GradientTape::new();
+    let z = tape
+        .record(|| {
+            tape.watch([&x, &y]);
+            x.floormod(&y)
+        })
+        .unwrap();
+    let g = tape.gradients(&[&z], &[&x, &y]).unwrap();
+    assert_eq!(g[0].clone().unwrap().to_vec::<f32>().unwrap(), vec![1.0, 1.0, 1.0]);
+    assert_eq!(g[1].clone().unwrap().to_vec::<f32>().unwrap(), vec![-3.0, 4.0, 4.0]);
+}
+
+#[test]
+fn atan2_takes_the_quadrant_from_both_signs() {
+    use std::f32::consts::{FRAC_PI_2, PI};
+    let y = constant([1.0, 1.0, -1.0, -1.0, 0.0, -0.0, 0.0]);
+    let x = constant([1.0, -1.0, -1.0, 1.0, -1.0, -1.0, 0.0]);
+    let got = y.atan2(&x).unwrap().to_vec::<f32>().unwrap();
+    let want = [PI / 4.0, 3.0 * PI / 4.0, -3.0 * PI / 4.0, -PI / 4.0, PI, -PI, 0.0];
+    for (g, w) in got.iter().zip(want) {
+        assert!((g - w).abs() <= 2e-7, "{got:?}");
+    }
+    assert!((constant(1.0).atan2(0.0).unwrap().to_scalar::<f32>().unwrap() - FRAC_PI_2).abs() < 1e-7);
+    assert!(constant([1]).atan2(1).is_err());
+}

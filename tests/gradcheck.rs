@@ -338,17 +338,22 @@ struct Domain {
     hi: f64,
     /// A point to stay `margin` away from: values closer are pushed out to the margin.
     avoid: Option<(f64, f64)>,
+    /// A second such point (relu6 and clip have two kinks).
+    avoid_too: Option<(f64, f64)>,
 }
 
 impl Domain {
     const fn range(lo: f64, hi: f64) -> Self {
-        Domain { lo, hi, avoid: None }
+        Domain { lo, hi, avoid: None, avoid_too: None }
     }
     const fn avoiding(lo: f64, hi: f64, point: f64, margin: f64) -> Self {
-        Domain { lo, hi, avoid: Some((point, margin)) }
+        Domain { lo, hi, avoid: Some((point, margin)), avoid_too: None }
+    }
+    const fn avoiding_two(lo: f64, hi: f64, first: f64, second: f64, margin: f64) -> Self {
+        Domain { lo, hi, avoid: Some((first, margin)), avoid_too: Some((second, margin)) }
     }
     fn shift(self, x: f64) -> f64 {
-        match self.avoid {
+        let push = |x: f64, avoid: Option<(f64, f64)>| match avoid {
             Some((p, m)) if (x - p).abs() < m => {
                 if x >= p {
                     p + m
@@ -357,7 +362,8 @@ impl Domain {
                 }
             }
             _ => x,
-        }
+        };
+        push(push(x, self.avoid), self.avoid_too)
     }
     fn values(self, n: usize) -> impl Strategy<Value = Vec<f64>> {
         vec(self.lo..self.hi, n).prop_map(move |v| v.into_iter().map(|x| self.shift(x)).collect())
@@ -460,16 +466,35 @@ impl Un {
     }
 }
 
+/// A unary op under test: tapeflow's op, its f64 reference and its input domain.
+trait UnaryUnderTest: Copy + std::fmt::Debug + 'static {
+    fn apply(self, x: &Tensor) -> Result<Tensor>;
+    fn f(self, x: f64) -> f64;
+    fn domain(self) -> Domain;
+}
+
+impl UnaryUnderTest for Un {
+    fn apply(self, x: &Tensor) -> Result<Tensor> {
+        Un::apply(self, x)
+    }
+    fn f(self, x: f64) -> f64 {
+        Un::f(self, x)
+    }
+    fn domain(self) -> Domain {
+        Un::domain(self)
+    }
+}
+
 /// Scalar, empty, SIMD-remainder lengths (15, 16, 17, 31, 33) and a matrix.
 fn unary_shape() -> impl Strategy<Value = Vec<usize>> {
     select(vec![vec![], vec![0], vec![2, 0], vec![15], vec![16], vec![17], vec![31], vec![33], vec![3, 5]])
 }
 
-fn unary_case(op: Un) -> impl Strategy<Value = (Vec<f64>, Vec<usize>, u64)> {
+fn unary_case<U: UnaryUnderTest>(op: U) -> impl Strategy<Value = (Vec<f64>, Vec<usize>, u64)> {
     unary_shape().prop_flat_map(move |dims| (op.domain().values(numel(&dims)), Just(dims), any::<u64>()))
 }
 
-fn check_unary_gradient(op: Un, prec: Prec, x: &[f64], dims: &[usize], seed: u64) -> Check {
+fn check_unary_gradient<U: UnaryUnderTest>(op: U, prec: Prec, x: &[f64], dims: &[usize], seed: u64) -> Check {
     check_vjp(
         &format!("{op:?}"),
         prec,
@@ -483,7 +508,7 @@ fn check_unary_gradient(op: Un, prec: Prec, x: &[f64], dims: &[usize], seed: u64
 /// Second derivative through nested tapes: the inner tape gives `g₁ = u·f'(x)`, the outer
 /// tape differentiates that with upstream `v`: `v·u·f''(x)`, elementwise. Compared with the
 /// second central difference of the f64 reference `f`.
-fn check_unary_second_derivative(op: Un, prec: Prec, x: &[f64], dims: &[usize], seed: u64) -> Check {
+fn check_unary_second_derivative<U: UnaryUnderTest>(op: U, prec: Prec, x: &[f64], dims: &[usize], seed: u64) -> Check {
     let what = format!("{op:?} second derivative {prec:?} shape {dims:?}");
     let xs: Vec<f64> = x.iter().map(|&v| prec.round(v)).collect();
     let u = upstream(seed, xs.len(), prec);
@@ -545,28 +570,28 @@ fn check_unary_second_derivative(op: Un, prec: Prec, x: &[f64], dims: &[usize], 
 }
 
 macro_rules! unary_properties {
-    ($($op:ident => $f32_grad:ident, $f16_grad:ident, $f32_second:ident, $f16_second:ident;)*) => {
+    ($Enum:ident: $($op:ident => $f32_grad:ident, $f16_grad:ident, $f32_second:ident, $f16_second:ident;)*) => {
         proptest! {
             #![proptest_config(config())]
             $(
                 #[test]
-                fn $f32_grad((x, dims, seed) in unary_case(Un::$op)) {
-                    check_unary_gradient(Un::$op, Prec::F32, &x, &dims, seed)?;
+                fn $f32_grad((x, dims, seed) in unary_case($Enum::$op)) {
+                    check_unary_gradient($Enum::$op, Prec::F32, &x, &dims, seed)?;
                 }
 
                 #[test]
-                fn $f16_grad((x, dims, seed) in unary_case(Un::$op)) {
-                    check_unary_gradient(Un::$op, Prec::F16, &x, &dims, seed)?;
+                fn $f16_grad((x, dims, seed) in unary_case($Enum::$op)) {
+                    check_unary_gradient($Enum::$op, Prec::F16, &x, &dims, seed)?;
                 }
 
                 #[test]
-                fn $f32_second((x, dims, seed) in unary_case(Un::$op)) {
-                    check_unary_second_derivative(Un::$op, Prec::F32, &x, &dims, seed)?;
+                fn $f32_second((x, dims, seed) in unary_case($Enum::$op)) {
+                    check_unary_second_derivative($Enum::$op, Prec::F32, &x, &dims, seed)?;
                 }
 
                 #[test]
-                fn $f16_second((x, dims, seed) in unary_case(Un::$op)) {
-                    check_unary_second_derivative(Un::$op, Prec::F16, &x, &dims, seed)?;
+                fn $f16_second((x, dims, seed) in unary_case($Enum::$op)) {
+                    check_unary_second_derivative($Enum::$op, Prec::F16, &x, &dims, seed)?;
                 }
             )*
         }
@@ -574,6 +599,7 @@ macro_rules! unary_properties {
 }
 
 unary_properties! {
+    Un:
     Neg => neg_gradient_matches_central_differences, neg_f16_gradient_matches_central_differences,
         neg_second_derivative_matches_second_differences, neg_f16_second_derivative_matches_second_differences;
     Abs => abs_gradient_matches_central_differences, abs_f16_gradient_matches_central_differences,
@@ -753,6 +779,287 @@ binary_properties! {
     Pow => pow_gradient_matches_central_differences, pow_f16_gradient_matches_central_differences;
     Maximum => maximum_gradient_matches_central_differences, maximum_f16_gradient_matches_central_differences;
     Minimum => minimum_gradient_matches_central_differences, minimum_f16_gradient_matches_central_differences;
+}
+
+// ---------------------------------------------------------------------------------------
+// The elementwise math of the second catalog: unary ops (leaky_relu and clip_by_value with
+// fixed attributes), squared_difference, atan2 and floormod.
+// ---------------------------------------------------------------------------------------
+
+/// TensorFlow's selu constants.
+const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+
+#[derive(Clone, Copy, Debug)]
+enum Math {
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Erf,
+    Erfc,
+    LogSigmoid,
+    Softsign,
+    Elu,
+    Selu,
+    Relu6,
+    Silu,
+    Gelu,
+    GeluTanh,
+    LeakyRelu,
+    Clip,
+}
+
+impl UnaryUnderTest for Math {
+    fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Math::Tan => x.tan(),
+            Math::Asin => x.asin(),
+            Math::Acos => x.acos(),
+            Math::Atan => x.atan(),
+            Math::Sinh => x.sinh(),
+            Math::Cosh => x.cosh(),
+            Math::Asinh => x.asinh(),
+            Math::Acosh => x.acosh(),
+            Math::Atanh => x.atanh(),
+            Math::Erf => x.erf(),
+            Math::Erfc => x.erfc(),
+            Math::LogSigmoid => x.log_sigmoid(),
+            Math::Softsign => x.softsign(),
+            Math::Elu => x.elu(),
+            Math::Selu => x.selu(),
+            Math::Relu6 => x.relu6(),
+            Math::Silu => x.silu(),
+            Math::Gelu => x.gelu(false),
+            Math::GeluTanh => x.gelu(true),
+            Math::LeakyRelu => x.leaky_relu(0.2),
+            Math::Clip => x.clip_by_value(-1.0, 1.5),
+        }
+    }
+
+    /// The f64 reference; derivatives in the comments.
+    fn f(self, x: f64) -> f64 {
+        match self {
+            Math::Tan => x.tan(), // f' = sec² x, f'' = 2 sec² x tan x
+            Math::Asin => x.asin(), // f' = 1/√(1 − x²), f'' = x/(1 − x²)^(3/2)
+            Math::Acos => x.acos(), // f' = −1/√(1 − x²)
+            Math::Atan => x.atan(), // f' = 1/(1 + x²), f'' = −2x/(1 + x²)²
+            Math::Sinh => x.sinh(), // f' = cosh x, f'' = sinh x
+            Math::Cosh => x.cosh(), // f' = sinh x, f'' = cosh x
+            Math::Asinh => x.asinh(), // f' = 1/√(x² + 1)
+            Math::Acosh => x.acosh(), // f' = 1/√(x² − 1), a pole at 1
+            Math::Atanh => x.atanh(), // f' = 1/(1 − x²), f'' = 2x/(1 − x²)²
+            Math::Erf => libm::erf(x), // f' = 2/√π·e^(−x²), f'' = −2x·f'
+            Math::Erfc => libm::erfc(x), // f' = −2/√π·e^(−x²)
+            Math::LogSigmoid => -((-x).max(0.0) + (-x.abs()).exp().ln_1p()), // f' = sigmoid(−x), f'' = −s(1 − s)
+            Math::Softsign => x / (1.0 + x.abs()), // f' = 1/(1 + |x|)², f'' jumps at 0
+            Math::Elu => if x < 0.0 { x.exp_m1() } else { x }, // f' = eˣ below 0, 1 above; f'' jumps at 0
+            Math::Selu => SELU_SCALE * if x < 0.0 { SELU_ALPHA * x.exp_m1() } else { x }, // f' jumps at 0 (scale·alpha vs scale)
+            Math::Relu6 => x.clamp(0.0, 6.0), // f' = [0 < x < 6], kinks at 0 and 6
+            Math::Silu => x / (1.0 + (-x).exp()), // f' = s(1 + x(1 − s))
+            Math::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)), // f' = Φ(x) + x·φ(x)
+            Math::GeluTanh => 0.5 * x * (1.0 + (0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)).tanh()), // the tanh approximation
+            Math::LeakyRelu => if x > 0.0 { x } else { 0.2 * x }, // f' = 1 above 0, 0.2 below
+            Math::Clip => x.clamp(-1.0, 1.5), // f' = [−1 < x < 1.5]
+        }
+    }
+
+    fn domain(self) -> Domain {
+        match self {
+            Math::Tan => Domain::range(-1.4, 1.4),
+            Math::Asin => Domain::range(-0.9, 0.9),
+            Math::Acos => Domain::range(-0.9, 0.9),
+            Math::Atan => Domain::range(-5.0, 5.0),
+            Math::Sinh => Domain::range(-4.0, 4.0),
+            Math::Cosh => Domain::range(-4.0, 4.0),
+            Math::Asinh => Domain::range(-5.0, 5.0),
+            Math::Acosh => Domain::range(1.0 + 2.0 * POLE_MARGIN, 6.0),
+            Math::Atanh => Domain::range(-0.9, 0.9),
+            Math::Erf => Domain::range(-3.0, 3.0),
+            Math::Erfc => Domain::range(-3.0, 3.0),
+            Math::LogSigmoid => Domain::range(-5.0, 5.0),
+            Math::Softsign => Domain::avoiding(-5.0, 5.0, 0.0, KINK_MARGIN),
+            Math::Elu => Domain::avoiding(-5.0, 5.0, 0.0, KINK_MARGIN),
+            Math::Selu => Domain::avoiding(-5.0, 5.0, 0.0, KINK_MARGIN),
+            Math::Relu6 => Domain::avoiding_two(-3.0, 9.0, 0.0, 6.0, KINK_MARGIN),
+            Math::Silu => Domain::range(-5.0, 5.0),
+            // Beyond ±2.5 the float16 rules (every intermediate rounded to float16, as in
+            // TensorFlow) lose the small second derivative to 1 − tanh² and 1 + erf
+            // cancelling: an absolute error of 5e-3 at x = 3.6.
+            Math::Gelu => Domain::range(-2.5, 2.5),
+            Math::GeluTanh => Domain::range(-2.5, 2.5),
+            Math::LeakyRelu => Domain::avoiding(-5.0, 5.0, 0.0, KINK_MARGIN),
+            Math::Clip => Domain::avoiding_two(-3.0, 3.0, -1.0, 1.5, KINK_MARGIN),
+        }
+    }
+}
+
+unary_properties! {
+    Math:
+    Tan => tan_gradient_matches_central_differences, tan_f16_gradient_matches_central_differences,
+        tan_second_derivative_matches_second_differences, tan_f16_second_derivative_matches_second_differences;
+    Asin => asin_gradient_matches_central_differences, asin_f16_gradient_matches_central_differences,
+        asin_second_derivative_matches_second_differences, asin_f16_second_derivative_matches_second_differences;
+    Acos => acos_gradient_matches_central_differences, acos_f16_gradient_matches_central_differences,
+        acos_second_derivative_matches_second_differences, acos_f16_second_derivative_matches_second_differences;
+    Atan => atan_gradient_matches_central_differences, atan_f16_gradient_matches_central_differences,
+        atan_second_derivative_matches_second_differences, atan_f16_second_derivative_matches_second_differences;
+    Sinh => sinh_gradient_matches_central_differences, sinh_f16_gradient_matches_central_differences,
+        sinh_second_derivative_matches_second_differences, sinh_f16_second_derivative_matches_second_differences;
+    Cosh => cosh_gradient_matches_central_differences, cosh_f16_gradient_matches_central_differences,
+        cosh_second_derivative_matches_second_differences, cosh_f16_second_derivative_matches_second_differences;
+    Asinh => asinh_gradient_matches_central_differences, asinh_f16_gradient_matches_central_differences,
+        asinh_second_derivative_matches_second_differences, asinh_f16_second_derivative_matches_second_differences;
+    Acosh => acosh_gradient_matches_central_differences, acosh_f16_gradient_matches_central_differences,
+        acosh_second_derivative_matches_second_differences, acosh_f16_second_derivative_matches_second_differences;
+    Atanh => atanh_gradient_matches_central_differences, atanh_f16_gradient_matches_central_differences,
+        atanh_second_derivative_matches_second_differences, atanh_f16_second_derivative_matches_second_differences;
+    Erf => erf_gradient_matches_central_differences, erf_f16_gradient_matches_central_differences,
+        erf_second_derivative_matches_second_differences, erf_f16_second_derivative_matches_second_differences;
+    Erfc => erfc_gradient_matches_central_differences, erfc_f16_gradient_matches_central_differences,
+        erfc_second_derivative_matches_second_differences, erfc_f16_second_derivative_matches_second_differences;
+    LogSigmoid => log_sigmoid_gradient_matches_central_differences, log_sigmoid_f16_gradient_matches_central_differences,
+        log_sigmoid_second_derivative_matches_second_differences, log_sigmoid_f16_second_derivative_matches_second_differences;
+    Softsign => softsign_gradient_matches_central_differences, softsign_f16_gradient_matches_central_differences,
+        softsign_second_derivative_matches_second_differences, softsign_f16_second_derivative_matches_second_differences;
+    Elu => elu_gradient_matches_central_differences, elu_f16_gradient_matches_central_differences,
+        elu_second_derivative_matches_second_differences, elu_f16_second_derivative_matches_second_differences;
+    Selu => selu_gradient_matches_central_differences, selu_f16_gradient_matches_central_differences,
+        selu_second_derivative_matches_second_differences, selu_f16_second_derivative_matches_second_differences;
+    Relu6 => relu6_gradient_matches_central_differences, relu6_f16_gradient_matches_central_differences,
+        relu6_second_derivative_matches_second_differences, relu6_f16_second_derivative_matches_second_differences;
+    Silu => silu_gradient_matches_central_differences, silu_f16_gradient_matches_central_differences,
+        silu_second_derivative_matches_second_differences, silu_f16_second_derivative_matches_second_differences;
+    Gelu => gelu_gradient_matches_central_differences, gelu_f16_gradient_matches_central_differences,
+        gelu_second_derivative_matches_second_differences, gelu_f16_second_derivative_matches_second_differences;
+    GeluTanh => gelu_tanh_gradient_matches_central_differences, gelu_tanh_f16_gradient_matches_central_differences,
+        gelu_tanh_second_derivative_matches_second_differences, gelu_tanh_f16_second_derivative_matches_second_differences;
+    LeakyRelu => leaky_relu_gradient_matches_central_differences, leaky_relu_f16_gradient_matches_central_differences,
+        leaky_relu_second_derivative_matches_second_differences, leaky_relu_f16_second_derivative_matches_second_differences;
+    Clip => clip_gradient_matches_central_differences, clip_f16_gradient_matches_central_differences,
+        clip_second_derivative_matches_second_differences, clip_f16_second_derivative_matches_second_differences;
+}
+
+/// `f` of two broadcast operands, as [`binary_ref`] for the ops of this section.
+fn broadcast_ref(f: fn(f64, f64) -> f64, a: &[f64], ad: &[usize], b: &[f64], bd: &[usize]) -> (Vec<f64>, Vec<usize>) {
+    let out_dims = broadcast_dims(ad, bd);
+    let out = (0..numel(&out_dims))
+        .map(|o| {
+            let idx = unravel(o, &out_dims);
+            f(a[broadcast_source(&idx, ad)], b[broadcast_source(&idx, bd)])
+        })
+        .collect();
+    (out, out_dims)
+}
+
+/// (a − b)²: d/da = 2(a − b), d/db = −2(a − b).
+fn squared_difference_f(a: f64, b: f64) -> f64 {
+    (a - b) * (a - b)
+}
+
+/// atan2(a, b): d/da = b/(a² + b²), d/db = −a/(a² + b²); a kept away from 0 (the branch
+/// cut for b < 0) and b from 0.
+fn atan2_f(a: f64, b: f64) -> f64 {
+    a.atan2(b)
+}
+
+fn check_math_binary(
+    name: &str,
+    f: fn(f64, f64) -> f64,
+    prec: Prec,
+    dims: &(Vec<usize>, Vec<usize>),
+    vals: &(Vec<f64>, Vec<f64>),
+    seed: u64,
+    op: fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Check {
+    let (ad, bd) = dims.clone();
+    // float16 gradients of broadcast operands sum f16-rounded terms (up to |2u(a − b)| = 12
+    // for squared_difference) that can cancel: measured against the terms, as div and pow.
+    let scale = if prec == Prec::F16 { Scale::Terms } else { Scale::Want };
+    check_vjp_scaled(
+        name,
+        prec,
+        scale,
+        &[(vals.0.clone(), ad.clone()), (vals.1.clone(), bd.clone())],
+        seed,
+        |t| op(&t[0], &t[1]),
+        |xs| broadcast_ref(f, &xs[0], &ad, &xs[1], &bd),
+    )
+}
+
+fn math_binary_case(a: Domain, b: Domain) -> impl Strategy<Value = BinaryCase> {
+    binary_shapes().prop_flat_map(move |(ad, bd)| {
+        let vals = (a.values(numel(&ad)), b.values(numel(&bd)));
+        (Just((ad, bd)), vals, any::<u64>())
+    })
+}
+
+/// floormod(a, b) = a − floor(a/b)·b: d/da = 1, d/db = −floor(a/b), away from the jumps
+/// where a/b is an integer. The operands have one shape (a = b·(k + f) with the fraction f
+/// in [0.1, 0.9], so a ± h never crosses a jump); broadcasting is the shared reduction of
+/// every binary op, tested above.
+fn floormod_case() -> impl Strategy<Value = (Vec<usize>, Vec<f64>, Vec<f64>, u64)> {
+    unary_shape().prop_flat_map(|dims| {
+        let n = numel(&dims);
+        let b = vec(prop_oneof![-2.0f64..-0.5, 0.5f64..2.0], n);
+        let kf = vec((-3i32..3, 0.1f64..0.9), n);
+        (Just(dims), b, kf, any::<u64>())
+            .prop_map(|(dims, b, kf, seed)| {
+                let a = b.iter().zip(&kf).map(|(&b, &(k, f))| b * (f64::from(k) + f)).collect();
+                (dims, a, b, seed)
+            })
+    })
+}
+
+fn check_floormod(prec: Prec, dims: &[usize], a: &[f64], b: &[f64], seed: u64) -> Check {
+    // Rounded to the precision first, the quotients' fractions stay well inside (0, 1).
+    check_vjp(
+        "floormod",
+        prec,
+        &[(a.to_vec(), dims.to_vec()), (b.to_vec(), dims.to_vec())],
+        seed,
+        |t| t[0].floormod(&t[1]),
+        |xs| (xs[0].iter().zip(&xs[1]).map(|(&a, &b)| a - (a / b).floor() * b).collect(), dims.to_vec()),
+    )
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn squared_difference_gradient_matches_central_differences((dims, vals, seed) in math_binary_case(Domain::range(-3.0, 3.0), Domain::range(-3.0, 3.0))) {
+        check_math_binary("squared_difference", squared_difference_f, Prec::F32, &dims, &vals, seed, |a, b| a.squared_difference(b))?;
+    }
+
+    #[test]
+    fn squared_difference_f16_gradient_matches_central_differences((dims, vals, seed) in math_binary_case(Domain::range(-3.0, 3.0), Domain::range(-3.0, 3.0))) {
+        check_math_binary("squared_difference", squared_difference_f, Prec::F16, &dims, &vals, seed, |a, b| a.squared_difference(b))?;
+    }
+
+    #[test]
+    fn atan2_gradient_matches_central_differences((dims, vals, seed) in math_binary_case(Domain::avoiding(-3.0, 3.0, 0.0, 0.2), Domain::avoiding(-3.0, 3.0, 0.0, 0.2))) {
+        check_math_binary("atan2", atan2_f, Prec::F32, &dims, &vals, seed, |a, b| a.atan2(b))?;
+    }
+
+    #[test]
+    fn atan2_f16_gradient_matches_central_differences((dims, vals, seed) in math_binary_case(Domain::avoiding(-3.0, 3.0, 0.0, 0.2), Domain::avoiding(-3.0, 3.0, 0.0, 0.2))) {
+        check_math_binary("atan2", atan2_f, Prec::F16, &dims, &vals, seed, |a, b| a.atan2(b))?;
+    }
+
+    #[test]
+    fn floormod_gradient_matches_central_differences((dims, a, b, seed) in floormod_case()) {
+        check_floormod(Prec::F32, &dims, &a, &b, seed)?;
+    }
+
+    #[test]
+    fn floormod_f16_gradient_matches_central_differences((dims, a, b, seed) in floormod_case()) {
+        check_floormod(Prec::F16, &dims, &a, &b, seed)?;
+    }
 }
 
 // ---------------------------------------------------------------------------------------

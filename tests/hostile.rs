@@ -447,7 +447,8 @@ impl Hostile {
             // Labels of the cross-entropy are inputs, not differentiable ones.
             let expect_some = differentiable(&y)
                 && differentiable(value)
-                && !(op == "sparse_softmax_cross_entropy" && value.dtype() == DType::I32);
+                && !(op == "sparse_softmax_cross_entropy" && value.dtype() == DType::I32)
+                && !NO_GRADIENT.contains(&op);
             match g {
                 Some(g) if expect_some => {
                     if g.shape() != value.shape() || g.dtype() != value.dtype() {
@@ -659,6 +660,22 @@ impl Hostile {
         let inputs = [x.clone()];
         self.differentiate(op, &inputs, &describe, || {
             if op == "any" { x.any(&axes, keepdims) } else { x.all(&axes, keepdims) }
+        });
+    }
+
+    /// leaky_relu(alpha), clip_by_value(min, max) and gelu(approximate) with random
+    /// attributes.
+    fn attributed_case(&mut self, op: &'static str) {
+        let x = self.random_tensor();
+        let x = self.input(x);
+        let (p, q) = (self.rng.pick(&ATTRIBUTE_VALUES), self.rng.pick(&ATTRIBUTE_VALUES));
+        let approximate = self.rng.one_in(2);
+        let describe = || format!("{op}({}, {p}, {q}, approximate {approximate})", x.describe());
+        let inputs = [x.clone()];
+        self.differentiate(op, &inputs, &describe, || match op {
+            "leaky_relu" => x.leaky_relu(p),
+            "gelu" => x.gelu(approximate),
+            _ => x.clip_by_value(p, q),
         });
     }
 
@@ -1011,6 +1028,27 @@ fn unary(op: &str, x: &Input) -> Result<Tensor> {
         "log1p" => x.log1p(),
         "expm1" => x.expm1(),
         "reciprocal" => x.reciprocal(),
+        "floor" => x.floor(),
+        "ceil" => x.ceil(),
+        "round" => x.round(),
+        "sign" => x.sign(),
+        "tan" => x.tan(),
+        "asin" => x.asin(),
+        "acos" => x.acos(),
+        "atan" => x.atan(),
+        "sinh" => x.sinh(),
+        "cosh" => x.cosh(),
+        "asinh" => x.asinh(),
+        "acosh" => x.acosh(),
+        "atanh" => x.atanh(),
+        "erf" => x.erf(),
+        "erfc" => x.erfc(),
+        "log_sigmoid" => x.log_sigmoid(),
+        "softsign" => x.softsign(),
+        "elu" => x.elu(),
+        "selu" => x.selu(),
+        "relu6" => x.relu6(),
+        "silu" => x.silu(),
         _ => unreachable!("not a unary op: {op}"),
     }
 }
@@ -1024,6 +1062,10 @@ fn binary(op: &str, a: &Input, b: impl IntoOperand) -> Result<Tensor> {
         "pow" => a.pow(b),
         "maximum" => a.maximum(b),
         "minimum" => a.minimum(b),
+        "squared_difference" => a.squared_difference(b),
+        "floordiv" => a.floordiv(b),
+        "floormod" => a.floormod(b),
+        "atan2" => a.atan2(b),
         _ => unreachable!("not a binary op: {op}"),
     }
 }
@@ -1066,7 +1108,7 @@ const MASK_BINARY: [&str; 9] = [
     "logical_xor",
 ];
 
-const UNARY: [&str; 16] = [
+const UNARY: [&str; 37] = [
     "neg",
     "abs",
     "exp",
@@ -1083,8 +1125,49 @@ const UNARY: [&str; 16] = [
     "log1p",
     "expm1",
     "reciprocal",
+    "floor",
+    "ceil",
+    "round",
+    "sign",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "erf",
+    "erfc",
+    "log_sigmoid",
+    "softsign",
+    "elu",
+    "selu",
+    "relu6",
+    "silu",
 ];
-const BINARY: [&str; 7] = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"];
+const BINARY: [&str; 11] = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "minimum",
+    "squared_difference",
+    "floordiv",
+    "floormod",
+    "atan2",
+];
+/// Ops with an attribute (random scalars, NaN and inverted bounds included; gelu's
+/// `approximate` either way).
+const ATTRIBUTED: [&str; 3] = ["leaky_relu", "clip_by_value", "gelu"];
+/// Ops TensorFlow's gradient registry leaves without a gradient: `None` on success.
+const NO_GRADIENT: [&str; 4] = ["floor", "ceil", "round", "floordiv"];
+/// Attribute values: ordinary, zero, negative, huge, non-integral (int32 bounds refuse
+/// them) and NaN.
+const ATTRIBUTE_VALUES: [f64; 10] = [0.2, 0.0, -1.5, 1.0, 3.0, -2.0, 1e30, 0.5, f64::NAN, f64::NEG_INFINITY];
 const REDUCE: [&str; 13] = [
     "sum",
     "mean",
@@ -1120,6 +1203,9 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         }
         for op in BINARY {
             h.binary_case(op);
+        }
+        for op in ATTRIBUTED {
+            h.attributed_case(op);
         }
         for op in OPERATORS {
             h.operator_case(op);
@@ -1159,7 +1245,7 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         h.failures.iter().map(|(kind, (count, example))| format!("{count} × {kind}\n    first: {example}")).collect();
     assert!(failures.is_empty(), "{} kinds of failure (seed {seed:#x}):\n{}", failures.len(), failures.join("\n"));
     // Every op of the catalog succeeded (so its gradient was checked) and failed somewhere.
-    for op in UNARY.iter().chain(&BINARY).chain(&REDUCE).chain(&AXIS_OPS).chain(&[
+    for op in UNARY.iter().chain(&BINARY).chain(&ATTRIBUTED).chain(&REDUCE).chain(&AXIS_OPS).chain(&[
         "matmul",
         "reshape",
         "transpose",

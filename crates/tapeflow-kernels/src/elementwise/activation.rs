@@ -105,6 +105,9 @@ pub fn clip_by_value<R>(x: &Tensor<R>, min: f64, max: f64) -> Result<Tensor<R>> 
                 })
             })
         }
+        DType::Bool => {
+            return Err(Error::UnsupportedDType { op: "clip_by_value", shape: x.shape().clone(), dtype: x.dtype() });
+        }
     };
     Tensor::from_storage(storage, x.shape().clone())
 }

@@ -450,8 +450,8 @@ fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result
 
 /// `op(a, b)` with NumPy broadcasting; both operands must share a dtype. int32 `div`,
 /// `floordiv` and `floormod` by zero and `pow` with a negative exponent are an `Err`
-/// (TensorFlow refuses them), as is `atan2` of int32, and so is a bool operand (arithmetic
-/// on truth values; bool comparisons are `compare`'s).
+/// (TensorFlow refuses them), as are `atan2` of int32 and a bool operand (arithmetic on
+/// truth values; bool comparisons are `compare`'s).
 ///
 /// The broadcast operand is never materialised: the output is walked in runs along which
 /// each operand is either contiguous or a single repeated element (tensor–scalar, row and
