@@ -24,7 +24,7 @@ pub use tapeflow_tape::{
     Adam, AdamW, Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Optimizer,
     SavedValue, Sgd, Tensor, TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, assign_variables,
     concat, constant, from_safetensors_bytes, init, load_safetensors, load_variables, ops, optim, save_safetensors,
-    stop_gradient, to_safetensors_bytes, weights,
+    select, stop_gradient, to_safetensors_bytes, weights,
 };
 
 // The README's examples run as doctests.
@@ -44,6 +44,6 @@ pub use tapeflow_kernels as kernels;
 pub mod prelude {
     pub use crate::{
         Adam, AdamW, DType, Error, GradientOptions, GradientTape, JacobianOptions, Optimizer, Result, Sgd, Shape,
-        Tensor, TensorMath, UnconnectedGradients, Variable, concat, constant, f16, stop_gradient,
+        Tensor, TensorMath, UnconnectedGradients, Variable, concat, constant, f16, select, stop_gradient,
     };
 }

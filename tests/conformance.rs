@@ -44,41 +44,11 @@ use serde_json::{Map, Value};
 const CASE_FIELDS: &[&str] =
     &["op", "attrs", "inputs", "output", "upstream", "grads", "grad_of", "upstream2", "grads2", "note"];
 
-/// A case file's dtype: one of the library's, or `bool`, which the library does not have yet.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum SpecDType {
-    Tensor(DType),
-    Bool,
-}
-
-impl SpecDType {
-    /// A library dtype as a case file names it.
-    fn of(dtype: DType) -> Self {
-        SpecDType::Tensor(dtype)
-    }
-
-    fn is_float(self) -> bool {
-        matches!(self, SpecDType::Tensor(dtype) if dtype.is_float())
-    }
-}
-
-impl fmt::Display for SpecDType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpecDType::Tensor(dtype) => dtype.fmt(f),
-            SpecDType::Bool => f.write_str("bool"),
-        }
-    }
-}
-
-/// Why a bool tensor cannot be built yet.
-const BOOL_UNSUPPORTED: &str = "the bool dtype is not supported yet";
-
 /// A tensor as a case file writes it: dtype, shape and row-major values (as f64, which
 /// holds every float32, float16 and int32 value exactly; bool as 0 and 1).
 #[derive(Debug, Clone)]
 struct TensorSpec {
-    dtype: SpecDType,
+    dtype: DType,
     shape: Vec<usize>,
     data: Vec<f64>,
 }
@@ -118,28 +88,22 @@ impl TensorSpec {
     fn to_tensor(&self) -> Result<Tensor, String> {
         let shape = self.shape.clone();
         let tensor = match self.dtype {
-            SpecDType::Tensor(DType::F32) => {
-                Tensor::from_vec(self.data.iter().map(|&v| v as f32).collect::<Vec<_>>(), shape)
-            }
-            SpecDType::Tensor(DType::F16) => {
-                Tensor::from_vec(self.data.iter().map(|&v| f16::from_f64(v)).collect::<Vec<_>>(), shape)
-            }
-            SpecDType::Tensor(DType::I32) => {
-                Tensor::from_vec(self.data.iter().map(|&v| v as i32).collect::<Vec<_>>(), shape)
-            }
-            SpecDType::Bool => return Err(BOOL_UNSUPPORTED.into()),
+            DType::F32 => Tensor::from_vec(self.data.iter().map(|&v| v as f32).collect::<Vec<_>>(), shape),
+            DType::F16 => Tensor::from_vec(self.data.iter().map(|&v| f16::from_f64(v)).collect::<Vec<_>>(), shape),
+            DType::I32 => Tensor::from_vec(self.data.iter().map(|&v| v as i32).collect::<Vec<_>>(), shape),
+            DType::Bool => Tensor::from_vec(self.data.iter().map(|&v| v != 0.0).collect::<Vec<_>>(), shape),
         };
         tensor.map_err(|e| format!("cannot build a {} tensor of shape {:?}: {e}", self.dtype, self.shape))
     }
 }
 
 /// A dtype from its TensorFlow name.
-fn parse_dtype(name: &str) -> Result<SpecDType, String> {
+fn parse_dtype(name: &str) -> Result<DType, String> {
     match name {
-        "float32" => Ok(SpecDType::Tensor(DType::F32)),
-        "float16" => Ok(SpecDType::Tensor(DType::F16)),
-        "int32" => Ok(SpecDType::Tensor(DType::I32)),
-        "bool" => Ok(SpecDType::Bool),
+        "float32" => Ok(DType::F32),
+        "float16" => Ok(DType::F16),
+        "int32" => Ok(DType::I32),
+        "bool" => Ok(DType::Bool),
         _ => Err(format!("unknown dtype {name:?}")),
     }
 }
@@ -171,18 +135,16 @@ fn json_float(value: &Value) -> Result<f64, String> {
 }
 
 /// One element of a tensor's data, checked against the dtype.
-fn json_element(value: &Value, dtype: SpecDType) -> Result<f64, String> {
+fn json_element(value: &Value, dtype: DType) -> Result<f64, String> {
     let number = match (value, dtype) {
-        (Value::Bool(b), SpecDType::Bool) => return Ok(f64::from(u8::from(*b))),
-        (_, SpecDType::Bool) | (Value::Bool(_), _) => return Err(format!("bad {dtype} element {value}")),
+        (Value::Bool(b), DType::Bool) => return Ok(f64::from(u8::from(*b))),
+        (_, DType::Bool) | (Value::Bool(_), _) => return Err(format!("bad {dtype} element {value}")),
         (Value::String(_), _) if dtype.is_float() => {
             json_float(value).map_err(|_| format!("bad float element {value}"))?
         }
         _ => value.as_f64().ok_or_else(|| format!("bad {dtype} element {value}"))?,
     };
-    if dtype == SpecDType::Tensor(DType::I32)
-        && (number.fract() != 0.0 || number < f64::from(i32::MIN) || number > f64::from(i32::MAX))
-    {
+    if dtype == DType::I32 && (number.fract() != 0.0 || number < f64::from(i32::MIN) || number > f64::from(i32::MAX)) {
         return Err(format!("bad int32 element {value}"));
     }
     Ok(number)
@@ -409,10 +371,7 @@ impl<'a> Attrs<'a> {
 
     /// A required dtype attribute (its TensorFlow name).
     fn dtype(&self, key: &'static str) -> Result<DType, String> {
-        match parse_dtype(&self.string(key)?)? {
-            SpecDType::Tensor(dtype) => Ok(dtype),
-            SpecDType::Bool => Err(format!("attr {key}: {BOOL_UNSUPPORTED}")),
-        }
+        parse_dtype(&self.string(key)?)
     }
 
     /// An axis attribute: absent or `null` (every axis: `None`), an int or a list of ints.
@@ -551,6 +510,23 @@ impl Op {
                 let dtype = attrs.dtype("dtype")?;
                 Op::new(1, "shape", move |t| t[0].cast(dtype))
             }
+            // Catalog II: masks (bool results, or bool operands).
+            "equal" => Op::binary(|a, b| a.equal(b)).family("mask"),
+            "not_equal" => Op::binary(|a, b| a.not_equal(b)).family("mask"),
+            "less" => Op::binary(|a, b| a.less(b)).family("mask"),
+            "less_equal" => Op::binary(|a, b| a.less_equal(b)).family("mask"),
+            "greater" => Op::binary(|a, b| a.greater(b)).family("mask"),
+            "greater_equal" => Op::binary(|a, b| a.greater_equal(b)).family("mask"),
+            "logical_and" => Op::binary(|a, b| a.logical_and(b)).family("mask"),
+            "logical_or" => Op::binary(|a, b| a.logical_or(b)).family("mask"),
+            "logical_xor" => Op::binary(|a, b| a.logical_xor(b)).family("mask"),
+            "logical_not" => Op::unary(TensorMath::logical_not).family("mask"),
+            "is_nan" => Op::unary(TensorMath::is_nan).family("mask"),
+            "is_finite" => Op::unary(TensorMath::is_finite).family("mask"),
+            "is_inf" => Op::unary(TensorMath::is_inf).family("mask"),
+            "select" => Op::new(3, "mask", |t| select(&t[0], &t[1], &t[2])),
+            "any" => Op::reduce(&attrs, TensorMath::any, None)?.family("mask"),
+            "all" => Op::reduce(&attrs, TensorMath::all, None)?.family("mask"),
             _ => return Err(format!("unknown op {name:?}")),
         };
         attrs.check_all_read()?;
@@ -597,12 +573,12 @@ struct Tolerance {
 
 impl Tolerance {
     /// The tolerance for values of `dtype` from an op of `accuracy` (int32 and bool: exact).
-    fn new(dtype: SpecDType, accuracy: Accuracy) -> Self {
+    fn new(dtype: DType, accuracy: Accuracy) -> Self {
         match (dtype, accuracy) {
-            (SpecDType::Tensor(DType::F32), Accuracy::Elementwise) => Tolerance { rel: 1e-5, abs: 1e-6 },
-            (SpecDType::Tensor(DType::F32), Accuracy::Accumulating) => Tolerance { rel: 1e-4, abs: 1e-6 },
-            (SpecDType::Tensor(DType::F16), _) => Tolerance { rel: 1e-2, abs: 1e-3 },
-            (SpecDType::Tensor(DType::I32) | SpecDType::Bool, _) => Tolerance { rel: 0.0, abs: 0.0 },
+            (DType::F32, Accuracy::Elementwise) => Tolerance { rel: 1e-5, abs: 1e-6 },
+            (DType::F32, Accuracy::Accumulating) => Tolerance { rel: 1e-4, abs: 1e-6 },
+            (DType::F16, _) => Tolerance { rel: 1e-2, abs: 1e-3 },
+            (DType::I32 | DType::Bool, _) => Tolerance { rel: 0.0, abs: 0.0 },
         }
     }
 
@@ -615,7 +591,7 @@ impl Tolerance {
 /// Compares a result with the file's tensor: dtype and shape exactly, values within
 /// `accuracy`'s tolerance. The error names the worst element.
 fn compare(got: &Tensor, want: &TensorSpec, accuracy: Accuracy) -> Result<(), String> {
-    if SpecDType::of(got.dtype()) != want.dtype || got.dims() != want.shape.as_slice() {
+    if got.dtype() != want.dtype || got.dims() != want.shape.as_slice() {
         return Err(format!("want {} {:?}, got {} {:?}", want.dtype, want.shape, got.dtype(), got.dims()));
     }
     let tolerance = Tolerance::new(want.dtype, accuracy);

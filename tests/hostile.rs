@@ -278,10 +278,11 @@ impl Hostile {
     // ---- random inputs ----
 
     fn dtype(&mut self) -> DType {
-        match self.rng.below(4) {
+        match self.rng.below(5) {
             0 | 1 => DType::F32,
             2 => DType::F16,
-            _ => DType::I32,
+            3 => DType::I32,
+            _ => DType::Bool,
         }
     }
 
@@ -346,6 +347,7 @@ impl Hostile {
                         .collect::<Vec<i32>>(),
                     dims,
                 ),
+                DType::Bool => Tensor::from_vec((0..n).map(|_| self.rng.one_in(2)).collect::<Vec<bool>>(), dims),
             };
         result.expect("the generator fills the shape")
     }
@@ -424,7 +426,7 @@ impl Hostile {
         let values: Vec<Tensor> = inputs.iter().map(Input::value).collect();
         let operands: Vec<&Tensor> = values.iter().chain(extra).collect();
         let Some(y) = self.call(op, &operands, describe, || tape.record(f)) else { return };
-        let differentiable = |t: &Tensor| t.dtype() != DType::I32;
+        let differentiable = |t: &Tensor| t.dtype().is_float();
         // An empty input with a dimension past 2^32 ([2^62, 0, 3]): the forward op must not
         // panic, but a gradient may need an intermediate no allocation can hold (softmax's
         // backward sums over the empty axis with keepdims: [2^62, 1, 3]), so an Err is fine.
@@ -796,6 +798,9 @@ impl Hostile {
             }
             DType::I32 => {
                 self.call("from_vec", &[], &describe, || Tensor::from_vec(vec![i32::MIN; len], dims.as_slice()))
+            }
+            DType::Bool => {
+                self.call("from_vec", &[], &describe, || Tensor::from_vec(vec![true; len], dims.as_slice()))
             }
         };
         if made.is_some() != (len == n) {

@@ -24,6 +24,8 @@ fn sample_tensors() -> Vec<(&'static str, Tensor)> {
         ("i32", Tensor::from_vec(vec![i32::MIN, -1, 0, i32::MAX], [2, 1, 2]).unwrap()),
         ("scalar", constant(2.5)),
         ("int_scalar", constant(-7)),
+        ("mask", Tensor::from_vec(vec![true, false, false, true, true, false], [3, 2]).unwrap()),
+        ("bool_scalar", constant(true)),
         ("empty", Tensor::zeros([0, 3], DType::F16)),
         ("nested/name.with:punctuation", Tensor::ones([1], DType::I32)),
     ]
@@ -37,6 +39,7 @@ fn assert_same(a: &Tensor, b: &Tensor, name: &str) {
             DType::F32 => t.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect(),
             DType::F16 => t.to_vec::<f16>().unwrap().iter().map(|v| u32::from(v.to_bits())).collect(),
             DType::I32 => t.to_vec::<i32>().unwrap().iter().map(|&v| v as u32).collect(),
+            DType::Bool => t.to_vec::<bool>().unwrap().iter().map(|&v| u32::from(v)).collect(),
         }
     };
     assert_eq!(bits(a), bits(b), "{name}");
@@ -131,6 +134,20 @@ fn the_python_reference_fixture_loads_with_its_values() -> Result<()> {
     assert_eq!(loaded["step"].to_vec::<i32>()?, vec![0, -1, i32::MAX, i32::MIN, 7]);
     assert_eq!((loaded["scale"].rank(), loaded["scale"].to_scalar::<f32>()?), (0, 3.25));
     assert_eq!(loaded["empty"].dims(), &[0, 4]);
+    Ok(())
+}
+
+#[test]
+fn bool_tensors_are_one_byte_each_and_other_bytes_are_refused() -> Result<()> {
+    let mask = Tensor::from_vec(vec![true, false, true], [3])?;
+    let mut bytes = weights::to_safetensors_bytes(&[("mask", &mask)])?;
+    let header = std::str::from_utf8(&bytes[8..bytes.len() - 3]).unwrap_or_default().to_string();
+    assert!(header.contains("\"BOOL\""), "{header}");
+    assert_eq!(&bytes[bytes.len() - 3..], &[1, 0, 1]);
+    let last = bytes.len() - 1;
+    bytes[last] = 2;
+    let err = weights::from_safetensors_bytes(&bytes).unwrap_err().to_string();
+    assert!(err.contains("mask") && err.contains("bool") && err.contains("byte 2"), "{err}");
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Rust literals as tensors, the way TensorFlow maps Python numbers: float literals become
-//! float32, integer literals int32; beside a tensor, a literal adopts the tensor's dtype.
+//! float32, integer literals int32, `true`/`false` bool; beside a tensor, a number literal
+//! adopts the tensor's (numeric) dtype and a bool literal is only a bool.
 
 use half::f16;
 
@@ -18,6 +19,8 @@ pub enum ScalarLiteral {
     Half(f16),
     /// An integer literal (`i32` or `i64`): int32 by default.
     Int(i64),
+    /// A `bool` literal: bool, the only dtype it converts to.
+    Bool(bool),
 }
 
 impl ScalarLiteral {
@@ -27,13 +30,15 @@ impl ScalarLiteral {
             ScalarLiteral::Float(_) => DType::F32,
             ScalarLiteral::Half(_) => DType::F16,
             ScalarLiteral::Int(_) => DType::I32,
+            ScalarLiteral::Bool(_) => DType::Bool,
         }
     }
 
     /// The literal as a scalar tensor of `dtype` (the other operand's dtype), for use as an
     /// op's operand: it may be shared with other uses of the same value (see
-    /// [`Tensor::shared_scalar`]). A float into int32, or an integer outside int32's range,
-    /// is an `Err` naming `op`.
+    /// [`Tensor::shared_scalar`]). A float into int32, an integer outside int32's range, a
+    /// number into bool or a bool into a number is an `Err` naming `op` (TensorFlow
+    /// converts neither way).
     pub fn to_tensor<R>(self, dtype: DType, op: &'static str) -> Result<Tensor<R>> {
         let refuse = |reason: String| Error::InvalidValue { op, shape: Shape::scalar(), dtype, reason };
         Ok(match (self, dtype) {
@@ -53,6 +58,13 @@ impl ScalarLiteral {
             (ScalarLiteral::Half(v), DType::I32) => {
                 return Err(refuse(format!("cannot convert the float16 {v} to an int32 tensor")));
             }
+            (ScalarLiteral::Bool(v), DType::Bool) => Tensor::shared_scalar(v),
+            (ScalarLiteral::Bool(v), _) => {
+                return Err(refuse(format!("cannot convert the bool {v} to a {dtype} tensor")));
+            }
+            (number, DType::Bool) => {
+                return Err(refuse(format!("cannot convert the number {} to a bool tensor", number.as_f64())));
+            }
         })
     }
 
@@ -61,11 +73,12 @@ impl ScalarLiteral {
             ScalarLiteral::Float(v) => v,
             ScalarLiteral::Half(v) => v.to_f64(),
             ScalarLiteral::Int(v) => v as f64,
+            ScalarLiteral::Bool(v) => f64::from(u8::from(v)),
         }
     }
 }
 
-/// A Rust scalar type usable as a literal: `f64`, `f32`, `f16`, `i32`, `i64`.
+/// A Rust scalar type usable as a literal: `f64`, `f32`, `f16`, `i32`, `i64`, `bool`.
 pub trait Literal: Copy {
     /// The dtype TensorFlow gives a literal of this type.
     const DTYPE: DType;
@@ -103,6 +116,12 @@ impl Literal for i64 {
         ScalarLiteral::Int(self)
     }
 }
+impl Literal for bool {
+    const DTYPE: DType = DType::Bool;
+    fn literal(self) -> ScalarLiteral {
+        ScalarLiteral::Bool(self)
+    }
+}
 
 /// Builds a tensor of the literals' default dtype. int64 values outside int32's range wrap,
 /// as numpy's `astype(int32)` would; every other conversion is exact or rounds to nearest.
@@ -122,6 +141,9 @@ fn tensor_from_literals<R, L: Literal>(values: &[L], shape: Shape) -> Tensor<R> 
                 other => *o = other.as_f64() as i32,
             })
         }),
+        DType::Bool => Storage::from_fn::<bool>(n, |out| {
+            out.iter_mut().zip(values).for_each(|(o, v)| *o = v.literal().as_f64() != 0.0)
+        }),
     };
     // The shape was built from the very arrays whose elements fill the storage.
     Tensor::from_storage(storage, shape.clone()).unwrap_or_else(|_| Tensor::zeros(shape, dtype))
@@ -136,7 +158,7 @@ macro_rules! scalar_into_tensor {
         }
     )*};
 }
-scalar_into_tensor!(f64, f32, f16, i32, i64);
+scalar_into_tensor!(f64, f32, f16, i32, i64, bool);
 
 impl<R, L: Literal, const N: usize> From<[L; N]> for Tensor<R> {
     fn from(values: [L; N]) -> Self {
@@ -184,6 +206,20 @@ mod tests {
         assert_eq!(m.dims(), &[2, 2]);
         assert_eq!(m.to_vec::<f32>().unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
         assert_eq!(T::from([[[1, 2]], [[3, 4]]]).dims(), &[2, 1, 2]);
+        let mask = T::from([[true, false], [false, true]]);
+        assert_eq!((mask.dtype(), mask.dims()), (DType::Bool, &[2usize, 2][..]));
+        assert_eq!(mask.to_vec::<bool>().unwrap(), vec![true, false, false, true]);
+        assert_eq!(T::from(true).to_scalar::<bool>().unwrap(), true);
+    }
+
+    #[test]
+    fn bool_literals_and_numbers_do_not_convert_into_each_other() {
+        let t: T = ScalarLiteral::Bool(true).to_tensor(DType::Bool, "logical_and").unwrap();
+        assert_eq!(t.to_scalar::<bool>().unwrap(), true);
+        let err = ScalarLiteral::Bool(true).to_tensor::<()>(DType::F32, "add").unwrap_err().to_string();
+        assert!(err.contains("add") && err.contains("bool") && err.contains("float32"), "{err}");
+        let err = ScalarLiteral::Int(1).to_tensor::<()>(DType::Bool, "logical_or").unwrap_err().to_string();
+        assert!(err.contains("logical_or") && err.contains("bool"), "{err}");
     }
 
     #[test]

@@ -195,18 +195,28 @@ impl Lines {
         }
     }
 
-    fn typed<T: Element>(&self) -> &[T] {
+    fn bytes(&self) -> &[u8] {
         match self {
             Lines::Inline(words) => bytemuck::cast_slice(words),
             Lines::Heap(lines) => bytemuck::cast_slice(lines),
         }
     }
 
-    fn typed_mut<T: Element>(&mut self) -> &mut [T] {
+    fn bytes_mut(&mut self) -> &mut [u8] {
         match self {
             Lines::Inline(words) => bytemuck::cast_slice_mut(words),
             Lines::Heap(lines) => bytemuck::cast_slice_mut(lines),
         }
+    }
+
+    /// The first `len` elements of type `T` (only those: bytes past them may be left over
+    /// from a recycled buffer, which for `bool` need not be elements).
+    fn typed<T: Element>(&self, len: usize) -> &[T] {
+        T::from_bytes(&self.bytes()[..len * std::mem::size_of::<T>()])
+    }
+
+    fn typed_mut<T: Element>(&mut self, len: usize) -> &mut [T] {
+        T::from_bytes_mut(&mut self.bytes_mut()[..len * std::mem::size_of::<T>()])
     }
 }
 
@@ -236,7 +246,12 @@ impl Storage {
     /// slice it receives holds unspecified (initialized) values, because large buffers are
     /// recycled from tensors that were dropped. The fast path of every kernel.
     pub fn for_overwrite<T: Element>(len: usize, fill: impl FnOnce(&mut [T])) -> Self {
-        let mut storage = Storage { lines: Lines::for_overwrite(len * std::mem::size_of::<T>()), len, dtype: T::DTYPE };
+        let bytes = len * std::mem::size_of::<T>();
+        let mut storage = Storage { lines: Lines::for_overwrite(bytes), len, dtype: T::DTYPE };
+        if !T::ANY_BIT_PATTERN {
+            // A recycled buffer's bytes are not all elements of this type (bool): zero them.
+            storage.lines.bytes_mut()[..bytes].fill(0);
+        }
         fill(storage.typed_mut::<T>());
         storage
     }
@@ -263,16 +278,11 @@ impl Storage {
 
     /// The elements as `&[T]`, or `None` if `T` is not the buffer's dtype.
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
-        (T::DTYPE == self.dtype).then(|| {
-            let all: &[T] = self.lines.typed();
-            &all[..self.len]
-        })
+        (T::DTYPE == self.dtype).then(|| self.lines.typed(self.len))
     }
 
     fn typed_mut<T: Element>(&mut self) -> &mut [T] {
-        let len = self.len;
-        let all: &mut [T] = self.lines.typed_mut();
-        &mut all[..len]
+        self.lines.typed_mut(self.len)
     }
 
     /// Mutable access while the buffer is still uniquely owned (before it is shared in a
@@ -318,6 +328,17 @@ mod tests {
         drop(second);
         let third = Storage::from_fn::<f32>(100_000, |_| {});
         assert!(third.as_slice::<f32>().unwrap().iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn recycled_bool_buffers_hold_only_bools() {
+        // A recycled buffer that held other bytes is zeroed before it is seen as bools.
+        drop(Storage::from_fn::<i32>(100_000, |v| v.fill(-1)));
+        let bools = Storage::for_overwrite::<bool>(400_000, |v| assert!(v.iter().all(|&b| !b)));
+        assert_eq!(bools.as_slice::<bool>().unwrap().len(), 400_000);
+        let mask = Storage::from_slice(&[true, false, true]);
+        assert_eq!(mask.as_slice::<bool>().unwrap(), &[true, false, true]);
+        assert_eq!(mask.dtype(), DType::Bool);
     }
 
     #[test]

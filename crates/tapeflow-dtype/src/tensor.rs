@@ -147,6 +147,7 @@ impl<R> Tensor<R> {
             DType::F32 => Storage::zeroed::<f32>(n),
             DType::F16 => Storage::zeroed::<f16>(n),
             DType::I32 => Storage::zeroed::<i32>(n),
+            DType::Bool => Storage::zeroed::<bool>(n),
         };
         Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
     }
@@ -167,12 +168,14 @@ impl<R> Tensor<R> {
             DType::F32 => Storage::for_overwrite::<f32>(n, |v| v.fill(1.0)),
             DType::F16 => Storage::for_overwrite::<f16>(n, |v| v.fill(f16::ONE)),
             DType::I32 => Storage::for_overwrite::<i32>(n, |v| v.fill(1)),
+            DType::Bool => Storage::for_overwrite::<bool>(n, |v| v.fill(true)),
         };
         Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
     }
 
-    /// A tensor with every element `value`, converted to `dtype` (rounded for float16).
-    /// `Err` for int32 if `value` is not an integer in range (NaN, 2.5, 1e10).
+    /// A tensor with every element `value`, converted to `dtype` (rounded for float16;
+    /// `value != 0` for bool). `Err` for int32 if `value` is not an integer in range (NaN,
+    /// 2.5, 1e10).
     pub fn full(shape: impl Into<Shape>, value: f64, dtype: DType) -> Result<Self> {
         let shape = shape.into();
         let n = allocatable_len("full", &shape, dtype)?;
@@ -191,6 +194,8 @@ impl<R> Tensor<R> {
                 }
                 Storage::for_overwrite::<i32>(n, |v| v.fill(int))
             }
+            // As a cast to bool: nonzero (and NaN) is true.
+            DType::Bool => Storage::for_overwrite::<bool>(n, |v| v.fill(value != 0.0)),
         };
         Ok(Tensor { storage: Arc::new(storage), shape, id: TensorId::fresh(), runtime: PhantomData })
     }
@@ -301,18 +306,20 @@ impl<R> Tensor<R> {
         }
     }
 
-    /// Every element converted to f64 (exact for all three dtypes).
+    /// Every element converted to f64 (exact for every dtype; `true` is 1).
     pub fn to_f64_vec(&self) -> Vec<f64> {
         match self.dtype() {
             DType::F32 => self.typed::<f32>().iter().map(|&v| f64::from(v)).collect(),
             DType::F16 => self.typed::<f16>().iter().map(|v| v.to_f64()).collect(),
             DType::I32 => self.typed::<i32>().iter().map(|&v| f64::from(v)).collect(),
+            DType::Bool => self.typed::<bool>().iter().map(|&v| v.to_f64()).collect(),
         }
     }
 
     /// The raw value conversion behind `cast`: floats round to nearest; float → int32
     /// truncates toward zero, NaN and out-of-range values giving `i32::MIN` (TensorFlow on
-    /// x86). Not recorded on any tape; the differentiable `cast` is in `tapeflow-tape`.
+    /// x86); → bool is `x != 0` (NaN is true), bool → a number is 1 or 0. Not recorded on
+    /// any tape; the differentiable `cast` is in `tapeflow-tape`.
     pub fn to_dtype(&self, dtype: DType) -> Self {
         if dtype == self.dtype() {
             return self.with_new_id();
@@ -337,11 +344,27 @@ impl<R> Tensor<R> {
             (DType::I32, DType::F16) => Storage::for_overwrite::<f16>(n, |out| {
                 out.iter_mut().zip(self.typed::<i32>()).for_each(|(o, &v)| *o = f16::from_f32(v as f32))
             }),
-            (DType::F32, DType::F32) | (DType::F16, DType::F16) | (DType::I32, DType::I32) => {
+            (DType::F32, DType::Bool) => self.convert::<f32, bool>(|v| v != 0.0),
+            (DType::F16, DType::Bool) => self.convert::<f16, bool>(|v| v.to_f32() != 0.0),
+            (DType::I32, DType::Bool) => self.convert::<i32, bool>(|v| v != 0),
+            (DType::Bool, DType::F32) => self.convert::<bool, f32>(|v| f32::from(u8::from(v))),
+            (DType::Bool, DType::F16) => self.convert::<bool, f16>(|v| if v { f16::ONE } else { f16::ZERO }),
+            (DType::Bool, DType::I32) => self.convert::<bool, i32>(i32::from),
+            (DType::F32, DType::F32)
+            | (DType::F16, DType::F16)
+            | (DType::I32, DType::I32)
+            | (DType::Bool, DType::Bool) => {
                 return self.with_new_id();
             }
         };
         Tensor { storage: Arc::new(storage), shape: self.shape.clone(), id: TensorId::fresh(), runtime: PhantomData }
+    }
+
+    /// A storage of `D` holding `f` of each element (of type `S`, the caller's match).
+    fn convert<S: Element, D: Element>(&self, f: impl Fn(S) -> D) -> Storage {
+        Storage::for_overwrite::<D>(self.num_elements(), |out| {
+            out.iter_mut().zip(self.typed::<S>()).for_each(|(o, &v)| *o = f(v))
+        })
     }
 
     /// The elements as `&[T]` when the caller has already matched on the dtype.
@@ -371,6 +394,7 @@ impl<R> Tensor<R> {
             DType::F32 => Values::F32(self.typed()),
             DType::F16 => Values::F16(self.typed()),
             DType::I32 => Values::I32(self.typed()),
+            DType::Bool => Values::Bool(self.typed()),
         };
         format_numpy(values, self.dims())
     }
@@ -465,6 +489,27 @@ mod tests {
         assert!(a.to_vec::<f32>().unwrap_err().to_string().starts_with("to_vec"));
         assert!(a.to_scalar::<f32>().unwrap_err().to_string().starts_with("to_scalar"));
         assert!(a.as_slice::<f16>().unwrap_err().to_string().starts_with("as_slice"));
+    }
+
+    #[test]
+    fn casts_to_and_from_bool_follow_tensorflow() {
+        // Nonzero (NaN and -inf included) is true; -0 is false; true is 1.
+        let x = T::from_vec(vec![0.0f32, -0.0, 0.5, f32::NAN, f32::NEG_INFINITY], [5]).unwrap();
+        assert_eq!(x.to_dtype(DType::Bool).to_vec::<bool>().unwrap(), vec![false, false, true, true, true]);
+        let h = x.to_dtype(DType::F16).to_dtype(DType::Bool);
+        assert_eq!(h.to_vec::<bool>().unwrap(), vec![false, false, true, true, true]);
+        let i = T::from_vec(vec![0i32, -3, i32::MIN], [3]).unwrap().to_dtype(DType::Bool);
+        assert_eq!(i.to_vec::<bool>().unwrap(), vec![false, true, true]);
+        let m = T::from_vec(vec![true, false], [2]).unwrap();
+        assert_eq!(m.to_dtype(DType::F32).to_vec::<f32>().unwrap(), vec![1.0, 0.0]);
+        assert_eq!(m.to_dtype(DType::F16).to_vec::<f16>().unwrap(), vec![f16::ONE, f16::ZERO]);
+        assert_eq!(m.to_dtype(DType::I32).to_vec::<i32>().unwrap(), vec![1, 0]);
+        assert_eq!(m.to_f64_vec(), vec![1.0, 0.0]);
+        assert_eq!(format!("{m}"), "Tensor([ True False], shape=(2,), dtype=bool)");
+        assert_eq!(format!("{}", T::scalar(true)), "Tensor(True, shape=(), dtype=bool)");
+        assert_eq!(T::full([2], -2.0, DType::Bool).unwrap().to_vec::<bool>().unwrap(), vec![true, true]);
+        assert_eq!(T::ones([1], DType::Bool).to_vec::<bool>().unwrap(), vec![true]);
+        assert_eq!(T::zeros([1], DType::Bool).to_vec::<bool>().unwrap(), vec![false]);
     }
 
     #[test]

@@ -129,6 +129,7 @@ fn gather<R>(x: &Tensor<R>, out: &Shape, strides: &[usize]) -> Result<Tensor<R>>
         DType::F32 => run(x.as_slice::<f32>()?, out, strides),
         DType::F16 => run(x.as_slice::<f16>()?, out, strides),
         DType::I32 => run(x.as_slice::<i32>()?, out, strides),
+        DType::Bool => run(x.as_slice::<bool>()?, out, strides),
     };
     Tensor::from_storage(storage, out.clone())
 }
@@ -275,6 +276,7 @@ pub fn concat<R>(values: &[&Tensor<R>], axis: isize) -> Result<Tensor<R>> {
         DType::F32 => run::<R, f32>(values, outer, inner, resolved, total)?,
         DType::F16 => run::<R, f16>(values, outer, inner, resolved, total)?,
         DType::I32 => run::<R, i32>(values, outer, inner, resolved, total)?,
+        DType::Bool => run::<R, bool>(values, outer, inner, resolved, total)?,
     };
     Tensor::from_storage(storage, out_dims)
 }
@@ -315,6 +317,7 @@ pub fn slice_axis<R>(x: &Tensor<R>, axis: isize, start: usize, len: usize) -> Re
         DType::F32 => run(x.as_slice::<f32>()?, outer, length, inner, start, len),
         DType::F16 => run(x.as_slice::<f16>()?, outer, length, inner, start, len),
         DType::I32 => run(x.as_slice::<i32>()?, outer, length, inner, start, len),
+        DType::Bool => run(x.as_slice::<bool>()?, outer, length, inner, start, len),
     };
     Tensor::from_storage(storage, out_dims)
 }

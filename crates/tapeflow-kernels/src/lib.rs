@@ -14,6 +14,7 @@ pub mod gemv;
 pub mod grad;
 pub mod isa;
 pub mod layout;
+pub mod mask;
 pub mod matmul;
 pub mod nn;
 pub mod optim;
@@ -26,6 +27,7 @@ pub mod simd;
 pub use arg::{ArgOp, arg_reduce};
 pub use elementwise::{BinaryOp, UnaryOp, binary, relu_grad, select, unary};
 pub use isa::{Isa, isa};
+pub use mask::{ClassifyOp, CompareOp, LogicalOp, any_all, classify, compare, logical, logical_not};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
 pub use matmul::matmul;
 pub use nn::{

@@ -90,6 +90,9 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
                 }
             })
         }
+        DType::Bool => {
+            return Err(Error::UnsupportedDType { op: "matmul", shape: a.shape().clone(), dtype: a.dtype() });
+        }
     };
     Tensor::from_storage(storage, out_shape)
 }

@@ -1,6 +1,6 @@
 //! Reductions over any set of axes: sum, mean, max, min, prod.
 
-use tapeflow_dtype::{Error, Result, Shape, Storage, Tensor};
+use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
 
 use crate::elementwise::{float_storage, float_view};
 use crate::layout::{broadcast_strides, for_each_strided};
@@ -144,6 +144,11 @@ pub fn reduce<R>(op: ReduceOp, x: &Tensor<R>, axes: &[usize], keepdims: bool) ->
     } else {
         Shape::from(x.dims().iter().enumerate().filter(|(i, _)| !axes.contains(i)).map(|(_, &d)| d).collect::<Vec<_>>())
     };
+    if x.dtype() == DType::Bool {
+        // Sums, means and maxima of truth values: TensorFlow has no such kernels (`any` and
+        // `all` are the bool reductions).
+        return Err(Error::UnsupportedDType { op: op.name(), shape: x.shape().clone(), dtype: x.dtype() });
+    }
     let m = crate::layout::checked_output_len(op.name(), x, &out_shape)?;
     let count = x.num_elements().checked_div(m.max(1)).unwrap_or(0);
     let storage = match float_view(x) {

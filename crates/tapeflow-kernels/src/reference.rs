@@ -312,3 +312,51 @@ pub fn reduce_f64(sum_or_max: bool, src: &[f64], dims: &[usize], axes: &[usize])
     }
     out
 }
+
+// ---- Masks: comparisons, logical ops, classification, any / all ----
+
+/// A comparison of two values (any dtype, exactly as f64): IEEE ordering, NaN unordered.
+pub fn compare(op: crate::mask::CompareOp, a: f64, b: f64) -> bool {
+    use crate::mask::CompareOp::*;
+    use std::cmp::Ordering::{Equal as Eq, Greater as Gt, Less as Lt};
+    let order = a.partial_cmp(&b);
+    match op {
+        Equal => order == Some(Eq),
+        NotEqual => order != Some(Eq),
+        Less => order == Some(Lt),
+        LessEqual => matches!(order, Some(Lt | Eq)),
+        Greater => order == Some(Gt),
+        GreaterEqual => matches!(order, Some(Gt | Eq)),
+    }
+}
+
+/// A logical op as its truth table.
+pub fn logical(op: crate::mask::LogicalOp, a: bool, b: bool) -> bool {
+    use crate::mask::LogicalOp::*;
+    let (ones, both) = (u8::from(a) + u8::from(b), a && b);
+    match op {
+        And => both,
+        Or => ones >= 1,
+        Xor => ones == 1,
+    }
+}
+
+/// A float class from the bits: exponent all ones is ±inf (zero mantissa) or NaN.
+pub fn classify_f32(op: crate::mask::ClassifyOp, x: f32) -> bool {
+    use crate::mask::ClassifyOp::*;
+    let bits = x.to_bits();
+    let (exponent_all_ones, mantissa) = (bits & 0x7f80_0000 == 0x7f80_0000, bits & 0x007f_ffff);
+    match op {
+        IsNan => exponent_all_ones && mantissa != 0,
+        IsInf => exponent_all_ones && mantissa == 0,
+        IsFinite => !exponent_all_ones,
+    }
+}
+
+/// `any` (`all = false`) or `all` of a row-major bool array of shape `dims` over `axes`,
+/// in the row-major order of the kept axes.
+pub fn any_all(all: bool, src: &[bool], dims: &[usize], axes: &[usize]) -> Vec<bool> {
+    let as_f64: Vec<f64> = src.iter().map(|&b| if b != all { 1.0 } else { 0.0 }).collect();
+    // any: some element is true (a sum of the trues > 0); all: no element is false.
+    reduce_f64(true, &as_f64, dims, axes).iter().map(|&count| (count > 0.0) != all).collect()
+}

@@ -21,7 +21,7 @@ pub mod weights;
 pub use backward::{GradientOptions, UnconnectedGradients};
 pub use jacobian::JacobianOptions;
 pub use operand::{GradSource, IntoOperand, Operand, Watchable};
-pub use ops::{TensorMath, concat, constant, stop_gradient};
+pub use ops::{TensorMath, concat, constant, select, stop_gradient};
 pub use optim::{Adam, AdamW, Optimizer, Sgd};
 pub use runtime::{Autodiff, Tensor};
 pub use tape::GradientTape;

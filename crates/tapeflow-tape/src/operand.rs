@@ -28,7 +28,7 @@ impl Operand {
 }
 
 /// Converts an argument into an [`Operand`]: `Tensor`, `&Tensor`, `Variable`, `&Variable`,
-/// `f64`, `f32`, `f16`, `i32`, `i64`.
+/// `f64`, `f32`, `f16`, `i32`, `i64`, `bool`.
 pub trait IntoOperand {
     /// The operand.
     fn into_operand(self) -> Operand;
@@ -68,7 +68,7 @@ macro_rules! literal_operand {
         }
     )*};
 }
-literal_operand!(f64, f32, tapeflow_dtype::f16, i32, i64);
+literal_operand!(f64, f32, tapeflow_dtype::f16, i32, i64, bool);
 
 /// What a gradient is taken with respect to: a tensor (watched, or produced on the tape) or
 /// a variable.

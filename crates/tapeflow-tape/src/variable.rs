@@ -126,6 +126,10 @@ impl Variable {
         if delta.dtype() != guard.dtype() {
             return Err(Error::dtype_mismatch(op, &guard, &delta));
         }
+        if guard.dtype() == DType::Bool {
+            // Truth values have no sum (TensorFlow has no bool AssignAdd either).
+            return Err(Error::UnsupportedDType { op, shape: guard.shape().clone(), dtype: guard.dtype() });
+        }
         let fits =
             tapeflow_kernels::layout::broadcast_dims(guard.dims(), delta.dims()).is_some_and(|s| &s == guard.shape());
         if !fits {
@@ -198,19 +202,20 @@ impl VariableBuilder {
     }
 
     /// The variable; `Err` if the value cannot be converted to the requested dtype exactly
-    /// enough (a float that is not a whole int32 value into int32).
+    /// enough (a float that is not a whole int32 value into int32, a number other than 0
+    /// and 1 into bool).
     pub fn build(self) -> Result<Variable> {
         let value = match self.dtype {
             Some(dtype) if dtype != self.value.dtype() => {
                 let converted = self.value.to_dtype(dtype);
-                if dtype == DType::I32 {
+                if matches!(dtype, DType::I32 | DType::Bool) {
                     let exact = self.value.to_f64_vec().iter().zip(converted.to_f64_vec()).all(|(a, b)| *a == b);
                     if !exact {
                         return Err(Error::InvalidValue {
                             op: "Variable",
                             shape: self.value.shape().clone(),
                             dtype: self.value.dtype(),
-                            reason: "the value has elements that are not int32 values".into(),
+                            reason: format!("the value has elements that are not {dtype} values"),
                         });
                     }
                 }

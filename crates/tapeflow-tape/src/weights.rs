@@ -86,6 +86,7 @@ fn encode(t: &Tensor) -> Result<Encoded> {
         DType::F32 => (Dtype::F32, t.as_slice::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
         DType::F16 => (Dtype::F16, t.as_slice::<f16>()?.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect()),
         DType::I32 => (Dtype::I32, t.as_slice::<i32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::Bool => (Dtype::BOOL, t.as_slice::<bool>()?.iter().map(|&v| u8::from(v)).collect()),
     };
     Ok(Encoded { dtype, shape: t.dims().to_vec(), bytes })
 }
@@ -153,11 +154,25 @@ pub fn from_safetensors_bytes(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>> 
                     data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
                 Tensor::from_vec(values, shape.clone()).map_err(|_| bad_length(DType::I32))?
             }
+            // One byte per element, 0 or 1; any other byte is a malformed file.
+            Dtype::BOOL => {
+                let values = data
+                    .iter()
+                    .map(|&b| match b {
+                        0 | 1 => Ok(b == 1),
+                        _ => Err(Error::Format {
+                            op: OP,
+                            reason: format!("tensor '{name}' of shape {shape} bool holds the byte {b}, not 0 or 1"),
+                        }),
+                    })
+                    .collect::<Result<Vec<bool>>>()?;
+                Tensor::from_vec(values, shape.clone()).map_err(|_| bad_length(DType::Bool))?
+            }
             other => {
                 return Err(Error::Format {
                     op: OP,
                     reason: format!(
-                        "tensor '{name}' of shape {shape} has dtype {other:?}; tapeflow reads F32, F16 and I32 only"
+                        "tensor '{name}' of shape {shape} has dtype {other:?}; tapeflow reads F32, F16, I32 and BOOL only"
                     ),
                 });
             }

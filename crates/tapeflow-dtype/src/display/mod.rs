@@ -30,6 +30,8 @@ pub(crate) enum Values<'a> {
     F16(&'a [f16]),
     /// `int32` elements.
     I32(&'a [i32]),
+    /// `bool` elements.
+    Bool(&'a [bool]),
 }
 
 impl Values<'_> {
@@ -39,6 +41,7 @@ impl Values<'_> {
             Values::F32(v) => v.len(),
             Values::F16(v) => v.len(),
             Values::I32(v) => v.len(),
+            Values::Bool(v) => v.len(),
         }
     }
 }
@@ -55,7 +58,7 @@ const PRECISION: i32 = 8;
 /// the recursive layout stays shallow.
 const MAX_DIMS: usize = 64;
 
-/// numpy's `str(np.array(values).reshape(dims))` for the dtype (float32/float16/int32).
+/// numpy's `str(np.array(values).reshape(dims))` for the dtype (float32/float16/int32/bool).
 /// dims = [] means a 0-d array (e.g. "40.0", "27000", "nan", "-inf", "1e-05").
 ///
 /// If `values.len()` is not the product of `dims` (or `dims` has more axes than numpy allows),
@@ -96,6 +99,9 @@ pub(crate) fn format_numpy(values: Values<'_>, dims: &[usize]) -> String {
             let fmt = FloatFormat::new(shown.iter().map(|&i| get(i)), FloatKind::F16);
             layout.render(&|i| fmt.format(&get(i)))
         }
+        // numpy's `BoolFormat`: in an array `True` always takes a leading space, so that
+        // both words are five columns wide, whatever the values.
+        Values::Bool(v) => layout.render(&|i| if v.get(i).copied().unwrap_or_default() { " True" } else { "False" }.into()),
     }
 }
 
@@ -105,6 +111,7 @@ fn scalar_str(values: Values<'_>) -> String {
         Values::I32(v) => v.first().map_or_else(String::new, i32::to_string),
         Values::F32(v) => float_scalar_str(&decode_f32(v.first().copied().unwrap_or_default()), FloatKind::F32),
         Values::F16(v) => float_scalar_str(&decode_f16(v.first().copied().unwrap_or_default()), FloatKind::F16),
+        Values::Bool(v) => if v.first().copied().unwrap_or_default() { "True" } else { "False" }.into(),
     }
 }
 

@@ -315,3 +315,33 @@ fn f32_scalars_round_trip() {
         bits += 99_991;
     }
 }
+
+/// Formats bool values.
+fn bools(v: &[bool], dims: &[usize]) -> String {
+    format_numpy(Values::Bool(v), dims)
+}
+
+#[test]
+fn bool_arrays_pad_true_to_the_width_of_false() {
+    assert_eq!(bools(&[false, false, true], &[3]), "[False False  True]");
+    assert_eq!(bools(&[true, true], &[2]), "[ True  True]");
+    assert_eq!(bools(&[true, false, false, true], &[2, 2]), "[[ True False]\n [False  True]]");
+    assert_eq!(bools(&[true, false], &[2, 1, 1]), "[[[ True]]\n\n [[False]]]");
+    assert_eq!(bools(&[], &[0, 3]), "[]");
+}
+
+#[test]
+fn bool_scalars_have_no_padding() {
+    assert_eq!(bools(&[true], &[]), "True");
+    assert_eq!(bools(&[false], &[]), "False");
+}
+
+#[test]
+fn long_bool_arrays_wrap_and_summarise_as_numpy() {
+    // 20 × "False": twelve words fill a 75-column line.
+    let want = "[False False False False False False False False False False False False\n \
+                False False False False False False False False]";
+    assert_eq!(bools(&[false; 20], &[20]), want);
+    let every_third: Vec<bool> = (0..2000).map(|i| i % 3 == 0).collect();
+    assert_eq!(bools(&every_third, &[2000]), "[ True False False ... False  True False]");
+}

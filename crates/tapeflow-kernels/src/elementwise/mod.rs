@@ -157,7 +157,7 @@ impl BinaryOp {
 }
 
 /// A float tensor's elements as f32: borrowed for float32, converted in one slice pass
-/// (F16C) for float16. `None` for int32.
+/// (F16C) for float16. `None` for int32 and bool.
 pub(crate) fn float_view<R>(x: &Tensor<R>) -> Option<Cow<'_, [f32]>> {
     match x.dtype() {
         DType::F32 => x.as_slice::<f32>().ok().map(Cow::Borrowed),
@@ -166,7 +166,7 @@ pub(crate) fn float_view<R>(x: &Tensor<R>) -> Option<Cow<'_, [f32]>> {
             simd::widen_f16(isa::current(), h, &mut out);
             Cow::Owned(out)
         }),
-        DType::I32 => None,
+        DType::I32 | DType::Bool => None,
     }
 }
 
@@ -200,6 +200,9 @@ pub fn unary<R>(op: UnaryOp, x: &Tensor<R>) -> Result<Tensor<R>> {
                     out.iter_mut().zip(src).for_each(|(o, &v)| *o = reference::unary_i32(op, v).unwrap_or(0))
                 })
             })
+        }
+        DType::Bool => {
+            return Err(Error::UnsupportedDType { op: op.name(), shape: x.shape().clone(), dtype: x.dtype() });
         }
     };
     Tensor::from_storage(storage, x.shape().clone())
@@ -290,7 +293,7 @@ pub fn relu_grad<R>(x: &Tensor<R>, g: &Tensor<R>) -> Result<Tensor<R>> {
     let storage = match x.dtype() {
         DType::F32 => relu_grad_f32(isa::current(), x.as_slice()?, g.as_slice()?),
         DType::F16 => relu_grad_bits::<f16, u16>(x.as_slice()?, g.as_slice()?, 0x7c00),
-        DType::I32 => {
+        DType::I32 | DType::Bool => {
             return Err(Error::UnsupportedDType { op: "relu_grad", shape: x.shape().clone(), dtype: x.dtype() });
         }
     };
@@ -333,7 +336,7 @@ fn relu_grad_body<S: Simd>(s: S, x: &[f32], g: &[f32], out: &mut [f32]) {
 /// clear, not zero, not NaN). Integer compares vectorize into masked moves.
 fn relu_grad_bits<T, B>(x: &[T], g: &[T], inf: B) -> Storage
 where
-    T: tapeflow_dtype::Element,
+    T: tapeflow_dtype::Element + bytemuck::Pod,
     B: bytemuck::Pod + Default + PartialOrd + From<u8> + Send + Sync,
 {
     let (x, g): (&[B], &[B]) = (bytemuck::cast_slice(x), bytemuck::cast_slice(g));
@@ -353,7 +356,8 @@ fn check_same_dtype<R>(op: &'static str, a: &Tensor<R>, b: &Tensor<R>) -> Result
 }
 
 /// `op(a, b)` with NumPy broadcasting; both operands must share a dtype. int32 `div` by
-/// zero and `pow` with a negative exponent are an `Err` (TensorFlow refuses both).
+/// zero and `pow` with a negative exponent are an `Err` (TensorFlow refuses both), and so
+/// is a bool operand (arithmetic on truth values; bool comparisons are `compare`'s).
 ///
 /// The broadcast operand is never materialised: the output is walked in runs along which
 /// each operand is either contiguous or a single repeated element (tensor–scalar, row and
@@ -390,6 +394,9 @@ pub fn binary<R>(op: BinaryOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<R>
                     })
                 })
             })
+        }
+        DType::Bool => {
+            return Err(Error::UnsupportedDType { op: op.name(), shape: a.shape().clone(), dtype: a.dtype() });
         }
     };
     Tensor::from_storage(storage, out)
@@ -527,6 +534,7 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         DType::F32 => cond.as_slice::<f32>()?.iter().map(|&c| c != 0.0).collect(),
         DType::F16 => cond.as_slice::<f16>()?.iter().map(|&c| c != f16::ZERO).collect(),
         DType::I32 => cond.as_slice::<i32>()?.iter().map(|&c| c != 0).collect(),
+        DType::Bool => cond.as_slice::<bool>()?.to_vec(),
     };
     // Every operand either has the output's shape or is one element (relu's and the
     // comparison ops' gradients): a flat loop, without the strided walk.
@@ -557,6 +565,7 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
             DType::F32 => flat(n, &truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?),
             DType::F16 => flat(n, &truth, a.as_slice::<f16>()?, b.as_slice::<f16>()?),
             DType::I32 => flat(n, &truth, a.as_slice::<i32>()?, b.as_slice::<i32>()?),
+            DType::Bool => flat(n, &truth, a.as_slice::<bool>()?, b.as_slice::<bool>()?),
         };
         return Tensor::from_storage(storage, out);
     }
@@ -581,6 +590,7 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         DType::F32 => run(&out, strides, &truth, a.as_slice::<f32>()?, b.as_slice::<f32>()?),
         DType::F16 => run(&out, strides, &truth, a.as_slice::<f16>()?, b.as_slice::<f16>()?),
         DType::I32 => run(&out, strides, &truth, a.as_slice::<i32>()?, b.as_slice::<i32>()?),
+        DType::Bool => run(&out, strides, &truth, a.as_slice::<bool>()?, b.as_slice::<bool>()?),
     };
     Tensor::from_storage(storage, out)
 }

@@ -5,6 +5,7 @@
 //! these same ops, so gradients are differentiable again (higher order to any order).
 
 pub(crate) mod binary;
+pub(crate) mod mask;
 #[cfg(test)]
 mod first_order_tests;
 pub(crate) mod matmul;
@@ -15,7 +16,7 @@ pub(crate) mod shape;
 pub(crate) mod unary;
 
 use tapeflow_dtype::{DType, Result, Shape};
-use tapeflow_kernels::{ArgOp, BinaryOp, ReduceOp, ScanOp, UnaryOp};
+use tapeflow_kernels::{ArgOp, BinaryOp, ClassifyOp, CompareOp, LogicalOp, ReduceOp, ScanOp, UnaryOp};
 
 use crate::operand::IntoOperand;
 use crate::runtime::Tensor;
@@ -243,6 +244,79 @@ pub trait TensorMath {
         let labels = labels.into_operand().resolve(DType::I32, "sparse_softmax_cross_entropy")?;
         nn::sparse_softmax_cross_entropy(&logits, &labels)
     }
+
+    // ---- Masks (catalog II): comparisons, logical ops, classification, any / all. Bool
+    // results, broadcasting, never recorded (no gradient flows through a bool). ----
+
+    /// `self == other` elementwise, a bool tensor (`tf.math.equal`; bool operands too).
+    fn equal(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::compare(CompareOp::Equal, &self.to_tensor(), other)
+    }
+    /// `self != other` elementwise (`tf.math.not_equal`; bool operands too; NaN != NaN).
+    fn not_equal(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::compare(CompareOp::NotEqual, &self.to_tensor(), other)
+    }
+    /// `self < other` elementwise (`tf.math.less`).
+    fn less(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::compare(CompareOp::Less, &self.to_tensor(), other)
+    }
+    /// `self <= other` elementwise (`tf.math.less_equal`).
+    fn less_equal(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::compare(CompareOp::LessEqual, &self.to_tensor(), other)
+    }
+    /// `self > other` elementwise (`tf.math.greater`).
+    fn greater(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::compare(CompareOp::Greater, &self.to_tensor(), other)
+    }
+    /// `self >= other` elementwise (`tf.math.greater_equal`).
+    fn greater_equal(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::compare(CompareOp::GreaterEqual, &self.to_tensor(), other)
+    }
+    /// Both true, elementwise with broadcasting; bool operands only.
+    fn logical_and(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::logical(LogicalOp::And, &self.to_tensor(), other)
+    }
+    /// Either true; bool operands only.
+    fn logical_or(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::logical(LogicalOp::Or, &self.to_tensor(), other)
+    }
+    /// Exactly one true; bool operands only.
+    fn logical_xor(&self, other: impl IntoOperand) -> Result<Tensor> {
+        mask::logical(LogicalOp::Xor, &self.to_tensor(), other)
+    }
+    /// Not; a bool operand only.
+    fn logical_not(&self) -> Result<Tensor> {
+        tapeflow_kernels::logical_not(&self.to_tensor())
+    }
+    /// Which elements are NaN (float operands only).
+    fn is_nan(&self) -> Result<Tensor> {
+        mask::classify(ClassifyOp::IsNan, &self.to_tensor())
+    }
+    /// Which elements are neither NaN nor ±inf (float operands only).
+    fn is_finite(&self) -> Result<Tensor> {
+        mask::classify(ClassifyOp::IsFinite, &self.to_tensor())
+    }
+    /// Which elements are ±inf (float operands only).
+    fn is_inf(&self) -> Result<Tensor> {
+        mask::classify(ClassifyOp::IsInf, &self.to_tensor())
+    }
+    /// Whether any element over `axes` is true (`tf.reduce_any`; `&[]` reduces nothing;
+    /// an empty reduction is false); bool only.
+    fn any(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        mask::any_all(false, &self.to_tensor(), Some(axes), keepdims)
+    }
+    /// Whether every element over `axes` is true (`tf.reduce_all`; an empty reduction is
+    /// true); bool only.
+    fn all(&self, axes: &[isize], keepdims: bool) -> Result<Tensor> {
+        mask::any_all(true, &self.to_tensor(), Some(axes), keepdims)
+    }
+}
+
+/// `tf.where(cond, x, y)` with three arguments (SelectV2): `x` where the bool `cond` holds,
+/// else `y`, all three broadcasting together. The gradient goes to `x` where `cond` holds
+/// and to `y` elsewhere (summed back to each one's shape); none to `cond`.
+pub fn select(cond: impl IntoOperand, x: impl IntoOperand, y: impl IntoOperand) -> Result<Tensor> {
+    mask::select(cond, x, y)
 }
 
 impl TensorMath for Tensor {
@@ -287,5 +361,6 @@ pub(crate) fn scalar_like(like: &Tensor, value: f64) -> Tensor {
         DType::F32 => Tensor::shared_scalar(value as f32),
         DType::F16 => Tensor::shared_scalar(tapeflow_dtype::f16::from_f64(value)),
         DType::I32 => Tensor::shared_scalar(value as i32),
+        DType::Bool => Tensor::shared_scalar(value != 0.0),
     }
 }
