@@ -50,11 +50,18 @@ pub fn scan<R>(op: ScanOp, x: &Tensor<R>, axis: isize, exclusive: bool, reverse:
                 for_each_slab(dst, slab, |first, out| {
                     let src = &src[first * slab..first * slab + out.len()];
                     if inner == 1 {
+                        // 16 rows at a time in transposed tiles, the rest one by one.
                         let (identity, step): (f32, fn(f32, f32) -> f32) = match op {
                             ScanOp::Sum => (0.0, |a, v| a + v),
                             ScanOp::Prod => (1.0, |a, v| a * v),
                         };
-                        for (row, o) in src.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+                        let prod = op == ScanOp::Prod;
+                        let mut tiles = src.chunks_exact(16 * n).zip(out.chunks_exact_mut(16 * n));
+                        for (rows, o) in &mut tiles {
+                            simd::scan_rows16_f32(level, rows, o, n, prod, exclusive, reverse);
+                        }
+                        let done = src.len() / (16 * n) * (16 * n);
+                        for (row, o) in src[done..].chunks_exact(n).zip(out[done..].chunks_exact_mut(n)) {
                             scan_row(row, o, exclusive, reverse, identity, step);
                         }
                     } else {

@@ -27,7 +27,20 @@ fn float_scans_match_the_reference_bit_for_bit_at_every_level() {
     for level in isa::supported_levels() {
         isa::with_isa(level.isa(), || {
             for dims in
-                [vec![1usize], vec![17], vec![4, 33], vec![3, 5, 16], vec![2, 7, 70], vec![5, 1, 3], vec![65, 2]]
+                // Rows of the last axis in transposed tiles of 16 (and leftovers), columns.
+                [
+                    vec![1usize],
+                    vec![17],
+                    vec![4, 33],
+                    vec![3, 5, 16],
+                    vec![2, 7, 70],
+                    vec![5, 1, 3],
+                    vec![65, 2],
+                    vec![17, 33],
+                    vec![32, 16],
+                    vec![16, 1],
+                    vec![2, 24, 15],
+                ]
             {
                 let data = values(dims.iter().product(), dims.len());
                 let x = T::from_vec(data.clone(), dims.clone()).unwrap();

@@ -444,3 +444,52 @@ fn scan_columns_body<S: Simd>(
         scan_columns::<S, false>(s, src, dst, rows, width, exclusive, reverse)
     }
 }
+
+/// The scan of 16 contiguous rows of `n` elements (`src` and `dst` hold `16 · n`) along
+/// the rows, 16 × 16 tiles at a time: each tile is transposed so that a vector holds one
+/// column (one position of every row), the columns are combined in order, and the tile is
+/// transposed back. Each row's elements combine in the reference's order.
+#[inline(always)]
+fn scan_rows16<S: Simd, const PROD: bool>(
+    s: S,
+    src: &[f32],
+    dst: &mut [f32],
+    n: usize,
+    exclusive: bool,
+    reverse: bool,
+) {
+    let identity = if PROD { 1.0 } else { 0.0 };
+    let mut acc = s.splat(identity);
+    let tiles = n.div_ceil(LANES);
+    for i in 0..tiles {
+        let t = if reverse { tiles - 1 - i } else { i };
+        let k0 = t * LANES;
+        let w = (n - k0).min(LANES);
+        let rows: [S::F; LANES] = std::array::from_fn(|r| s.load_padded(&src[r * n + k0..r * n + k0 + w], identity));
+        let mut columns = s.transpose16(rows);
+        for j in 0..w {
+            let j = if reverse { w - 1 - j } else { j };
+            let before = acc;
+            acc = step::<S, PROD>(acc, columns[j]);
+            columns[j] = if exclusive { before } else { acc };
+        }
+        for (r, row) in s.transpose16(columns).into_iter().enumerate() {
+            dst[r * n + k0..r * n + k0 + w].copy_from_slice(&row.to_array()[..w]);
+        }
+    }
+}
+
+kernel! {
+    /// The cumulative sum (or product) along each of 16 contiguous rows of `n` elements, in
+    /// the element order of the scalar reference (the same bits).
+    pub fn scan_rows16_f32<'a>(src: &'a [f32], dst: &'a mut [f32], n: usize, prod: bool, exclusive: bool, reverse: bool) => scan_rows16_body;
+}
+
+#[inline(always)]
+fn scan_rows16_body<S: Simd>(s: S, src: &[f32], dst: &mut [f32], n: usize, prod: bool, exclusive: bool, reverse: bool) {
+    if prod {
+        scan_rows16::<S, true>(s, src, dst, n, exclusive, reverse)
+    } else {
+        scan_rows16::<S, false>(s, src, dst, n, exclusive, reverse)
+    }
+}

@@ -553,7 +553,7 @@ fn narrow_body<S: Simd>(s: S, src: &[f32], dst: &mut [f16]) {
 mod folds;
 pub use folds::{
     arg_columns_f32, arg_columns_i32, arg_row_f32, arg_row_i32, min_f32, min_into_f32, mul_into_f32, prod_f32,
-    scan_columns_f32,
+    scan_columns_f32, scan_rows16_f32,
 };
 
 #[cfg(test)]
