@@ -36,4 +36,4 @@ pub use nn::{
     sparse_softmax_cross_entropy_with_probs,
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
-pub use slicing::{AxisRange, PadMode, SlicePlan, mirror_index, put, take};
+pub use slicing::{AxisRange, PadMode, SlicePlan, mirror_fits, mirror_index, put, take};
