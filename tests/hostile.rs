@@ -22,6 +22,10 @@ use std::time::Duration;
 
 use tapeflow::prelude::*;
 
+/// Shape, slicing, indexing and einsum ops (catalog II).
+#[path = "hostile/indexing.rs"]
+mod indexing;
+
 const DEFAULT_SEED: u64 = 0x7A9E_F10E;
 const DEFAULT_ROUNDS: usize = 400;
 /// Calls a default run must make at least (counted, asserted).
@@ -1237,6 +1241,7 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         h.tensor_case();
         h.variable_case();
         h.reuse_case();
+        h.indexing_cases();
     }
     let summary: Vec<String> =
         h.tally.iter().map(|(op, t)| format!("{op}: {} ok, {} err, {} gradients", t.ok, t.err, t.gradients)).collect();
@@ -1245,17 +1250,25 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         h.failures.iter().map(|(kind, (count, example))| format!("{count} × {kind}\n    first: {example}")).collect();
     assert!(failures.is_empty(), "{} kinds of failure (seed {seed:#x}):\n{}", failures.len(), failures.join("\n"));
     // Every op of the catalog succeeded (so its gradient was checked) and failed somewhere.
-    for op in UNARY.iter().chain(&BINARY).chain(&ATTRIBUTED).chain(&REDUCE).chain(&AXIS_OPS).chain(&[
-        "matmul",
-        "reshape",
-        "transpose",
-        "broadcast_to",
-        "concat",
-        "cast",
-        "softmax",
-        "log_softmax",
-        "sparse_softmax_cross_entropy",
-    ]) {
+    for op in UNARY
+        .iter()
+        .chain(&BINARY)
+        .chain(&ATTRIBUTED)
+        .chain(&REDUCE)
+        .chain(&AXIS_OPS)
+        .chain(&[
+            "matmul",
+            "reshape",
+            "transpose",
+            "broadcast_to",
+            "concat",
+            "cast",
+            "softmax",
+            "log_softmax",
+            "sparse_softmax_cross_entropy",
+        ])
+        .chain(&indexing::OPS)
+    {
         let t = h.tally.get(op).unwrap_or_else(|| panic!("{op} was never called"));
         assert!(t.ok > 0 && t.gradients > 0, "{op} never succeeded: {} ok, {} gradients", t.ok, t.gradients);
     }

@@ -44,4 +44,4 @@ pub use nn::{
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
 pub use scan::{ScanOp, scan};
-pub use slicing::{AxisRange, PadMode, SlicePlan, mirror_index, put, take};
+pub use slicing::{AxisRange, PadMode, SlicePlan, mirror_fits, mirror_index, put, take};

@@ -220,7 +220,7 @@ impl SlicePlan {
             if a.step != 1 && a.count > 1 {
                 break;
             }
-            run *= a.count;
+            run = run.saturating_mul(a.count); // saturating: an empty view is never walked
             merged -= 1;
             if a.count != self.dims[merged] {
                 break;
@@ -249,13 +249,18 @@ impl SlicePlan {
 /// Python's `range(dim)[begin:end:step]` as a start, step and count (the clamping rules of
 /// `tf.strided_slice` without masks).
 fn python_range(dim: usize, begin: isize, end: isize, step: isize) -> AxisRange {
-    let n = dim as isize;
+    // In i128: an empty tensor's axis may be longer than isize::MAX ([0, 2^64 - 1]).
+    let (n, step_wide) = (dim as i128, step as i128);
     // Bounds after counting negatives from the end: [0, n] forwards, [-1, n - 1] backwards.
     let (lo, hi) = if step > 0 { (0, n) } else { (-1, n - 1) };
-    let clamp = |v: isize| (if v < 0 { v + n } else { v }).clamp(lo, hi);
+    let clamp = |v: isize| {
+        let v = v as i128;
+        (if v < 0 { v + n } else { v }).clamp(lo, hi)
+    };
     let (b, e) = (clamp(begin), clamp(end));
     let span = e - b;
-    let count = if span == 0 || (span < 0) != (step < 0) { 0 } else { (span.abs() + step.abs() - 1) / step.abs() };
+    let count =
+        if span == 0 || (span < 0) != (step < 0) { 0 } else { (span.abs() + step_wide.abs() - 1) / step_wide.abs() };
     let start = if count == 0 { 0 } else { b as usize };
     AxisRange { start, step, count: count as usize }
 }
@@ -424,6 +429,24 @@ pub enum PadMode {
     Symmetric,
 }
 
+/// Whether axis `axis` of `x` can be mirror-padded by `[before, after]` (see
+/// [`mirror_index`]); the `Err` names `op`, the paddings and the operand.
+pub fn mirror_fits<R>(
+    op: &'static str,
+    x: &Tensor<R>,
+    axis: usize,
+    [before, after]: [usize; 2],
+    reflect: bool,
+) -> Result<()> {
+    let dim = x.dims()[axis];
+    let fits = |p: usize| if reflect { p < dim } else { p <= dim };
+    if fits(before) && fits(after) {
+        return Ok(());
+    }
+    let rule = if reflect { "less than" } else { "at most" };
+    Err(bad_argument(op, x, format!("paddings {before}, {after} of axis {axis} must be {rule} the dimension ({dim})")))
+}
+
 /// For a mirror pad of an axis of length `dim` by `[before, after]`, the source index of
 /// every output index (`Reflect` when `reflect`, else `Symmetric`); an `Err` naming `op`
 /// when a padding exceeds TensorFlow's MirrorPad limit (< dim for reflect, ≤ dim for
@@ -435,16 +458,8 @@ pub fn mirror_index<R>(
     [before, after]: [usize; 2],
     reflect: bool,
 ) -> Result<Vec<usize>> {
+    mirror_fits(op, x, axis, [before, after], reflect)?;
     let dim = x.dims()[axis];
-    let fits = |p: usize| if reflect { p < dim } else { p <= dim };
-    if !fits(before) || !fits(after) {
-        let rule = if reflect { "less than" } else { "at most" };
-        return Err(bad_argument(
-            op,
-            x,
-            format!("paddings {before}, {after} of axis {axis} must be {rule} the dimension ({dim})"),
-        ));
-    }
     let (dim, shift) = (dim as isize, isize::from(!reflect));
     let source = |p: isize| {
         if p < 0 {

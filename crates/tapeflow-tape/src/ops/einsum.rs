@@ -112,7 +112,7 @@ fn repeated(labels: &[char]) -> Option<(usize, usize)> {
 fn diagonal(x: &Tensor, i: usize, j: usize) -> Result<Tensor> {
     let n = x.dims()[i];
     let mut perm: Vec<usize> = (0..x.rank()).filter(|&a| a != i && a != j).collect();
-    let mut dims: Vec<isize> = perm.iter().map(|&a| x.dims()[a] as isize).collect();
+    let mut dims: Vec<usize> = perm.iter().map(|&a| x.dims()[a]).collect();
     perm.extend([i, j]);
     // The flattened pair is indexed by int32 (the last pick is n² - 1).
     if n.checked_mul(n).is_none_or(|square| square > i32::MAX as usize) {
@@ -121,10 +121,11 @@ fn diagonal(x: &Tensor, i: usize, j: usize) -> Result<Tensor> {
             reason: format!("a diagonal of size {n} of shape {} {} is too large", x.shape(), x.dtype()),
         });
     }
-    dims.push((n * n) as isize);
-    let flat = shape::reshape(&shape::transpose(x, &perm)?, &dims)?;
+    dims.push(n * n);
+    let last = dims.len() - 1;
+    let flat = shape::reshape_to(&shape::transpose(x, &perm)?, dims)?;
     let picks: Vec<i32> = (0..n).map(|k| (k * (n + 1)) as i32).collect();
-    gather::gather_axis(&flat, &Tensor::from_vec(picks, [n])?, dims.len() - 1, false)
+    gather::gather_axis(&flat, &Tensor::from_vec(picks, [n])?, last, false)
 }
 
 /// `x` with labels `labels` reduced to those `keep` accepts: repeated labels to their
@@ -164,6 +165,16 @@ pub(crate) fn einsum(equation: &str, operands: &[Tensor]) -> Result<Tensor> {
     {
         return Err(Error::dtype_mismatch(OP, a, b));
     }
+    // The lowered ops fail only where a result cannot be allocated (empty operands with
+    // huge dimensions) or the dtype has no product; the error then names einsum.
+    lower(&eq, operands).map_err(|e| Error::InvalidArgument {
+        op: OP,
+        reason: format!("equation {equation:?} with operands of shapes {}: {e}", describe(operands)),
+    })
+}
+
+/// The lowering of a checked equation.
+fn lower(eq: &Equation, operands: &[Tensor]) -> Result<Tensor> {
     let output = &eq.output;
     if let [x] = operands {
         let (x, labels) = reduce_term(x, &eq.inputs[0], |l| output.contains(&l))?;
@@ -179,16 +190,17 @@ pub(crate) fn einsum(equation: &str, operands: &[Tensor]) -> Result<Tensor> {
     let free_b = in_output(&lb, &|l| !la.contains(&l));
     let contracted: Vec<char> = la.iter().copied().filter(|l| lb.contains(l) && !output.contains(l)).collect();
     let size = |x: &Tensor, labels: &[char], group: &[char]| -> usize {
-        positions(labels, group).iter().map(|&p| x.dims()[p]).product()
+        // Saturating: only an empty operand can overflow ([2^62, 4, 0]), and it stays empty.
+        positions(labels, group).iter().fold(1usize, |n, &p| n.saturating_mul(x.dims()[p]))
     };
     if contracted.is_empty() {
         // An outer or elementwise product: both aligned to the output's axes, broadcast.
         let aligned = |x: &Tensor, labels: &[char]| -> Result<Tensor> {
             let mine: Vec<char> = output.iter().copied().filter(|l| labels.contains(l)).collect();
             let t = to_output(x, labels, &mine)?;
-            let dims: Vec<isize> =
-                output.iter().map(|l| mine.iter().position(|m| m == l).map_or(1, |p| t.dims()[p] as isize)).collect();
-            shape::reshape(&t, &dims)
+            let dims: Vec<usize> =
+                output.iter().map(|l| mine.iter().position(|m| m == l).map_or(1, |p| t.dims()[p])).collect();
+            shape::reshape_to(&t, dims)
         };
         return aligned(&a, &la)? * aligned(&b, &lb)?;
     }
@@ -196,12 +208,8 @@ pub(crate) fn einsum(equation: &str, operands: &[Tensor]) -> Result<Tensor> {
         (size(&a, &la, &batch), size(&a, &la, &free_a), size(&a, &la, &contracted), size(&b, &lb, &free_b));
     let matrix = |x: &Tensor, labels: &[char], order: [&[char]; 3], rows: usize, cols: usize| -> Result<Tensor> {
         let t = to_output(x, labels, &order.concat())?;
-        let dims: Vec<isize> = if batch.is_empty() {
-            vec![rows as isize, cols as isize]
-        } else {
-            vec![nb as isize, rows as isize, cols as isize]
-        };
-        shape::reshape(&t, &dims)
+        let dims = if batch.is_empty() { vec![rows, cols] } else { vec![nb, rows, cols] };
+        shape::reshape_to(&t, dims)
     };
     let product = matrix(&a, &la, [&batch, &free_a, &contracted], m, k)?.matmul(matrix(
         &b,
@@ -211,12 +219,12 @@ pub(crate) fn einsum(equation: &str, operands: &[Tensor]) -> Result<Tensor> {
         n,
     )?)?;
     let labels: Vec<char> = [batch.as_slice(), &free_a, &free_b].concat();
-    let dims: Vec<isize> = labels
+    let dims: Vec<usize> = labels
         .iter()
         .map(|l| match la.iter().position(|m| m == l) {
-            Some(p) => a.dims()[p] as isize,
-            None => b.dims()[lb.iter().position(|m| m == l).unwrap_or(0)] as isize,
+            Some(p) => a.dims()[p],
+            None => b.dims()[lb.iter().position(|m| m == l).unwrap_or(0)],
         })
         .collect();
-    to_output(&shape::reshape(&product, &dims)?, &labels, output)
+    to_output(&shape::reshape_to(&product, dims)?, &labels, output)
 }

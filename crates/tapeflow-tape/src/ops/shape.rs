@@ -128,17 +128,33 @@ pub(crate) fn squeeze(x: &Tensor, axes: &[isize]) -> Result<Tensor> {
         }
         drop[a] = true;
     }
-    let dims: SmallVec<[isize; 4]> =
-        x.dims().iter().zip(&drop).filter(|&(&d, &dropped)| !(dropped && d == 1)).map(|(&d, _)| d as isize).collect();
-    reshape(x, &dims)
+    let dims: Vec<usize> =
+        x.dims().iter().zip(&drop).filter(|&(&d, &dropped)| !(dropped && d == 1)).map(|(&d, _)| d).collect();
+    reshape_to(x, dims)
+}
+
+/// `x` under the dimensions `dims` (same element count), recorded as a reshape. Unlike
+/// [`reshape`] the dimensions are not signed, so an empty tensor with a dimension past
+/// `isize::MAX` keeps it (`[usize::MAX, 0]`).
+pub(crate) fn reshape_to(x: &Tensor, dims: Vec<usize>) -> Result<Tensor> {
+    let y = x.with_shape(dims)?.with_new_id();
+    record_batchable(&[x], &y, || {
+        let dims = x.dims().to_vec();
+        Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
+            // Batched, the seed axis stays in front.
+            let back: Vec<usize> = g.dims().iter().take(usize::from(batched)).chain(&dims).copied().collect();
+            Ok(vec![Some(reshape_to(g, back)?)])
+        })
+    });
+    Ok(y)
 }
 
 /// `tf.expand_dims(x, axis)`: a new axis of size 1 at `axis` (in `-(rank + 1)..=rank`).
 pub(crate) fn expand_dims(x: &Tensor, axis: isize) -> Result<Tensor> {
     let a = resolve_new_axis("expand_dims", x, axis)?;
-    let mut dims = signed(x.shape());
+    let mut dims = x.dims().to_vec();
     dims.insert(a, 1);
-    reshape(x, &dims)
+    reshape_to(x, dims)
 }
 
 /// An axis of a tensor one rank larger than `x` (where stack and expand_dims insert).
@@ -174,9 +190,13 @@ pub(crate) fn stack(values: &[Tensor], axis: isize) -> Result<Tensor> {
 /// `tf.unstack(x, axis)`: the slices of `x` along `axis`, that axis dropped.
 pub(crate) fn unstack(x: &Tensor, axis: isize) -> Result<Vec<Tensor>> {
     let a = x.shape().resolve_axis(axis).ok_or_else(|| invalid_axis("unstack", axis, x))?;
-    let mut dims = signed(x.shape());
+    // Only an empty tensor can have an axis this long ([0, 2^64 - 1]).
+    if x.dims()[a] > i32::MAX as usize {
+        return Err(shape_error("unstack", x, format!("axis {axis} would give {} pieces", x.dims()[a])));
+    }
+    let mut dims = x.dims().to_vec();
     dims.remove(a);
-    (0..x.dims()[a]).map(|i| reshape(&slice(x, a as isize, i, 1)?, &dims)).collect()
+    (0..x.dims()[a]).map(|i| reshape_to(&slice(x, a as isize, i, 1)?, dims.clone())).collect()
 }
 
 /// `tf.split(x, sizes, axis)`: consecutive pieces of `x` along `axis` of the given sizes,
@@ -207,13 +227,12 @@ pub(crate) fn tile(x: &Tensor, multiples: &[usize]) -> Result<Tensor> {
         return Err(shape_error(OP, x, format!("multiples {multiples:?} need one entry per axis")));
     }
     let mut spread: Vec<usize> = Vec::with_capacity(2 * x.rank());
-    let mut target: SmallVec<[isize; 4]> = SmallVec::new();
+    let mut target: Vec<usize> = Vec::with_capacity(x.rank());
     for (&d, &m) in x.dims().iter().zip(multiples) {
         spread.extend([m, d]);
-        let tiled = d.checked_mul(m).filter(|&t| t <= isize::MAX as usize);
-        target.push(tiled.ok_or_else(|| shape_error(OP, x, format!("multiples {multiples:?} overflow")))? as isize);
+        target.push(d.checked_mul(m).ok_or_else(|| shape_error(OP, x, format!("multiples {multiples:?} overflow")))?);
     }
     kernels::layout::checked_output_len(OP, x, &Shape::from(spread.as_slice()))?;
-    let ones: SmallVec<[isize; 8]> = x.dims().iter().flat_map(|&d| [1, d as isize]).collect();
-    reshape(&broadcast_to(&reshape(x, &ones)?, &Shape::from(spread))?, &target)
+    let ones: Vec<usize> = x.dims().iter().flat_map(|&d| [1, d]).collect();
+    reshape_to(&broadcast_to(&reshape_to(x, ones)?, &Shape::from(spread))?, target)
 }

@@ -70,14 +70,20 @@ pub(crate) fn pad(x: &Tensor, paddings: &[[usize; 2]], mode: PadMode) -> Result<
         PadMode::Symmetric => false,
     };
     // Every axis's limits are checked on x before anything runs.
-    let maps = (0..x.rank())
-        .map(|axis| kernels::mirror_index(OP, x, axis, paddings[axis], reflect))
-        .collect::<Result<Vec<_>>>()?;
+    for (axis, &padding) in paddings.iter().enumerate() {
+        kernels::mirror_fits(OP, x, axis, padding, reflect)?;
+    }
+    if plan.source_dims().contains(&0) {
+        // No elements to mirror (and an index map of an empty tensor's other axes could
+        // be longer than any allocation).
+        return put(OP, x, &plan, 0.0);
+    }
     let mut y = x.clone();
-    for (axis, map) in maps.into_iter().enumerate() {
-        if paddings[axis] == [0, 0] {
+    for (axis, &padding) in paddings.iter().enumerate() {
+        if padding == [0, 0] {
             continue;
         }
+        let map = kernels::mirror_index(OP, x, axis, padding, reflect)?;
         let too_long =
             || Error::InvalidArgument { op: OP, reason: format!("axis {axis} of {} is too long", x.shape()) };
         let map =
