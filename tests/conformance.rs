@@ -566,6 +566,85 @@ impl Op {
             "floordiv" => Op::binary(|a, b| a.floordiv(b)),
             "floormod" => Op::binary(|a, b| a.floormod(b)),
             "atan2" => Op::binary(|a, b| a.atan2(b)),
+            // Catalog II: shapes, slicing, gathers and scatters, einsum.
+            "squeeze" => {
+                // null: every size-1 axis (our empty list).
+                let axes = attrs.axes("axis")?.unwrap_or_default();
+                Op::new(1, "index", move |t| t[0].squeeze(&axes))
+            }
+            "expand_dims" => {
+                let axis = attrs.int("axis")?;
+                Op::new(1, "index", move |t| t[0].expand_dims(axis))
+            }
+            "stack" => {
+                let axis = attrs.int_or("axis", 0)?;
+                Op::new(2, "index", move |t| stack(&t[..2], axis))
+            }
+            "tile" => {
+                let multiples = attrs.usizes("multiples")?;
+                Op::new(1, "index", move |t| t[0].tile(&multiples))
+            }
+            "pad" => {
+                let paddings = match attrs.required("paddings")? {
+                    Value::Array(rows) => rows
+                        .iter()
+                        .map(|row| match row {
+                            Value::Array(pair) if pair.len() == 2 => {
+                                let side = |v: &Value| {
+                                    json_int(v).and_then(|v| usize::try_from(v).map_err(|_| format!("negative {v}")))
+                                };
+                                Ok([side(&pair[0])?, side(&pair[1])?])
+                            }
+                            other => Err(format!("attr paddings: {other} is not a pair")),
+                        })
+                        .collect::<Result<Vec<[usize; 2]>, String>>()?,
+                    other => return Err(format!("attr paddings must be a list, not {other}")),
+                };
+                let mode = match attrs.get("mode").map(|v| v.as_str()) {
+                    None | Some(Some("CONSTANT")) => PadMode::Constant(attrs.float_or("constant_values", 0.0)?),
+                    Some(Some("REFLECT")) => PadMode::Reflect,
+                    Some(Some("SYMMETRIC")) => PadMode::Symmetric,
+                    Some(other) => return Err(format!("attr mode: unknown pad mode {other:?}")),
+                };
+                Op::new(1, "index", move |t| t[0].pad(&paddings, mode))
+            }
+            "reverse" => {
+                let axes = attrs.ints("axis")?;
+                Op::new(1, "index", move |t| t[0].reverse(&axes))
+            }
+            "slice" => {
+                let (begin, size) = (attrs.usizes("begin")?, attrs.ints("size")?);
+                Op::new(1, "index", move |t| t[0].slice(&begin, &size))
+            }
+            "strided_slice" => {
+                let (begin, end, strides) = (attrs.ints("begin")?, attrs.ints("end")?, attrs.ints("strides")?);
+                Op::new(1, "index", move |t| t[0].strided_slice(&begin, &end, &strides))
+            }
+            "gather" => {
+                let axis = attrs.int_or("axis", 0)?;
+                Op::new(2, "index", move |t| t[0].gather(&t[1], axis))
+            }
+            "gather_nd" => Op::binary(|params, indices| params.gather_nd(indices)).family("index"),
+            // Inputs (indices, updates), as tf.scatter_nd.
+            "scatter_nd" => {
+                let shape = attrs.usizes("shape")?;
+                Op::new(2, "index", move |t| scatter_nd(&t[0], &t[1], shape.as_slice()))
+            }
+            "one_hot" => {
+                let depth = usize::try_from(attrs.int("depth")?).map_err(|_| "attr depth: negative".to_string())?;
+                Op::new(1, "index", move |t| one_hot(&t[0], depth))
+            }
+            "unsorted_segment_sum" => {
+                let segments = usize::try_from(attrs.int("num_segments")?)
+                    .map_err(|_| "attr num_segments: negative".to_string())?;
+                Op::new(2, "index", move |t| unsorted_segment_sum(&t[0], &t[1], segments)).accumulating()
+            }
+            "einsum" => {
+                let equation = attrs.string("equation")?;
+                // One operand per comma-separated term left of the arrow.
+                let arity = equation.split("->").next().map_or(1, |lhs| lhs.split(',').count());
+                Op::new(arity, "einsum", move |t| einsum(&equation, t)).accumulating()
+            }
             _ => return Err(format!("unknown op {name:?}")),
         };
         attrs.check_all_read()?;

@@ -845,26 +845,38 @@ impl UnaryUnderTest for Math {
     /// The f64 reference; derivatives in the comments.
     fn f(self, x: f64) -> f64 {
         match self {
-            Math::Tan => x.tan(), // f' = sec² x, f'' = 2 sec² x tan x
-            Math::Asin => x.asin(), // f' = 1/√(1 − x²), f'' = x/(1 − x²)^(3/2)
-            Math::Acos => x.acos(), // f' = −1/√(1 − x²)
-            Math::Atan => x.atan(), // f' = 1/(1 + x²), f'' = −2x/(1 + x²)²
-            Math::Sinh => x.sinh(), // f' = cosh x, f'' = sinh x
-            Math::Cosh => x.cosh(), // f' = sinh x, f'' = cosh x
-            Math::Asinh => x.asinh(), // f' = 1/√(x² + 1)
-            Math::Acosh => x.acosh(), // f' = 1/√(x² − 1), a pole at 1
-            Math::Atanh => x.atanh(), // f' = 1/(1 − x²), f'' = 2x/(1 − x²)²
-            Math::Erf => libm::erf(x), // f' = 2/√π·e^(−x²), f'' = −2x·f'
+            Math::Tan => x.tan(),        // f' = sec² x, f'' = 2 sec² x tan x
+            Math::Asin => x.asin(),      // f' = 1/√(1 − x²), f'' = x/(1 − x²)^(3/2)
+            Math::Acos => x.acos(),      // f' = −1/√(1 − x²)
+            Math::Atan => x.atan(),      // f' = 1/(1 + x²), f'' = −2x/(1 + x²)²
+            Math::Sinh => x.sinh(),      // f' = cosh x, f'' = sinh x
+            Math::Cosh => x.cosh(),      // f' = sinh x, f'' = cosh x
+            Math::Asinh => x.asinh(),    // f' = 1/√(x² + 1)
+            Math::Acosh => x.acosh(),    // f' = 1/√(x² − 1), a pole at 1
+            Math::Atanh => x.atanh(),    // f' = 1/(1 − x²), f'' = 2x/(1 − x²)²
+            Math::Erf => libm::erf(x),   // f' = 2/√π·e^(−x²), f'' = −2x·f'
             Math::Erfc => libm::erfc(x), // f' = −2/√π·e^(−x²)
             Math::LogSigmoid => -((-x).max(0.0) + (-x.abs()).exp().ln_1p()), // f' = sigmoid(−x), f'' = −s(1 − s)
             Math::Softsign => x / (1.0 + x.abs()), // f' = 1/(1 + |x|)², f'' jumps at 0
-            Math::Elu => if x < 0.0 { x.exp_m1() } else { x }, // f' = eˣ below 0, 1 above; f'' jumps at 0
+            Math::Elu => {
+                if x < 0.0 {
+                    x.exp_m1()
+                } else {
+                    x
+                }
+            } // f' = eˣ below 0, 1 above; f'' jumps at 0
             Math::Selu => SELU_SCALE * if x < 0.0 { SELU_ALPHA * x.exp_m1() } else { x }, // f' jumps at 0 (scale·alpha vs scale)
-            Math::Relu6 => x.clamp(0.0, 6.0), // f' = [0 < x < 6], kinks at 0 and 6
+            Math::Relu6 => x.clamp(0.0, 6.0),     // f' = [0 < x < 6], kinks at 0 and 6
             Math::Silu => x / (1.0 + (-x).exp()), // f' = s(1 + x(1 − s))
             Math::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)), // f' = Φ(x) + x·φ(x)
             Math::GeluTanh => 0.5 * x * (1.0 + (0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)).tanh()), // the tanh approximation
-            Math::LeakyRelu => if x > 0.0 { x } else { 0.2 * x }, // f' = 1 above 0, 0.2 below
+            Math::LeakyRelu => {
+                if x > 0.0 {
+                    x
+                } else {
+                    0.2 * x
+                }
+            } // f' = 1 above 0, 0.2 below
             Math::Clip => x.clamp(-1.0, 1.5), // f' = [−1 < x < 1.5]
         }
     }
@@ -1008,11 +1020,10 @@ fn floormod_case() -> impl Strategy<Value = (Vec<usize>, Vec<f64>, Vec<f64>, u64
         let n = numel(&dims);
         let b = vec(prop_oneof![-2.0f64..-0.5, 0.5f64..2.0], n);
         let kf = vec((-3i32..3, 0.1f64..0.9), n);
-        (Just(dims), b, kf, any::<u64>())
-            .prop_map(|(dims, b, kf, seed)| {
-                let a = b.iter().zip(&kf).map(|(&b, &(k, f))| b * (f64::from(k) + f)).collect();
-                (dims, a, b, seed)
-            })
+        (Just(dims), b, kf, any::<u64>()).prop_map(|(dims, b, kf, seed)| {
+            let a = b.iter().zip(&kf).map(|(&b, &(k, f))| b * (f64::from(k) + f)).collect();
+            (dims, a, b, seed)
+        })
     })
 }
 

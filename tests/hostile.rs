@@ -1151,19 +1151,8 @@ const UNARY: [&str; 37] = [
     "relu6",
     "silu",
 ];
-const BINARY: [&str; 11] = [
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "pow",
-    "maximum",
-    "minimum",
-    "squared_difference",
-    "floordiv",
-    "floormod",
-    "atan2",
-];
+const BINARY: [&str; 11] =
+    ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "squared_difference", "floordiv", "floormod", "atan2"];
 /// Ops with an attribute (random scalars, NaN and inverted bounds included; gelu's
 /// `approximate` either way).
 const ATTRIBUTED: [&str; 3] = ["leaky_relu", "clip_by_value", "gelu"];

@@ -207,7 +207,9 @@ mod tests {
     #[test]
     fn bool_converts_as_tensorflow_casts() {
         assert!(!bool::from_f64(0.0) && !bool::from_f64(-0.0));
-        assert!(bool::from_f64(0.5) && bool::from_f64(-3.0) && bool::from_f64(f64::NAN) && bool::from_f64(f64::INFINITY));
+        assert!(
+            bool::from_f64(0.5) && bool::from_f64(-3.0) && bool::from_f64(f64::NAN) && bool::from_f64(f64::INFINITY)
+        );
         assert_eq!((true.to_f64(), false.to_f64()), (1.0, 0.0));
     }
 }

@@ -35,8 +35,8 @@ pub use indexing::{
     unsorted_segment_sum,
 };
 pub use isa::{Isa, isa};
-pub use mask::{ClassifyOp, CompareOp, LogicalOp, any_all, classify, compare, logical, logical_not};
 pub use layout::{broadcast_shapes, broadcast_to, concat, reshape, slice_axis, transpose};
+pub use mask::{ClassifyOp, CompareOp, LogicalOp, any_all, classify, compare, logical, logical_not};
 pub use matmul::matmul;
 pub use nn::{
     log_softmax, one_hot, softmax, sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_grad,

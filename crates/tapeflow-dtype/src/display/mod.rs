@@ -101,7 +101,9 @@ pub(crate) fn format_numpy(values: Values<'_>, dims: &[usize]) -> String {
         }
         // numpy's `BoolFormat`: in an array `True` always takes a leading space, so that
         // both words are five columns wide, whatever the values.
-        Values::Bool(v) => layout.render(&|i| if v.get(i).copied().unwrap_or_default() { " True" } else { "False" }.into()),
+        Values::Bool(v) => {
+            layout.render(&|i| if v.get(i).copied().unwrap_or_default() { " True" } else { "False" }.into())
+        }
     }
 }
 

@@ -105,9 +105,6 @@ pub fn clip_by_value<R>(x: &Tensor<R>, min: f64, max: f64) -> Result<Tensor<R>> 
                 })
             })
         }
-        DType::Bool => {
-            return Err(Error::UnsupportedDType { op: "clip_by_value", shape: x.shape().clone(), dtype: x.dtype() });
-        }
     };
     Tensor::from_storage(storage, x.shape().clone())
 }
@@ -143,7 +140,9 @@ fn mask_grad_of<R>(op: &'static str, rule: MaskGrad, x: &Tensor<R>, g: &Tensor<R
     let storage = match x.dtype() {
         DType::F32 => run(level, rule, x.as_slice::<f32>()?, g.as_slice::<f32>()?),
         DType::F16 => run(level, rule, x.as_slice::<f16>()?, g.as_slice::<f16>()?),
-        DType::I32 | DType::Bool => return Err(Error::UnsupportedDType { op, shape: x.shape().clone(), dtype: x.dtype() }),
+        DType::I32 | DType::Bool => {
+            return Err(Error::UnsupportedDType { op, shape: x.shape().clone(), dtype: x.dtype() });
+        }
     };
     Tensor::from_storage(storage, x.shape().clone())
 }

@@ -7,9 +7,9 @@ use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, Tensor};
 
 use crate::isa::{self, F32s, LANES, Level, Mask, Simd, kernel};
 use crate::layout::{broadcast_dims, broadcast_shapes, broadcast_strides, for_each_strided};
+use crate::mask::Side;
 use crate::parallel::{CHUNK, for_each_chunk};
 use crate::reference;
-use crate::mask::Side;
 use crate::simd::{self, IntOperand, Operand};
 
 mod activation;

@@ -19,7 +19,14 @@ const ERF_SPLIT: f32 = 1.0;
 /// e^(x²/8)), so a short polynomial fits it. (A 16th power needs a shorter G but
 /// multiplies G's rounding by 16: 3.3 ulp of erf at x = 1.)
 const ERF_LARGE: [f32; 9] = [
-    1.0015838, 0.13204806, 0.111742124, -0.0066288062, 0.030622242, -0.013942075, 0.005679479, -0.0011146058,
+    1.0015838,
+    0.13204806,
+    0.111742124,
+    -0.0066288062,
+    0.030622242,
+    -0.013942075,
+    0.005679479,
+    -0.0011146058,
     1.2187611e-4,
 ];
 
@@ -60,9 +67,8 @@ fn erf_large<S: Simd>(s: S, x: S::F) -> S::F {
 
 /// erfc x = e^(−x²)·t·F(t) with t = 2/(2 + x), for ½ ≤ x ≤ 10.1 (relative error of the fit
 /// 9.0e-9): erfc(x)·e^(x²) is smooth in t and tends to 1/(2√π)·t⁻¹·t as x grows.
-const ERFC: [f32; 9] = [
-    0.28207567, 0.28259233, 0.24129789, 0.21077232, -0.047958706, 0.312083, -0.51924145, 0.30087173, -0.062486622,
-];
+const ERFC: [f32; 9] =
+    [0.28207567, 0.28259233, 0.24129789, 0.21077232, -0.047958706, 0.312083, -0.51924145, 0.30087173, -0.062486622];
 
 /// Below this |x|, erfc is 1 − erf (erf < ½ there, so the difference loses nothing).
 const ERFC_SPLIT: f32 = 0.47;

@@ -120,4 +120,3 @@ pub(crate) fn atanh<S: Simd>(s: S, x: S::F) -> S::F {
     };
     (x.is_nan() | a.simd_gt(s.splat(1.0))).select(s.splat(f32::NAN), y)
 }
-

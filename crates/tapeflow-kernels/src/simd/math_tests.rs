@@ -164,7 +164,8 @@ fn catalog2_ulp_bounds_hold_near_zero_bit_by_bit() {
     ];
     // Every 1021st f32 from 2^-30 to 2 (a quarter million per sign).
     let start = (2.0f32).powi(-30).to_bits();
-    let data: Vec<f32> = (start..2.0f32.to_bits()).step_by(1021).flat_map(|b| [f32::from_bits(b), -f32::from_bits(b)]).collect();
+    let data: Vec<f32> =
+        (start..2.0f32.to_bits()).step_by(1021).flat_map(|b| [f32::from_bits(b), -f32::from_bits(b)]).collect();
     for level in supported_levels() {
         for op in ops {
             let (e, x) = worst_error(level, op, &data);
@@ -249,7 +250,9 @@ fn special_values_follow_tensorflow() {
             assert!(run(level, op, &[nan])[0].is_nan(), "{op:?}(NaN) at {level:?}");
         }
         // Near overflow: finite and within the bounds.
-        for (op, x) in [(UnaryOp::Sinh, 89.4f32), (UnaryOp::Cosh, -89.4), (UnaryOp::Asinh, f32::MAX), (UnaryOp::Acosh, f32::MAX)] {
+        for (op, x) in
+            [(UnaryOp::Sinh, 89.4f32), (UnaryOp::Cosh, -89.4), (UnaryOp::Asinh, f32::MAX), (UnaryOp::Acosh, f32::MAX)]
+        {
             let y = run(level, op, &[x])[0];
             let (exact, bound, floor) = exact_bound_floor(op, f64::from(x)).unwrap();
             assert!(y.is_finite() && ulps_above(y, exact, floor) <= bound, "{op:?}({x}) = {y} at {level:?}");

@@ -17,13 +17,13 @@ use crate::elementwise::{BinaryOp, UnaryOp};
 use crate::fastmath;
 #[cfg(test)]
 use crate::isa::Level;
-use crate::mask::Side;
 use crate::isa::{F32s, I32s, LANES, Mask, Simd, kernel};
+use crate::mask::Side;
 use crate::reference;
 
 mod math;
-pub use math::{MaskGrad, clip_f32, leaky_relu_f32, mask_grad_f32};
 pub(crate) use math::mask_grad_vec;
+pub use math::{MaskGrad, clip_f32, leaky_relu_f32, mask_grad_f32};
 
 /// Beyond this magnitude the vector sin/cos range reduction loses accuracy; such lanes are
 /// recomputed with the scalar reference.

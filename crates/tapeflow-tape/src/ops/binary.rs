@@ -158,10 +158,9 @@ fn products(
         }
         // floormod(a, b) = a − floor(a/b)·b with floor(a/b) piecewise constant:
         // da = g, db = −floor(a/b)·g (TensorFlow's _FloorModGrad).
-        BinaryOp::FloorMod => (
-            need_a.then(|| Ok(g.clone())),
-            need_b.then(|| g * (-kernels::binary(BinaryOp::FloorDiv, a, b)?)?),
-        ),
+        BinaryOp::FloorMod => {
+            (need_a.then(|| Ok(g.clone())), need_b.then(|| g * (-kernels::binary(BinaryOp::FloorDiv, a, b)?)?))
+        }
         // d atan2(a, b) = (b·da − a·db) / (a² + b²), as TensorFlow's _Atan2Grad.
         BinaryOp::Atan2 => {
             let inv = (g / (b.square()? + a.square()?)?)?;

@@ -76,7 +76,9 @@ fn unary_rules_give_the_same_bits_fused_and_composed() {
                 let rule = unary::rule(op, &x, &y);
                 // Sign's zeros, and floor, ceil and round (never recorded), take the composed
                 // rule both ways.
-                if let (DType::F32, Rule::Unary { x, y, .. }, true) = (dtype, &rule, kernels::grad::unary_grad_fused(op)) {
+                if let (DType::F32, Rule::Unary { x, y, .. }, true) =
+                    (dtype, &rule, kernels::grad::unary_grad_fused(op))
+                {
                     // The fused kernel is what runs for float32.
                     assert!(unary::derivative_first_order(op, x, y, &g).unwrap().is_some(), "{op:?}");
                 }

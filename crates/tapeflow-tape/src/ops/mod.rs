@@ -6,11 +6,11 @@
 
 pub(crate) mod activation;
 pub(crate) mod binary;
-pub(crate) mod mask;
 pub(crate) mod einsum;
 #[cfg(test)]
 mod first_order_tests;
 pub(crate) mod gather;
+pub(crate) mod mask;
 pub(crate) mod matmul;
 pub(crate) mod nn;
 pub(crate) mod reduce;
