@@ -627,7 +627,7 @@ impl Hostile {
         let x = self.random_tensor();
         let cond_dtype = if self.rng.one_in(5) { self.dtype() } else { DType::Bool };
         let cond_like = self.partner(&x);
-        let cond = self.tensor(cond_dtype, &cond_like.dims().to_vec());
+        let cond = self.tensor(cond_dtype, cond_like.dims());
         let x = self.input(x);
         let describe_cond = Input::Tensor(cond.clone()).describe();
         if self.rng.one_in(5) {
@@ -645,7 +645,7 @@ impl Hostile {
         let y = self.input(y);
         let describe = || format!("select({describe_cond}, {}, {})", x.describe(), y.describe());
         let inputs = [x.clone(), y.clone()];
-        self.differentiate_with("select", &inputs, &[cond.clone()], &describe, || {
+        self.differentiate_with("select", &inputs, std::slice::from_ref(&cond), &describe, || {
             select(&cond, x.to_tensor(), y.to_tensor())
         });
     }

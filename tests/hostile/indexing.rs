@@ -227,7 +227,7 @@ impl Hostile {
         let bound = x.dims().iter().copied().max().unwrap_or(1);
         let ids = self.indices(&dims, bound);
         let extra = [ids.clone()];
-        self.one("gather_nd", x, &extra, format!("{}", ids.values_text()), |x| x.gather_nd(&ids));
+        self.one("gather_nd", x, &extra, ids.values_text().to_string(), |x| x.gather_nd(&ids));
     }
 
     fn scatter_nd_case(&mut self) {

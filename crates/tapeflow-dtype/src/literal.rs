@@ -209,13 +209,13 @@ mod tests {
         let mask = T::from([[true, false], [false, true]]);
         assert_eq!((mask.dtype(), mask.dims()), (DType::Bool, &[2usize, 2][..]));
         assert_eq!(mask.to_vec::<bool>().unwrap(), vec![true, false, false, true]);
-        assert_eq!(T::from(true).to_scalar::<bool>().unwrap(), true);
+        assert!(T::from(true).to_scalar::<bool>().unwrap());
     }
 
     #[test]
     fn bool_literals_and_numbers_do_not_convert_into_each_other() {
         let t: T = ScalarLiteral::Bool(true).to_tensor(DType::Bool, "logical_and").unwrap();
-        assert_eq!(t.to_scalar::<bool>().unwrap(), true);
+        assert!(t.to_scalar::<bool>().unwrap());
         let err = ScalarLiteral::Bool(true).to_tensor::<()>(DType::F32, "add").unwrap_err().to_string();
         assert!(err.contains("add") && err.contains("bool") && err.contains("float32"), "{err}");
         let err = ScalarLiteral::Int(1).to_tensor::<()>(DType::Bool, "logical_or").unwrap_err().to_string();

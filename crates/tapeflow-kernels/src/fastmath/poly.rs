@@ -31,7 +31,7 @@ pub(crate) const PIO2_HI: f32 = 1.570_796_4;
 /// See [`PIO2_HI`].
 pub(crate) const PIO2_LO: f32 = -4.371_139e-8;
 /// π/4 in two parts, as [`PIO2_HI`].
-pub(crate) const PIO4_HI: f32 = 0.785_398_2;
+pub(crate) const PIO4_HI: f32 = std::f32::consts::FRAC_PI_4;
 /// See [`PIO4_HI`].
 pub(crate) const PIO4_LO: f32 = -2.185_569_5e-8;
 /// π in two parts, as [`PIO2_HI`].
