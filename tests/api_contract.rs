@@ -107,9 +107,10 @@ fn api_contract_snippet_runs() {
     tour().expect("the API.md snippet returns Ok");
 }
 
-/// The masks part of `shared/api/catalog2.md` (bool, comparisons, logical ops, `select`,
-/// classification, `any` / `all`), line for line.
-fn catalog2_masks() -> Result<()> {
+/// `shared/api/catalog2.md` (masks, select, elementwise math, reductions and scans, shapes,
+/// slicing, gathers and scatters, einsum), verbatim.
+fn catalog2() -> Result<()> {
+    // bool, the fourth dtype. Comparisons broadcast and give bool; no gradient flows through them.
     let a = constant([1.0, 2.0, 3.0]);
     let b = constant([3.0, 2.0, 1.0]);
     let m = a.greater(&b)?; // tf.math.greater
@@ -123,16 +124,101 @@ fn catalog2_masks() -> Result<()> {
     assert_eq!(Tensor::from_vec(vec![true, false], [2])?.dims(), &[2]);
     assert!(a.logical_and(&m).is_err()); // logical ops take bool only
 
+    // tf.where(cond, x, y): `select`, broadcasting all three; the gradient goes to x where
+    // cond holds and to y elsewhere.
     let x = Variable::new([1.0, 2.0, 3.0]);
     let tape = GradientTape::new();
     let y = tape.record(|| select(&m, &x, 0.0))?; // [0, 0, 3]
     assert_eq!(tape.gradient(&y, &x)?.unwrap().to_vec::<f32>()?, vec![0.0, 0.0, 1.0]);
-    assert_eq!(y.to_vec::<f32>()?, vec![0.0, 0.0, 3.0]);
-    let _ = (m.any(&[0], false)?, m.all(&[0], false)?);
+
+    // More elementwise ops, TensorFlow's names and formulas.
+    let v = constant([-1.5, 0.5, 2.5]);
+    let _ = (
+        v.floor()?,
+        v.ceil()?,
+        v.sign()?,
+        v.tan()?,
+        v.atan()?,
+        v.sinh()?,
+        v.cosh()?,
+        v.asinh()?,
+        v.erf()?,
+        v.erfc()?,
+        v.log_sigmoid()?,
+        v.softsign()?,
+        v.elu()?,
+        v.selu()?,
+        v.relu6()?,
+        v.silu()?,
+        v.gelu(false)?,
+        v.gelu(true)?,
+        v.leaky_relu(0.2)?,
+    );
+    let u = constant([0.5, -0.25]);
+    let _ = (u.asin()?, u.acos()?, u.atanh()?, constant([1.5]).acosh()?);
+    let _ = (v.squared_difference(&v)?, v.floordiv(2.0)?, v.floormod(2.0)?, v.atan2(1.0)?, v.clip_by_value(-1.0, 1.0)?);
+    assert_eq!(v.round()?.to_vec::<f32>()?, vec![-2.0, 0.0, 2.0]); // half to even, as TF
+
+    // Reductions and scans.
+    let r = Tensor::from_vec(vec![3.0f32, 1.0, 2.0, 4.0, 5.0, 0.5], [2, 3])?;
+    let _ = (
+        r.min(&[1], false)?,
+        r.prod(&[0], true)?,
+        r.logsumexp(&[-1], false)?,
+        r.variance(&[0], false)?,
+        r.std(&[0, 1], false)?,
+        r.min_all()?,
+        r.prod_all()?,
+    );
+    assert_eq!(r.argmax(1)?.to_vec::<i32>()?, vec![0, 1]); // int32 indices; ties: first index
+    let _ = (r.argmin(0)?, m.any(&[0], false)?, m.all(&[0], false)?);
+    let _ = (r.cumsum(1, false, false)?, r.cumprod(0, true, true)?); // axis, exclusive, reverse
+
+    // Shapes.
+    let s = Tensor::zeros([1, 3, 1, 2], DType::F32);
+    assert_eq!(s.squeeze(&[])?.dims(), &[3, 2]); // no axes: every size-1 axis, as TF
+    assert_eq!(s.squeeze(&[2])?.dims(), &[1, 3, 2]);
+    assert!(s.squeeze(&[1]).is_err()); // axis 1 has size 3
+    assert_eq!(r.expand_dims(0)?.dims(), &[1, 2, 3]);
+    let st = stack(&[&r, &r], 0)?; // [2, 2, 3]
+    let parts: Vec<Tensor> = st.unstack(0)?; // two [2, 3]
+    let halves: Vec<Tensor> = r.split(&[1, 2], 1)?; // sizes along axis 1: [2, 1] and [2, 2]
+    assert_eq!((parts.len(), halves[1].dims()), (2, &[2usize, 2][..]));
+    let _ = (r.tile(&[2, 1])?, r.reverse(&[1])?);
+    assert_eq!(r.pad(&[[1, 0], [0, 2]], PadMode::Constant(0.0))?.dims(), &[3, 5]);
+    let _ = (r.pad(&[[1, 1], [1, 1]], PadMode::Reflect)?, r.pad(&[[0, 0], [2, 0]], PadMode::Symmetric)?);
+
+    // Slicing: tf.slice (begin, size with -1 = to the end) and tf.strided_slice (begin, end,
+    // strides; negative begin/end count from the end and out-of-range ones clamp, as Python).
+    let w = Tensor::from_vec((0..20).map(|i| i as f32).collect::<Vec<_>>(), [4, 5])?;
+    assert_eq!(w.slice(&[1, 0], &[2, -1])?.dims(), &[2, 5]);
+    assert_eq!(w.strided_slice(&[-1, 4], &[0, 0], &[-1, -2])?.to_vec::<f32>()?, vec![19.0, 17.0, 14.0, 12.0, 9.0, 7.0]);
+
+    // Gathers and scatters. An index out of range is an Err naming the op (TF on CPU errors too).
+    let emb = Variable::new(Tensor::from_vec((0..12).map(|i| i as f32).collect::<Vec<_>>(), [4, 3])?);
+    let ids = constant([2, 0, 2]);
+    let tape = GradientTape::new();
+    let rows = tape.record(|| emb.gather(&ids, 0))?; // [3, 3]
+    let g = tape.gradient(&rows, &emb)?.unwrap(); // row 2 twice, row 0 once
+    assert_eq!(&g.to_vec::<f32>()?[6..9], &[2.0, 2.0, 2.0]);
+    assert!(emb.gather(&constant([4]), 0).is_err());
+    let idx = Tensor::from_vec(vec![0, 1, 1, 2], [2, 2])?;
+    let _ = (
+        r.gather_nd(&idx)?,
+        scatter_nd(&Tensor::from_vec(vec![1, 3], [2, 1])?, &constant([5.0, 6.0]), [4])?,
+        one_hot(&constant([0, 2]), 3)?, // float32 [2, 3]
+        unsorted_segment_sum(&r, &constant([1, 0]), 2)?,
+    );
+
+    // einsum over one or two operands (no ellipsis), differentiable.
+    let q = Tensor::zeros([2, 3, 4], DType::F32);
+    let k = Tensor::zeros([2, 5, 4], DType::F32);
+    assert_eq!(einsum("bqd,bkd->bqk", &[&q, &k])?.dims(), &[2, 3, 5]);
+    assert_eq!(einsum("ij->ji", &[&r])?.dims(), &[3, 2]);
     Ok(())
 }
 
 #[test]
-fn catalog2_masks_snippet_runs() {
-    catalog2_masks().expect("the catalog2.md masks lines return Ok");
+fn catalog2_snippet_runs() {
+    catalog2().expect("the catalog2.md snippet returns Ok");
 }
