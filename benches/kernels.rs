@@ -1,5 +1,6 @@
 //! Criterion benchmarks of each kernel family through the public API: elementwise
-//! (binary, transcendental, float16), reductions and matmul, each with its throughput.
+//! (binary, transcendental, float16), reductions, matmul and catalog II (masks, rounding,
+//! the new transcendentals, gather), each with its throughput.
 //! `examples/perf_report.rs` prints the same workloads beside this machine's limits.
 
 use std::hint::black_box;
@@ -7,6 +8,8 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tapeflow::prelude::*;
 
+#[path = "common/catalog2_workloads.rs"]
+mod catalog2_workloads;
 #[path = "common/inputs.rs"]
 mod inputs;
 
@@ -72,11 +75,6 @@ fn reductions(c: &mut Criterion) {
     group.bench_function("sum_rows_f32/1024x1024", |b| b.iter(|| black_box(m.sum(&[1], false).unwrap())));
     group.bench_function("sum_columns_f32/1024x1024", |b| b.iter(|| black_box(m.sum(&[0], false).unwrap())));
     group.bench_function("max_columns_f32/1024x1024", |b| b.iter(|| black_box(m.max(&[0], false).unwrap())));
-    // Issue 15's target: argmax along the last axis of [4096, 1000] within 1.2× max's time.
-    let logits = random(4096 * 1000, DType::F32).reshape([4096, 1000]).unwrap();
-    group.throughput(Throughput::Elements(4096 * 1000));
-    group.bench_function("max_rows_f32/4096x1000", |b| b.iter(|| black_box(logits.max(&[1], false).unwrap())));
-    group.bench_function("argmax_rows_f32/4096x1000", |b| b.iter(|| black_box(logits.argmax(1).unwrap())));
     group.finish();
 }
 
@@ -92,5 +90,29 @@ fn matmul(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, elementwise, subnormal, reductions, matmul);
+/// Catalog II (issue 15): each op beside the one whose time it is held to.
+fn catalog2(c: &mut Criterion) {
+    use catalog2_workloads::{Catalog2, ELEMENTS, GATHERED, LIKE_ADD, LIKE_EXP, TABLE_COLS, TABLE_ROWS};
+    let w = Catalog2::new().unwrap();
+    let mut group = c.benchmark_group("catalog2");
+    group.throughput(Throughput::Elements(ELEMENTS as u64));
+    for (name, op) in LIKE_ADD.iter().chain(&LIKE_EXP) {
+        group.bench_function(name.replace(' ', "_"), |b| b.iter(|| black_box(op(&w).unwrap())));
+    }
+    // argmax along the last axis of [4096, 1000], held to 1.2× max's time.
+    group.throughput(Throughput::Elements(4096 * 1000));
+    group.bench_function("max_rows_f32/4096x1000", |b| b.iter(|| black_box(w.logits.max(&[1], false).unwrap())));
+    group.bench_function("argmax_rows_f32/4096x1000", |b| b.iter(|| black_box(w.logits.argmax(1).unwrap())));
+    group.throughput(Throughput::Bytes((GATHERED * TABLE_COLS * 4) as u64));
+    let mut rows = vec![0.0f32; GATHERED * TABLE_COLS];
+    group.bench_function("copy_rows_256_of_50000x512", |b| b.iter(|| w.copy_rows(&mut rows)));
+    group.bench_function("gather_256_of_50000x512", |b| b.iter(|| black_box(w.gather())));
+    group.sample_size(20);
+    let mut table = vec![1.0f32; TABLE_ROWS * TABLE_COLS];
+    group.bench_function("zero_table_50000x512", |b| b.iter(|| Catalog2::zero_table(&mut table)));
+    group.bench_function("gather_gradient_256_of_50000x512", |b| b.iter(|| black_box(w.gather_gradient())));
+    group.finish();
+}
+
+criterion_group!(benches, elementwise, subnormal, reductions, matmul, catalog2);
 criterion_main!(benches);

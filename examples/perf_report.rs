@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 use tapeflow::prelude::*;
 
+#[path = "../benches/common/catalog2_workloads.rs"]
+mod catalog2;
 #[path = "../benches/common/inputs.rs"]
 mod inputs;
 #[path = "../benches/common/tape_workloads.rs"]
@@ -189,6 +191,103 @@ fn main() -> Result<()> {
         black_box(x.sum_all().expect("float"));
     });
 
+    // Catalog II (issue 15): each op timed alternately with the op whose time it is held
+    // to, so that both medians see the same machine load; the ratios print after the table.
+    let mut catalog2_ratios: Vec<(String, f64)> = Vec::new();
+    if wanted("catalog2") {
+        let w = catalog2::Catalog2::new()?;
+        let n = catalog2::ELEMENTS;
+        let pair = |rows: &mut Vec<Row>,
+                    ratios: &mut Vec<(String, f64)>,
+                    name: &str,
+                    base: &str,
+                    bytes: f64,
+                    f: &mut dyn FnMut(),
+                    g: &mut dyn FnMut()| {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for _ in 0..runs.max(5) {
+                ours.push(median_time(1, &mut *f));
+                theirs.push(median_time(1, &mut *g));
+            }
+            ours.sort();
+            theirs.sort();
+            let (t, b) = (ours[ours.len() / 2], theirs[theirs.len() / 2]);
+            let gbs = if bytes > 0.0 { bytes / t.as_secs_f64() / 1e9 } else { 0.0 };
+            rows.push(Row {
+                workload: format!("catalog2: {name}"),
+                time: t,
+                rate: gbs,
+                unit: if bytes > 0.0 { "GB/s" } else { "tape" },
+                limit: if bytes > 0.0 { triad } else { 0.0 },
+            });
+            ratios.push((format!("{name} / {base}"), t.as_secs_f64() / b.as_secs_f64()));
+        };
+        let [(_, add), like_add @ ..] = catalog2::LIKE_ADD;
+        for (name, op) in like_add {
+            // Bytes moved: inputs read and the output written (bool outputs one byte).
+            let bytes = match name {
+                "greater f32" | "equal f32" => 9.0,
+                "select f32" => 13.0,
+                _ => 8.0,
+            } * n as f64;
+            pair(&mut rows, &mut catalog2_ratios, name, "add f32", bytes, &mut || drop(black_box(op(&w))), &mut || {
+                drop(black_box(add(&w)))
+            });
+        }
+        let [(_, exp), like_exp @ ..] = catalog2::LIKE_EXP;
+        for (name, op) in like_exp {
+            pair(
+                &mut rows,
+                &mut catalog2_ratios,
+                name,
+                "exp f32",
+                8.0 * n as f64,
+                &mut || drop(black_box(op(&w))),
+                &mut || drop(black_box(exp(&w))),
+            );
+        }
+        let row_bytes = (catalog2::GATHERED * catalog2::TABLE_COLS * 4) as f64;
+        let mut copied = vec![0.0f32; catalog2::GATHERED * catalog2::TABLE_COLS];
+        pair(
+            &mut rows,
+            &mut catalog2_ratios,
+            "gather 256 rows of 50000 x 512",
+            "copying them",
+            2.0 * row_bytes,
+            &mut || drop(black_box(w.gather())),
+            &mut || w.copy_rows(&mut copied),
+        );
+        // The dense gradient's floor: a zero-filled table plus twice the copy.
+        let mut table = vec![1.0f32; catalog2::TABLE_ROWS * catalog2::TABLE_COLS];
+        let floor = median_time(runs.max(5), || {
+            catalog2::Catalog2::zero_table(&mut table);
+            w.copy_rows(&mut copied);
+            w.copy_rows(&mut copied);
+        });
+        let gradient = median_time(runs.max(5), || drop(black_box(w.gather_gradient())));
+        rows.push(Row {
+            workload: "catalog2: gather + dense gradient (tape)".into(),
+            time: gradient,
+            rate: 0.0,
+            unit: "tape",
+            limit: 0.0,
+        });
+        catalog2_ratios.push((
+            "gather + dense gradient / (zero-filled table + 2 × copy)".into(),
+            gradient.as_secs_f64() / floor.as_secs_f64(),
+        ));
+        let logits = &w.logits;
+        pair(
+            &mut rows,
+            &mut catalog2_ratios,
+            "argmax rows of 4096 x 1000",
+            "max over the same axis",
+            4.0 * 4096.0 * 1000.0,
+            &mut || drop(black_box(logits.argmax(1))),
+            &mut || drop(black_box(logits.max(&[1], false))),
+        );
+    }
+
     // Subnormal inputs against normal ones, interleaved so both see the same machine load.
     let mut subnormal_ratios = Vec::new();
     if wanted("subnormal") {
@@ -347,6 +446,15 @@ fn main() -> Result<()> {
         println!("\nsubnormal / normal time (same run, medians):");
         for (name, ratio) in &subnormal_ratios {
             println!("  {name} f32: {ratio:.2}x");
+        }
+    }
+
+    if !catalog2_ratios.is_empty() {
+        println!(
+            "\ncatalog II: time / the time it is held to (same run, alternating medians; targets: 1.0× add, 1.5× exp, gather 2× copy, argmax 1.2× max):"
+        );
+        for (name, ratio) in &catalog2_ratios {
+            println!("  {name}: {ratio:.2}x");
         }
     }
 
