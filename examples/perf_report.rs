@@ -468,7 +468,7 @@ fn main() -> Result<()> {
     }
 
     println!("\nelement rates (G elements/s): ");
-    for r in rows.iter().filter(|r| r.unit == "GB/s") {
+    for r in rows.iter().filter(|r| r.unit == "GB/s" && r.workload.contains(" M elements)")) {
         let n: f64 =
             r.workload.split('(').nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap_or(0.0);
         println!("  {}: {:.2}", r.workload, n * (1u64 << 20) as f64 / r.time.as_secs_f64() / 1e9);

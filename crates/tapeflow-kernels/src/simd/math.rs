@@ -6,7 +6,7 @@
 //! Formulas are TensorFlow's (its CPU kernels and the Python compositions behind
 //! tf.nn.gelu and tf.math.log_sigmoid); accuracy bounds are pinned in `math_tests.rs`.
 
-use super::{Map1, Map2, map_unary, patch_lanes, sigmoid_vec, zip_runs};
+use super::{Map1, Map2, map_unary, patch_lanes, sigmoid_vec, softplus_vec, zip_runs};
 use crate::elementwise::UnaryOp;
 use crate::fastmath;
 use crate::grad::constants;
@@ -78,7 +78,7 @@ pub(crate) fn unary_vec<S: Simd>(s: S, op: UnaryOp, x: S::F) -> S::F {
         UnaryOp::Erf => fastmath::erf(s, x),
         UnaryOp::Erfc => fastmath::erfc(s, x),
         // tf.math.log_sigmoid(x) = −softplus(−x).
-        UnaryOp::LogSigmoid => -super::unary_vec(s, UnaryOp::Softplus, -x),
+        UnaryOp::LogSigmoid => -softplus_vec(s, -x),
         UnaryOp::Softsign => x / (one + x.abs()),
         UnaryOp::Elu => elu_like(s, x, None),
         UnaryOp::Selu => elu_like(s, x, Some((SELU_SCALE_ALPHA, SELU_SCALE))),

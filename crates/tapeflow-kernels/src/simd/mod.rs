@@ -83,11 +83,7 @@ pub(crate) fn unary_vec<S: Simd>(s: S, op: UnaryOp, x: S::F) -> S::F {
             let y = fastmath::sin_cos(s, x, true);
             patch_lanes(s, trig_needs_reference(s, x, y), x, y, f32::cos)
         }
-        UnaryOp::Softplus => {
-            // max(x, 0) + log1p(exp(-|x|)): never overflows.
-            let y = x.simd_gt(zero).select(x, zero) + fastmath::log1p(s, fastmath::exp(s, -x.abs()));
-            x.is_nan().select(x, y)
-        }
+        UnaryOp::Softplus => softplus_vec(s, x),
         UnaryOp::Log1p => fastmath::log1p(s, x),
         UnaryOp::Expm1 => fastmath::expm1(s, x),
         UnaryOp::Reciprocal => one / x,
@@ -118,6 +114,17 @@ pub(crate) fn unary_vec<S: Simd>(s: S, op: UnaryOp, x: S::F) -> S::F {
         | UnaryOp::Gelu
         | UnaryOp::GeluTanh => math::unary_vec(s, op, x),
     }
+}
+
+/// max(x, 0) + log1p(exp(-|x|)): never overflows. A function of its own so that the
+/// catalog-II rules built on it (log_sigmoid) call it directly: a call back into
+/// [`unary_vec`] would make a cycle, which `#[inline(always)]` cannot inline, leaving every
+/// vector operation of every unary kernel an out-of-line call without the level's features.
+#[inline(always)]
+pub(crate) fn softplus_vec<S: Simd>(s: S, x: S::F) -> S::F {
+    let zero = s.splat(0.0);
+    let y = x.simd_gt(zero).select(x, zero) + fastmath::log1p(s, fastmath::exp(s, -x.abs()));
+    x.is_nan().select(x, y)
 }
 
 /// The logistic function; exp is only taken of a non-positive number.
