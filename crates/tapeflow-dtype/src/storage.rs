@@ -261,6 +261,24 @@ impl Storage {
         storage
     }
 
+    /// A bool buffer of `len` elements written as bytes by `fill`, which must set every
+    /// byte to 0 (false) or 1 (true). Unlike `for_overwrite::<bool>` a recycled buffer is
+    /// not zeroed first (the kernel overwrites it anyway) and no validating pass follows.
+    /// Safe either way: a byte other than 0 or 1 can only be read as bytes, and every
+    /// `&[bool]` view validates its bytes, so a wrong kernel panics there instead of
+    /// producing an invalid `bool`.
+    pub fn for_overwrite_bool_bytes(len: usize, fill: impl FnOnce(&mut [u8])) -> Self {
+        let mut storage = Storage { lines: Lines::for_overwrite(len), len, dtype: DType::Bool };
+        fill(&mut storage.lines.bytes_mut()[..len]);
+        storage
+    }
+
+    /// The elements' bytes (`len · size_of(dtype)` of them), for kernels that read a bool
+    /// tensor as bytes without the validating pass of a `&[bool]` view.
+    pub fn element_bytes(&self) -> &[u8] {
+        &self.lines.bytes()[..self.len * self.dtype.size_in_bytes()]
+    }
+
     /// A buffer holding a copy of `values`.
     pub fn from_slice<T: Element>(values: &[T]) -> Self {
         Self::for_overwrite(values.len(), |out: &mut [T]| out.copy_from_slice(values))
@@ -357,6 +375,17 @@ impl Buffer {
         }
     }
 
+    /// The elements' bytes (see [`Storage::element_bytes`]).
+    pub fn element_bytes(&self) -> &[u8] {
+        match self {
+            Buffer::Small { words, len, dtype } => {
+                let bytes: &[u8] = bytemuck::cast_slice(words);
+                &bytes[..usize::from(*len) * dtype.size_in_bytes()]
+            }
+            Buffer::Shared(storage) => storage.element_bytes(),
+        }
+    }
+
     /// The elements as `&[T]`, or `None` if `T` is not the buffer's dtype.
     pub fn as_slice<T: Element>(&self) -> Option<&[T]> {
         match self {
@@ -417,6 +446,22 @@ mod tests {
         drop(second);
         let third = Storage::from_fn::<f32>(100_000, |_| {});
         assert!(third.as_slice::<f32>().unwrap().iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn bool_bytes_from_a_kernel_are_checked_when_seen_as_bools() {
+        // Recycled bytes are not zeroed first: the kernel writes every one of them.
+        drop(Storage::for_overwrite::<f32>(50_000, |v| v.fill(f32::from_bits(0x0203_0405))));
+        let ok = Storage::for_overwrite_bool_bytes(200_000, |b| {
+            b.iter_mut().enumerate().for_each(|(i, v)| *v = u8::from(i % 3 == 0))
+        });
+        assert_eq!(ok.as_slice::<bool>().unwrap()[..4], [true, false, false, true]);
+        assert_eq!(ok.element_bytes().len(), 200_000);
+        // A kernel that wrote another byte is caught by the view, never read as a bool.
+        let bad = Storage::for_overwrite_bool_bytes(200_000, |b| b.fill(2));
+        assert_eq!(bad.element_bytes()[7], 2);
+        let seen = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bad.as_slice::<bool>().map(<[bool]>::len)));
+        assert!(seen.is_err());
     }
 
     #[test]

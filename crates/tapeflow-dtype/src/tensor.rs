@@ -256,6 +256,15 @@ impl<R> Tensor<R> {
         self.data.unique_slice_mut::<T>()
     }
 
+    /// A bool tensor's elements as bytes, 0 or 1 each, without the validating pass of
+    /// `as_slice::<bool>()` (the kernels' read path); `Err` for any other dtype.
+    pub fn bool_bytes(&self) -> Result<&[u8]> {
+        if self.dtype() != DType::Bool {
+            return Err(Error::UnsupportedDType { op: "bool_bytes", shape: self.shape().clone(), dtype: self.dtype() });
+        }
+        Ok(self.data.element_bytes())
+    }
+
     /// The elements as a slice of `T`; `Err` if `T` is not the tensor's dtype.
     pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
         self.slice_for::<T>("as_slice")
@@ -408,6 +417,14 @@ mod tests {
     use super::*;
 
     type T = Tensor<()>;
+
+    #[test]
+    fn bool_bytes_are_a_bool_tensors_and_an_err_for_other_dtypes() {
+        let t = T::from_vec(vec![true, false, true], [3]).unwrap();
+        assert_eq!(t.bool_bytes().unwrap(), &[1, 0, 1]);
+        let f = T::from_vec(vec![1.0f32], [1]).unwrap();
+        assert!(f.bool_bytes().unwrap_err().to_string().contains("bool_bytes"));
+    }
 
     #[test]
     fn unique_slice_mut_only_for_the_sole_owner_and_the_right_dtype() {

@@ -147,7 +147,7 @@ pub enum Side<'a, T> {
 impl<T: Copy> Side<'_, T> {
     /// Element `i`.
     #[inline(always)]
-    fn at(&self, i: usize) -> T {
+    pub(crate) fn at(&self, i: usize) -> T {
         match self {
             Side::Run(v) => v[i],
             Side::Splat(v) => *v,
@@ -161,11 +161,11 @@ impl<T: Copy> Side<'_, T> {
 
 kernel! {
     /// `dst[i] = op(a[i], b[i])` on f32, 16 lanes at a time.
-    pub fn compare_f32<'a>(op: CompareOp, a: Side<'a, f32>, b: Side<'a, f32>, dst: &'a mut [bool]) => compare_f32_body;
+    pub fn compare_f32<'a>(op: CompareOp, a: Side<'a, f32>, b: Side<'a, f32>, dst: &'a mut [u8]) => compare_f32_body;
 }
 
 #[inline(always)]
-fn compare_f32_body<S: Simd>(s: S, op: CompareOp, a: Side<'_, f32>, b: Side<'_, f32>, dst: &mut [bool]) {
+fn compare_f32_body<S: Simd>(s: S, op: CompareOp, a: Side<'_, f32>, b: Side<'_, f32>, dst: &mut [u8]) {
     match op {
         CompareOp::Equal => compare_f32_runs::<S, 0>(s, a, b, dst),
         CompareOp::NotEqual => compare_f32_runs::<S, 1>(s, a, b, dst),
@@ -189,17 +189,21 @@ fn compare_vec<S: Simd, const OP: u8>(x: S::F, y: S::F) -> <S::F as F32s>::M {
     }
 }
 
-/// Writes a 16-lane mask as 16 bools.
+/// Writes a 16-lane mask as 16 bool bytes (0 or 1): each half of the bit mask spread to
+/// eight bytes by one multiplication (bit i lands in the low bit of byte i).
 #[inline(always)]
-fn store_mask<M: Mask>(mask: M, out: &mut [bool; LANES]) {
-    let bits = mask.bitmask();
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = (bits >> i) & 1 != 0;
-    }
+fn store_mask<M: Mask>(mask: M, out: &mut [u8; LANES]) {
+    const SPREAD: u64 = 0x0002_0408_1020_4081;
+    const LOW_BITS: u64 = 0x0101_0101_0101_0101;
+    let bits = u64::from(mask.bitmask());
+    let low = (((bits & 0x7F) * SPREAD) | ((bits & 0x80) << 49)) & LOW_BITS;
+    let high = ((((bits >> 8) & 0x7F) * SPREAD) | ((bits & 0x8000) << 41)) & LOW_BITS;
+    out[..8].copy_from_slice(&low.to_le_bytes());
+    out[8..].copy_from_slice(&high.to_le_bytes());
 }
 
 #[inline(always)]
-fn compare_f32_runs<S: Simd, const OP: u8>(s: S, a: Side<'_, f32>, b: Side<'_, f32>, dst: &mut [bool]) {
+fn compare_f32_runs<S: Simd, const OP: u8>(s: S, a: Side<'_, f32>, b: Side<'_, f32>, dst: &mut [u8]) {
     let op = CompareOp::ALL[OP as usize];
     let n = dst.len();
     let (dv, dt) = dst.as_chunks_mut::<LANES>();
@@ -208,7 +212,7 @@ fn compare_f32_runs<S: Simd, const OP: u8>(s: S, a: Side<'_, f32>, b: Side<'_, f
     }
     let start = n - dt.len();
     for (i, o) in dt.iter_mut().enumerate() {
-        *o = op.apply(a.at(start + i), b.at(start + i));
+        *o = u8::from(op.apply(a.at(start + i), b.at(start + i)));
     }
 }
 
@@ -226,12 +230,12 @@ fn side_vector<S: Simd>(s: S, side: &Side<'_, f32>, k: usize) -> S::F {
 
 kernel! {
     /// `dst[i] = op(a[i], b[i])` on int32.
-    pub fn compare_i32<'a>(op: CompareOp, a: Side<'a, i32>, b: Side<'a, i32>, dst: &'a mut [bool]) => compare_plain_body;
+    pub fn compare_i32<'a>(op: CompareOp, a: Side<'a, i32>, b: Side<'a, i32>, dst: &'a mut [u8]) => compare_plain_body;
 }
 
 kernel! {
-    /// `dst[i] = op(a[i], b[i])` on bool (equal and not_equal).
-    pub fn compare_bool<'a>(op: CompareOp, a: Side<'a, bool>, b: Side<'a, bool>, dst: &'a mut [bool]) => compare_plain_body;
+    /// `dst[i] = op(a[i], b[i])` on bool bytes (equal and not_equal).
+    pub fn compare_bool<'a>(op: CompareOp, a: Side<'a, u8>, b: Side<'a, u8>, dst: &'a mut [u8]) => compare_plain_body;
 }
 
 /// A comparison loop the compiler vectorizes at the level it is compiled for.
@@ -241,15 +245,15 @@ fn compare_plain_body<S: Simd, T: Copy + PartialOrd>(
     op: CompareOp,
     a: Side<'_, T>,
     b: Side<'_, T>,
-    dst: &mut [bool],
+    dst: &mut [u8],
 ) {
     match op {
-        CompareOp::Equal => plain_loop(a, b, dst, |x, y| x == y),
-        CompareOp::NotEqual => plain_loop(a, b, dst, |x, y| x != y),
-        CompareOp::Less => plain_loop(a, b, dst, |x, y| x < y),
-        CompareOp::LessEqual => plain_loop(a, b, dst, |x, y| x <= y),
-        CompareOp::Greater => plain_loop(a, b, dst, |x, y| x > y),
-        CompareOp::GreaterEqual => plain_loop(a, b, dst, |x, y| x >= y),
+        CompareOp::Equal => plain_loop(a, b, dst, |x, y| u8::from(x == y)),
+        CompareOp::NotEqual => plain_loop(a, b, dst, |x, y| u8::from(x != y)),
+        CompareOp::Less => plain_loop(a, b, dst, |x, y| u8::from(x < y)),
+        CompareOp::LessEqual => plain_loop(a, b, dst, |x, y| u8::from(x <= y)),
+        CompareOp::Greater => plain_loop(a, b, dst, |x, y| u8::from(x > y)),
+        CompareOp::GreaterEqual => plain_loop(a, b, dst, |x, y| u8::from(x >= y)),
     }
 }
 
@@ -268,12 +272,12 @@ fn plain_loop<T: Copy, U: Copy>(a: Side<'_, T>, b: Side<'_, T>, dst: &mut [U], f
 }
 
 kernel! {
-    /// `dst[i] = op(a[i], b[i])` on bool.
-    pub fn logical_bool<'a>(op: LogicalOp, a: Side<'a, bool>, b: Side<'a, bool>, dst: &'a mut [bool]) => logical_body;
+    /// `dst[i] = op(a[i], b[i])` on bool bytes (0 or 1).
+    pub fn logical_bool<'a>(op: LogicalOp, a: Side<'a, u8>, b: Side<'a, u8>, dst: &'a mut [u8]) => logical_body;
 }
 
 #[inline(always)]
-fn logical_body<S: Simd>(_: S, op: LogicalOp, a: Side<'_, bool>, b: Side<'_, bool>, dst: &mut [bool]) {
+fn logical_body<S: Simd>(_: S, op: LogicalOp, a: Side<'_, u8>, b: Side<'_, u8>, dst: &mut [u8]) {
     match op {
         LogicalOp::And => plain_loop(a, b, dst, |x, y| x & y),
         LogicalOp::Or => plain_loop(a, b, dst, |x, y| x | y),
@@ -282,22 +286,22 @@ fn logical_body<S: Simd>(_: S, op: LogicalOp, a: Side<'_, bool>, b: Side<'_, boo
 }
 
 kernel! {
-    /// `dst[i] = !src[i]`.
-    pub fn not_bool<'a>(src: &'a [bool], dst: &'a mut [bool]) => not_body;
+    /// `dst[i] = !src[i]` on bool bytes (0 or 1).
+    pub fn not_bool<'a>(src: &'a [u8], dst: &'a mut [u8]) => not_body;
 }
 
 #[inline(always)]
-fn not_body<S: Simd>(_: S, src: &[bool], dst: &mut [bool]) {
-    dst.iter_mut().zip(src).for_each(|(o, &v)| *o = !v);
+fn not_body<S: Simd>(_: S, src: &[u8], dst: &mut [u8]) {
+    dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v ^ 1);
 }
 
 kernel! {
     /// `dst[i] = op(src[i])` on f32, 16 lanes at a time.
-    pub fn classify_f32<'a>(op: ClassifyOp, src: &'a [f32], dst: &'a mut [bool]) => classify_body;
+    pub fn classify_f32<'a>(op: ClassifyOp, src: &'a [f32], dst: &'a mut [u8]) => classify_body;
 }
 
 #[inline(always)]
-fn classify_body<S: Simd>(s: S, op: ClassifyOp, src: &[f32], dst: &mut [bool]) {
+fn classify_body<S: Simd>(s: S, op: ClassifyOp, src: &[f32], dst: &mut [u8]) {
     let n = dst.len().min(src.len());
     let (xv, xt) = src[..n].as_chunks::<LANES>();
     let (dv, dt) = dst[..n].as_chunks_mut::<LANES>();
@@ -313,7 +317,7 @@ fn classify_body<S: Simd>(s: S, op: ClassifyOp, src: &[f32], dst: &mut [bool]) {
         store_mask(mask, out);
     }
     for (o, &x) in dt.iter_mut().zip(xt) {
-        *o = op.apply(x);
+        *o = u8::from(op.apply(x));
     }
 }
 
@@ -344,14 +348,14 @@ pub fn compare<R>(op: CompareOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<
         DType::I32 => broadcast_to_bool(op.name(), a, b, a.as_slice::<i32>()?, b.as_slice::<i32>()?, |p, q, out| {
             compare_i32(level, op, p, q, out)
         }),
-        DType::Bool => broadcast_to_bool(op.name(), a, b, a.as_slice::<bool>()?, b.as_slice::<bool>()?, |p, q, out| {
+        DType::Bool => broadcast_to_bool(op.name(), a, b, a.bool_bytes()?, b.bool_bytes()?, |p, q, out| {
             compare_bool(level, op, p, q, out)
         }),
     }
 }
 
 /// A float16 comparison: both sides widened to f32 in blocks (exactly), then compared.
-fn compare_f16(level: Level, op: CompareOp, a: Side<'_, f16>, b: Side<'_, f16>, dst: &mut [bool]) {
+fn compare_f16(level: Level, op: CompareOp, a: Side<'_, f16>, b: Side<'_, f16>, dst: &mut [u8]) {
     let (mut wa, mut wb) = ([0.0f32; BLOCK], [0.0f32; BLOCK]);
     for (k, out) in dst.chunks_mut(BLOCK).enumerate() {
         let len = out.len();
@@ -386,9 +390,7 @@ pub fn logical<R>(op: LogicalOp, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tensor<
         }
     }
     let level = isa::current();
-    broadcast_to_bool(op.name(), a, b, a.as_slice::<bool>()?, b.as_slice::<bool>()?, |p, q, out| {
-        logical_bool(level, op, p, q, out)
-    })
+    broadcast_to_bool(op.name(), a, b, a.bool_bytes()?, b.bool_bytes()?, |p, q, out| logical_bool(level, op, p, q, out))
 }
 
 /// `!x` on a bool tensor.
@@ -396,8 +398,8 @@ pub fn logical_not<R>(x: &Tensor<R>) -> Result<Tensor<R>> {
     if x.dtype() != DType::Bool {
         return Err(Error::UnsupportedDType { op: "logical_not", shape: x.shape().clone(), dtype: x.dtype() });
     }
-    let (level, src) = (isa::current(), x.as_slice::<bool>()?);
-    let storage = Storage::for_overwrite::<bool>(src.len(), |dst| {
+    let (level, src) = (isa::current(), x.bool_bytes()?);
+    let storage = Storage::for_overwrite_bool_bytes(src.len(), |dst| {
         for_each_chunk(dst, 1, |start, out| not_bool(level, &src[start..start + out.len()], out))
     });
     Tensor::from_storage(storage, x.shape().clone())
@@ -417,7 +419,7 @@ pub fn classify<R>(op: ClassifyOp, x: &Tensor<R>) -> Result<Tensor<R>> {
         }
         _ => return Err(Error::UnsupportedDType { op: op.name(), shape: x.shape().clone(), dtype: x.dtype() }),
     };
-    let storage = Storage::for_overwrite::<bool>(values.len(), |dst| {
+    let storage = Storage::for_overwrite_bool_bytes(values.len(), |dst| {
         for_each_chunk(dst, 1, |start, out| classify_f32(level, op, &values[start..start + out.len()], out))
     });
     Tensor::from_storage(storage, x.shape().clone())
@@ -431,7 +433,7 @@ fn broadcast_to_bool<R, T: Copy + Send + Sync>(
     b: &Tensor<R>,
     x: &[T],
     y: &[T],
-    run: impl Fn(Side<'_, T>, Side<'_, T>, &mut [bool]) + Sync + Send,
+    run: impl Fn(Side<'_, T>, Side<'_, T>, &mut [u8]) + Sync + Send,
 ) -> Result<Tensor<R>> {
     let (out, plan) = match BroadcastPlan::trivial(a, b) {
         Some(found) => found,
@@ -442,7 +444,7 @@ fn broadcast_to_bool<R, T: Copy + Send + Sync>(
         }
     };
     crate::layout::checked_output_len(op, a, &out)?;
-    let storage = Storage::for_overwrite::<bool>(out.num_elements(), |dst| {
+    let storage = Storage::for_overwrite_bool_bytes(out.num_elements(), |dst| {
         for_each_chunk(dst, 1, |start, chunk| {
             plan.for_each_run(start, chunk, |a_run, b_run, out| {
                 let p = a_run.map_or_else(|i| Side::Splat(x[i]), |r| Side::Run(&x[r]));

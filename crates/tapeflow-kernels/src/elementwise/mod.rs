@@ -629,12 +629,14 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         rhs_dtype: a.dtype(),
         reason: "the condition does not broadcast with the values".into(),
     })?;
-    let truth: Cow<'_, [bool]> = match cond.dtype() {
+    // The condition as bytes, 0 or 1 (a bool condition read in place, without the
+    // validating pass of a `&[bool]` view).
+    let truth: Cow<'_, [u8]> = match cond.dtype() {
         // NaN != 0, so NaN counts as true.
-        DType::F32 => Cow::Owned(cond.as_slice::<f32>()?.iter().map(|&c| c != 0.0).collect()),
-        DType::F16 => Cow::Owned(cond.as_slice::<f16>()?.iter().map(|&c| c != f16::ZERO).collect()),
-        DType::I32 => Cow::Owned(cond.as_slice::<i32>()?.iter().map(|&c| c != 0).collect()),
-        DType::Bool => Cow::Borrowed(cond.as_slice::<bool>()?),
+        DType::F32 => Cow::Owned(cond.as_slice::<f32>()?.iter().map(|&c| u8::from(c != 0.0)).collect()),
+        DType::F16 => Cow::Owned(cond.as_slice::<f16>()?.iter().map(|&c| u8::from(c != f16::ZERO)).collect()),
+        DType::I32 => Cow::Owned(cond.as_slice::<i32>()?.iter().map(|&c| u8::from(c != 0)).collect()),
+        DType::Bool => Cow::Borrowed(cond.bool_bytes()?),
     };
     // Every operand either has the output's shape or is one element (relu's and the
     // comparison ops' gradients): a flat loop, without the strided walk.
@@ -642,22 +644,22 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
     let single = |t: &Tensor<R>| t.num_elements() == 1 && t.rank() <= out.rank();
     if [cond, a, b].iter().all(|t| whole(t) || single(t)) {
         let n = out.num_elements();
-        fn flat<T: tapeflow_dtype::Element>(n: usize, truth: &[bool], x: &[T], y: &[T]) -> Storage {
+        fn flat<T: tapeflow_dtype::Element>(n: usize, truth: &[u8], x: &[T], y: &[T]) -> Storage {
             let pick = |k: usize, v: &[T]| if v.len() == 1 { v[0] } else { v[k] };
             Storage::for_overwrite::<T>(n, |dst| match (truth.len() == 1, x.len() == 1, y.len() == 1) {
                 (false, false, false) => dst
                     .iter_mut()
                     .zip(truth)
                     .zip(x.iter().zip(y))
-                    .for_each(|((d, &t), (&p, &q))| *d = if t { p } else { q }),
+                    .for_each(|((d, &t), (&p, &q))| *d = if t != 0 { p } else { q }),
                 (false, false, true) => {
-                    dst.iter_mut().zip(truth).zip(x).for_each(|((d, &t), &p)| *d = if t { p } else { y[0] })
+                    dst.iter_mut().zip(truth).zip(x).for_each(|((d, &t), &p)| *d = if t != 0 { p } else { y[0] })
                 }
                 (false, true, false) => {
-                    dst.iter_mut().zip(truth).zip(y).for_each(|((d, &t), &q)| *d = if t { x[0] } else { q })
+                    dst.iter_mut().zip(truth).zip(y).for_each(|((d, &t), &q)| *d = if t != 0 { x[0] } else { q })
                 }
                 _ => dst.iter_mut().enumerate().for_each(|(k, d)| {
-                    *d = if truth[if truth.len() == 1 { 0 } else { k }] { pick(k, x) } else { pick(k, y) }
+                    *d = if truth[if truth.len() == 1 { 0 } else { k }] != 0 { pick(k, x) } else { pick(k, y) }
                 }),
             })
         }
@@ -675,15 +677,9 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
         broadcast_strides(b.dims(), out.dims()),
     ];
     let strides = [&strides[0][..], &strides[1][..], &strides[2][..]];
-    fn run<T: tapeflow_dtype::Element>(
-        out: &Shape,
-        strides: [&[usize]; 3],
-        truth: &[bool],
-        x: &[T],
-        y: &[T],
-    ) -> Storage {
+    fn run<T: tapeflow_dtype::Element>(out: &Shape, strides: [&[usize]; 3], truth: &[u8], x: &[T], y: &[T]) -> Storage {
         Storage::for_overwrite::<T>(out.num_elements(), |dst| {
-            for_each_strided(out.dims(), strides, |o, [c, i, j]| dst[o] = if truth[c] { x[i] } else { y[j] });
+            for_each_strided(out.dims(), strides, |o, [c, i, j]| dst[o] = if truth[c] != 0 { x[i] } else { y[j] });
         })
     }
     let storage = match a.dtype() {
@@ -697,7 +693,7 @@ pub fn select<R>(cond: &Tensor<R>, a: &Tensor<R>, b: &Tensor<R>) -> Result<Tenso
 
 /// The flat `select` of float32 (each operand whole or one element), split over chunks,
 /// each chunk one kernel call at the current level.
-fn select_flat_f32(truth: &[bool], x: &[f32], y: &[f32], n: usize) -> Storage {
+fn select_flat_f32(truth: &[u8], x: &[f32], y: &[f32], n: usize) -> Storage {
     let level = isa::current();
     Storage::for_overwrite::<f32>(n, |dst| {
         for_each_chunk(dst, 1, |start, out| {

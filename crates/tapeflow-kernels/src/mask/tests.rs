@@ -18,24 +18,29 @@ fn values(n: usize, seed: usize) -> Vec<f32> {
     (0..n).map(|i| SPECIAL[(i * 7 + seed * 3) % SPECIAL.len()]).collect()
 }
 
+/// Bools as the bytes the kernels read and write (0 or 1).
+fn bytes(v: &[bool]) -> Vec<u8> {
+    v.iter().map(|&b| u8::from(b)).collect()
+}
+
 #[test]
 fn float32_comparisons_match_the_reference_at_every_level() {
     for level in isa::supported_levels() {
         for n in LENGTHS {
             let (x, y) = (values(n, 1), values(n, 2));
             for op in CompareOp::ALL {
-                let mut got = vec![false; n];
+                let mut got = vec![0u8; n];
                 compare_f32(level, op, Side::Run(&x), Side::Run(&y), &mut got);
                 let want: Vec<bool> =
                     x.iter().zip(&y).map(|(&a, &b)| reference::compare(op, a.into(), b.into())).collect();
-                assert_eq!(got, want, "{op:?} n={n} at {level:?}");
+                assert_eq!(got, bytes(&want), "{op:?} n={n} at {level:?}");
                 for splat in SPECIAL {
                     compare_f32(level, op, Side::Run(&x), Side::Splat(splat), &mut got);
                     let want: Vec<bool> = x.iter().map(|&a| reference::compare(op, a.into(), splat.into())).collect();
-                    assert_eq!(got, want, "{op:?} run-splat {splat} n={n} at {level:?}");
+                    assert_eq!(got, bytes(&want), "{op:?} run-splat {splat} n={n} at {level:?}");
                     compare_f32(level, op, Side::Splat(splat), Side::Run(&y), &mut got);
                     let want: Vec<bool> = y.iter().map(|&b| reference::compare(op, splat.into(), b.into())).collect();
-                    assert_eq!(got, want, "{op:?} splat-run {splat} n={n} at {level:?}");
+                    assert_eq!(got, bytes(&want), "{op:?} splat-run {splat} n={n} at {level:?}");
                 }
             }
         }
@@ -50,10 +55,10 @@ fn classification_matches_the_reference_at_every_level() {
             let x: Vec<f32> =
                 values(n, 3).iter().zip(odd.iter().cycle()).map(|(&a, &b)| if n % 2 == 0 { a } else { b }).collect();
             for op in ClassifyOp::ALL {
-                let mut got = vec![false; n];
+                let mut got = vec![0u8; n];
                 classify_f32(level, op, &x, &mut got);
                 let want: Vec<bool> = x.iter().map(|&v| reference::classify_f32(op, v)).collect();
-                assert_eq!(got, want, "{op:?} n={n} at {level:?}");
+                assert_eq!(got, bytes(&want), "{op:?} n={n} at {level:?}");
             }
         }
     }
@@ -65,29 +70,30 @@ fn logical_and_int_and_bool_comparisons_match_the_reference_at_every_level() {
         for n in LENGTHS {
             let p: Vec<bool> = (0..n).map(|i| i % 3 == 0).collect();
             let q: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
-            let mut got = vec![false; n];
+            let (pb, qb) = (bytes(&p), bytes(&q));
+            let mut got = vec![0u8; n];
             for op in LogicalOp::ALL {
-                logical_bool(level, op, Side::Run(&p), Side::Run(&q), &mut got);
+                logical_bool(level, op, Side::Run(&pb), Side::Run(&qb), &mut got);
                 let want: Vec<bool> = p.iter().zip(&q).map(|(&a, &b)| reference::logical(op, a, b)).collect();
-                assert_eq!(got, want, "{op:?} n={n} at {level:?}");
-                logical_bool(level, op, Side::Run(&p), Side::Splat(true), &mut got);
+                assert_eq!(got, bytes(&want), "{op:?} n={n} at {level:?}");
+                logical_bool(level, op, Side::Run(&pb), Side::Splat(1), &mut got);
                 let want: Vec<bool> = p.iter().map(|&a| reference::logical(op, a, true)).collect();
-                assert_eq!(got, want, "{op:?} splat n={n} at {level:?}");
+                assert_eq!(got, bytes(&want), "{op:?} splat n={n} at {level:?}");
             }
-            not_bool(level, &p, &mut got);
-            assert_eq!(got, p.iter().map(|&a| !a).collect::<Vec<_>>(), "not n={n} at {level:?}");
+            not_bool(level, &pb, &mut got);
+            assert_eq!(got, bytes(&p.iter().map(|&a| !a).collect::<Vec<_>>()), "not n={n} at {level:?}");
             let a: Vec<i32> = (0..n).map(|i| (i as i32 % 5) - 2).collect();
             let b: Vec<i32> = (0..n).map(|i| [i32::MIN, 0, 1, i32::MAX, -1][i % 5]).collect();
             for op in CompareOp::ALL {
                 compare_i32(level, op, Side::Run(&a), Side::Run(&b), &mut got);
                 let want: Vec<bool> =
                     a.iter().zip(&b).map(|(&x, &y)| reference::compare(op, x.into(), y.into())).collect();
-                assert_eq!(got, want, "int32 {op:?} n={n} at {level:?}");
+                assert_eq!(got, bytes(&want), "int32 {op:?} n={n} at {level:?}");
             }
             for op in [CompareOp::Equal, CompareOp::NotEqual] {
-                compare_bool(level, op, Side::Run(&p), Side::Run(&q), &mut got);
+                compare_bool(level, op, Side::Run(&pb), Side::Run(&qb), &mut got);
                 let want: Vec<bool> = p.iter().zip(&q).map(|(&x, &y)| (x == y) == (op == CompareOp::Equal)).collect();
-                assert_eq!(got, want, "bool {op:?} n={n} at {level:?}");
+                assert_eq!(got, bytes(&want), "bool {op:?} n={n} at {level:?}");
             }
         }
     }
@@ -210,9 +216,10 @@ fn wrong_dtypes_and_shapes_are_errors_naming_the_op() {
 fn select_kernel_matches_its_definition_at_every_level() {
     for level in isa::supported_levels() {
         for n in LENGTHS {
-            let c: Vec<bool> = (0..n).map(|i| i % 3 != 1).collect();
+            // The condition as a bool tensor's bytes.
+            let c: Vec<u8> = (0..n).map(|i| u8::from(i % 3 != 1)).collect();
             let (x, y) = (values(n, 6), values(n, 7));
-            let pick = |k: usize, p: f32, q: f32| if c[k] { p } else { q };
+            let pick = |k: usize, p: f32, q: f32| if c[k] != 0 { p } else { q };
             let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
             let mut got = vec![0.0f32; n];
             simd::select_f32(level, Side::Run(&c), Side::Run(&x), Side::Run(&y), &mut got);
@@ -224,7 +231,7 @@ fn select_kernel_matches_its_definition_at_every_level() {
             simd::select_f32(level, Side::Run(&c), Side::Run(&x), Side::Splat(f32::NAN), &mut got);
             let want: Vec<f32> = (0..n).map(|k| pick(k, x[k], f32::NAN)).collect();
             assert_eq!(bits(&got), bits(&want), "splat y n={n} at {level:?}");
-            simd::select_f32(level, Side::Splat(false), Side::Run(&x), Side::Run(&y), &mut got);
+            simd::select_f32(level, Side::Splat(0), Side::Run(&x), Side::Run(&y), &mut got);
             assert_eq!(bits(&got), bits(&y), "splat cond n={n} at {level:?}");
         }
     }

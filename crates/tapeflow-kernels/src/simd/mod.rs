@@ -392,10 +392,10 @@ fn int_vec<S: Simd>(op: BinaryOp, p: S::I, q: S::I) -> S::I {
 }
 
 kernel! {
-    /// `dst[i] = if cond[i] { x[i] } else { y[i] }`, each of the three a run or a splat (the
-    /// flat `select`): a plain loop the compiler turns into blends at each level.
+    /// `dst[i] = if cond[i] != 0 { x[i] } else { y[i] }` (`cond` the bytes of a bool
+    /// tensor), each of the three a run or a splat (the flat `select`), 16 lanes at a time.
     pub fn select_f32<'a>(
-        cond: Side<'a, bool>,
+        cond: Side<'a, u8>,
         x: Side<'a, f32>,
         y: Side<'a, f32>,
         dst: &'a mut [f32],
@@ -403,24 +403,44 @@ kernel! {
 }
 
 #[inline(always)]
-fn select_body<S: Simd>(_: S, cond: Side<'_, bool>, x: Side<'_, f32>, y: Side<'_, f32>, dst: &mut [f32]) {
-    match (cond, x, y) {
-        (Side::Run(c), Side::Run(p), Side::Run(q)) => {
-            dst.iter_mut().zip(c.iter().zip(p.iter().zip(q))).for_each(|(d, (&c, (&p, &q)))| *d = if c { p } else { q })
+fn select_body<S: Simd>(s: S, cond: Side<'_, u8>, x: Side<'_, f32>, y: Side<'_, f32>, dst: &mut [f32]) {
+    let c = match cond {
+        Side::Run(c) => c,
+        Side::Splat(c) => {
+            match if c != 0 { x } else { y } {
+                Side::Run(v) => dst.copy_from_slice(&v[..dst.len()]),
+                Side::Splat(v) => dst.fill(v),
+            }
+            return;
         }
-        (Side::Run(c), Side::Run(p), Side::Splat(q)) => {
-            dst.iter_mut().zip(c.iter().zip(p)).for_each(|(d, (&c, &p))| *d = if c { p } else { q })
-        }
-        (Side::Run(c), Side::Splat(p), Side::Run(q)) => {
-            dst.iter_mut().zip(c.iter().zip(q)).for_each(|(d, (&c, &q))| *d = if c { p } else { q })
-        }
-        (Side::Run(c), Side::Splat(p), Side::Splat(q)) => {
-            dst.iter_mut().zip(c).for_each(|(d, &c)| *d = if c { p } else { q })
-        }
-        (Side::Splat(c), x, y) => match if c { x } else { y } {
-            Side::Run(v) => dst.copy_from_slice(&v[..dst.len()]),
-            Side::Splat(v) => dst.fill(v),
+    };
+    // 16 condition bytes widened to f32 (the compiler's zero-extend and convert), compared
+    // with 0 into a lane mask, and a blend: the chosen bits unchanged (−0, NaN payloads).
+    let zero = s.splat(0.0);
+    let n = dst.len();
+    let (dv, dt) = dst.as_chunks_mut::<LANES>();
+    let (cv, _) = c[..n].as_chunks::<LANES>();
+    for (k, (out, cb)) in dv.iter_mut().zip(cv).enumerate() {
+        let wide: [f32; LANES] = std::array::from_fn(|i| f32::from(cb[i]));
+        let mask = s.load(&wide).simd_ne(zero);
+        mask.select(side_lanes(s, &x, k), side_lanes(s, &y, k)).store(out);
+    }
+    let start = n - dt.len();
+    for (i, d) in dt.iter_mut().enumerate() {
+        let k = start + i;
+        *d = if c[k] != 0 { x.at(k) } else { y.at(k) };
+    }
+}
+
+/// Lanes `16k .. 16k + 16` of one side of a run (the run covers them).
+#[inline(always)]
+fn side_lanes<S: Simd>(s: S, side: &Side<'_, f32>, k: usize) -> S::F {
+    match side {
+        Side::Run(v) => match v[k * LANES..].first_chunk::<LANES>() {
+            Some(chunk) => s.load(chunk),
+            None => s.zero(),
         },
+        Side::Splat(v) => s.splat(*v),
     }
 }
 
