@@ -218,7 +218,7 @@ fn compare_f32_runs<S: Simd, const OP: u8>(s: S, a: Side<'_, f32>, b: Side<'_, f
 
 /// Vector `k` (lanes `16k .. 16k + 16`) of one side of a run.
 #[inline(always)]
-fn side_vector<S: Simd>(s: S, side: &Side<'_, f32>, k: usize) -> S::F {
+pub(crate) fn side_vector<S: Simd>(s: S, side: &Side<'_, f32>, k: usize) -> S::F {
     match side {
         Side::Run(v) => match v[k * LANES..].first_chunk::<LANES>() {
             Some(chunk) => s.load(chunk),

@@ -127,11 +127,14 @@ fn gelu<S: Simd>(s: S, x: S::F) -> S::F {
     (x * s.splat(0.5)) * (s.splat(1.0) + fastmath::erf(s, x * s.splat(FRAC_1_SQRT_2)))
 }
 
-/// tf.nn.gelu(x, approximate=True): `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
+/// tf.nn.gelu(x, approximate=True): `0.5·x·(1 + tanh(u))`, u = √(2/π)·(x + 0.044715·x³),
+/// computed as `x·sigmoid(2u)` (the same function: ½(1 + tanh u) = 1/(1 + e^{−2u})). One exp
+/// instead of tanh's two branches, and no cancellation in 1 + tanh u for x < 0, so the
+/// negative tail keeps its relative accuracy where TensorFlow's f32 formula rounds to 0.
 #[inline(always)]
 fn gelu_tanh<S: Simd>(s: S, x: S::F) -> S::F {
     let inner = (x + ((x * x) * x) * s.splat(GELU_CUBIC)) * s.splat(SQRT_2_OVER_PI);
-    (x * s.splat(0.5)) * (s.splat(1.0) + fastmath::tanh(s, inner))
+    x * sigmoid_vec(s, inner + inner)
 }
 
 /// Below this quotient |x/y| (and with |y| in [2⁻¹⁰⁰, 2¹⁰⁰]) the vector fmod is exact; the

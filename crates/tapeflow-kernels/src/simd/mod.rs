@@ -18,7 +18,7 @@ use crate::fastmath;
 #[cfg(test)]
 use crate::isa::Level;
 use crate::isa::{F32s, I32s, LANES, Mask, Simd, kernel};
-use crate::mask::Side;
+use crate::mask::{Side, side_vector};
 use crate::reference;
 
 mod math;
@@ -423,24 +423,12 @@ fn select_body<S: Simd>(s: S, cond: Side<'_, u8>, x: Side<'_, f32>, y: Side<'_, 
     for (k, (out, cb)) in dv.iter_mut().zip(cv).enumerate() {
         let wide: [f32; LANES] = std::array::from_fn(|i| f32::from(cb[i]));
         let mask = s.load(&wide).simd_ne(zero);
-        mask.select(side_lanes(s, &x, k), side_lanes(s, &y, k)).store(out);
+        mask.select(side_vector(s, &x, k), side_vector(s, &y, k)).store(out);
     }
     let start = n - dt.len();
     for (i, d) in dt.iter_mut().enumerate() {
         let k = start + i;
         *d = if c[k] != 0 { x.at(k) } else { y.at(k) };
-    }
-}
-
-/// Lanes `16k .. 16k + 16` of one side of a run (the run covers them).
-#[inline(always)]
-fn side_lanes<S: Simd>(s: S, side: &Side<'_, f32>, k: usize) -> S::F {
-    match side {
-        Side::Run(v) => match v[k * LANES..].first_chunk::<LANES>() {
-            Some(chunk) => s.load(chunk),
-            None => s.zero(),
-        },
-        Side::Splat(v) => s.splat(*v),
     }
 }
 
