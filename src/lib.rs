@@ -23,7 +23,7 @@ pub use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, TensorId
 pub use tapeflow_tape::{
     Adam, AdamW, Autodiff, GradSource, GradientOptions, GradientTape, IntoOperand, JacobianOptions, Operand, Optimizer,
     SavedValue, Sgd, Tensor, TensorMath, UnconnectedGradients, Variable, VariableBuilder, Watchable, assign_variables,
-    concat, constant, from_safetensors_bytes, init, load_safetensors, load_variables, ops, optim, save_safetensors,
+    concat, constant, from_safetensors_bytes, init, load_safetensors, load_variables, nn, ops, optim, save_safetensors,
     select, stop_gradient, to_safetensors_bytes, weights,
 };
 pub use tapeflow_tape::{PadMode, einsum, one_hot, scatter_nd, stack, unsorted_segment_sum};

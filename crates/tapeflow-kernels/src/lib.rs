@@ -25,6 +25,7 @@ pub mod reference;
 pub mod scan;
 pub mod simd;
 pub mod slicing;
+pub mod window;
 
 pub use arg::{ArgOp, arg_reduce};
 pub use elementwise::{
@@ -45,3 +46,4 @@ pub use nn::{
 pub use reduce::{ReduceOp, reduce, resolve_axes};
 pub use scan::{ScanOp, scan};
 pub use slicing::{AxisRange, PadMode, SlicePlan, mirror_fits, mirror_index, put, take};
+pub use window::{AxisWindow, Padding};

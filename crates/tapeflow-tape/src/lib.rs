@@ -9,6 +9,7 @@ mod backward;
 mod context;
 pub mod init;
 mod jacobian;
+pub mod nn;
 mod operand;
 mod operators;
 pub mod ops;

@@ -1,0 +1,7 @@
+//! `tapeflow::nn`, laid out as `tf.nn`: convolution, pooling, normalization and losses on
+//! NHWC images (filters HWIO), each differentiable to any order.
+//!
+//! Windowed ops share [`Padding`] and TensorFlow's padding arithmetic
+//! ([`tapeflow_kernels::AxisWindow`]).
+
+pub use tapeflow_kernels::Padding;
