@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use tapeflow_dtype::{DType, Error, Result, Shape, TensorId};
 use tapeflow_kernels::isa;
 
-use crate::context::{Entry, IdMap, Input, InputGrads, Link, Rule};
+use crate::context::{Entries, IdMap, Input, InputGrads, Link, Rule};
 use crate::operand::GradSource;
 use crate::ops::binary::add_gradients;
 use crate::runtime::Tensor;
@@ -57,7 +57,7 @@ impl GradientOptions {
 
 /// A tape's recorded ops and tracked ids, as one gradient computation reads them.
 pub(crate) struct Snapshot {
-    pub entries: Vec<Entry>,
+    pub entries: Entries,
     pub tracked: IdMap<Link>,
 }
 
@@ -159,17 +159,67 @@ fn sum_in_order(mut parts: Parts, first_order: bool) -> Result<Option<Tensor>> {
 /// to be worth a rayon task (below, scheduling costs more than the rule).
 const PARALLEL_MIN_ELEMENTS: usize = 2048;
 
-/// What the pass knows of one entry's output.
-#[derive(Default)]
-struct Node {
+/// What the pass knows of one entry's output, besides its gradient contributions.
+#[derive(Clone, Copy, Default)]
+struct Flags {
     /// The op has an input that leads back to a source: it runs.
     live: bool,
     /// The output is itself a source.
     source: bool,
     /// Live consumers of the output that have not run yet.
     pending: u32,
-    /// Contributions to the output's gradient.
-    grads: Parts,
+}
+
+/// What the pass knows of the entries' outputs, by entry index: flags and counts in one
+/// array (the sweep that finds live ops reads only those), gradient contributions in
+/// another. Both are reused from the thread's previous pass ([`Nodes::take`]).
+#[derive(Default)]
+struct Nodes {
+    flags: Vec<Flags>,
+    grads: Vec<Parts>,
+}
+
+/// The largest node arrays kept for the thread's next pass.
+const SPARE_MAX_NODES: usize = 1 << 12;
+
+thread_local! {
+    /// The emptied node arrays of the thread's last pass: a scalar gradient otherwise pays
+    /// two allocations (and frees) of its own for them (callgrind: ~500 instructions).
+    static SPARE_NODES: std::cell::RefCell<Nodes> = std::cell::RefCell::new(Nodes::default());
+}
+
+impl Nodes {
+    /// Arrays for `n` entries, all clear; reuses the thread's spare arrays when free.
+    fn take(n: usize) -> Self {
+        let mut nodes = SPARE_NODES
+            .try_with(|spare| spare.try_borrow_mut().map(|mut spare| std::mem::take(&mut *spare)).unwrap_or_default())
+            .unwrap_or_default();
+        nodes.flags.resize(n, Flags::default());
+        nodes.grads.resize_with(n, Parts::new);
+        nodes
+    }
+
+    /// Hands the arrays (emptied) back for the thread's next pass.
+    fn recycle(mut self) {
+        if self.flags.capacity() > SPARE_MAX_NODES {
+            return;
+        }
+        self.flags.clear();
+        self.grads.clear();
+        let _ = SPARE_NODES.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                if spare.flags.capacity() < self.flags.capacity() {
+                    *spare = self;
+                }
+            }
+        });
+    }
+
+    /// Whether gradients flowing into op `p`'s output are wanted.
+    #[inline]
+    fn wanted(&self, p: usize) -> bool {
+        self.flags[p].live || self.flags[p].source
+    }
 }
 
 /// The watched leaves (tensors, variable handles) that are sources, sorted, with their
@@ -198,8 +248,8 @@ impl Leaves {
 struct Pass<'a> {
     /// The entries; owned when this pass is the only reader, so each op's rule (and the
     /// tensors it saved) is dropped as soon as the op has run.
-    entries: Cow<'a, [Entry]>,
-    nodes: Vec<Node>,
+    entries: Cow<'a, Entries>,
+    nodes: Nodes,
     leaves: Leaves,
     seed_count: usize,
     /// No tape records on the thread that runs the pass: backward rules may run as fused
@@ -211,9 +261,10 @@ struct Pass<'a> {
 impl Drop for Pass<'_> {
     /// Hands an owned entry list back for the thread's next tape (emptied).
     fn drop(&mut self) {
-        if let Cow::Owned(entries) = std::mem::replace(&mut self.entries, Cow::Borrowed(&[])) {
-            crate::context::recycle(entries, IdMap::default());
+        if let Cow::Owned(entries) = &mut self.entries {
+            crate::context::recycle(std::mem::take(entries), IdMap::default());
         }
+        std::mem::take(&mut self.nodes).recycle();
     }
 }
 
@@ -223,7 +274,7 @@ impl Pass<'_> {
         match input.link {
             Link::Untracked => false,
             Link::Leaf => self.leaves.position(&input.id).is_some(),
-            Link::Op(p) => self.nodes[p].live || self.nodes[p].source,
+            Link::Op(p) => self.nodes.wanted(p as usize),
         }
     }
 
@@ -233,8 +284,8 @@ impl Pass<'_> {
             Link::Untracked => None,
             Link::Leaf => self.leaves.position(&input.id).map(|k| &mut self.leaves.grads[k]),
             Link::Op(p) => {
-                let node = &mut self.nodes[p];
-                (node.live || node.source).then_some(&mut node.grads)
+                let p = p as usize;
+                self.nodes.wanted(p).then_some(&mut self.nodes.grads[p])
             }
         }
     }
@@ -242,12 +293,12 @@ impl Pass<'_> {
     /// What op `i` needs to run: its upstream contributions, which inputs need gradients,
     /// and its rule.
     fn job(&mut self, i: usize) -> Job {
-        let parts = std::mem::take(&mut self.nodes[i].grads);
-        let needs = self.entries[i].inputs.iter().map(|input| self.connected(input)).collect();
+        let parts = std::mem::take(&mut self.nodes.grads[i]);
+        let needs = self.entries.inputs(i).iter().map(|input| self.connected(input)).collect();
         let rule = match &mut self.entries {
             // Each op runs once per pass: its rule is not read again.
-            Cow::Owned(entries) => std::mem::replace(&mut entries[i].rule, Rule::Identity),
-            Cow::Borrowed(entries) => entries[i].rule.clone(),
+            Cow::Owned(entries) => std::mem::replace(&mut entries.rules[i], Rule::Identity),
+            Cow::Borrowed(entries) => entries.rules[i].clone(),
         };
         Job { first_order: self.first_order, parts, needs, rule, batched: self.batched }
     }
@@ -255,23 +306,35 @@ impl Pass<'_> {
     /// Hands op `i`'s results to its inputs; inputs whose consumers have all run become
     /// ready and join `next`.
     fn finish(&mut self, i: usize, upstream: Option<Tensor>, input_grads: InputGrads, next: &mut Vec<usize>) {
-        if let (Some(g), true) = (upstream, self.nodes[i].source) {
-            self.nodes[i].grads.push((0, g));
+        if let (Some(g), true) = (upstream, self.nodes.flags[i].source) {
+            self.nodes.grads[i].push((0, g));
         }
         let order = self.seed_count + (self.entries.len() - 1 - i);
         let mut input_grads = input_grads.into_iter();
-        for k in 0..self.entries[i].inputs.len() {
-            let input = self.entries[i].inputs[k];
+        let entries: &Entries = &self.entries;
+        for &input in entries.inputs(i) {
             let grad = input_grads.next().flatten();
-            let Some(slot) = self.slot(&input) else { continue };
-            if let Some(grad) = grad {
-                slot.push((order, grad));
-            }
-            if let Link::Op(p) = input.link {
-                let node = &mut self.nodes[p];
-                node.pending -= 1;
-                if node.pending == 0 && node.live {
-                    next.push(p);
+            match input.link {
+                Link::Untracked => {}
+                Link::Leaf => {
+                    if let (Some(k), Some(grad)) = (self.leaves.position(&input.id), grad) {
+                        self.leaves.grads[k].push((order, grad));
+                    }
+                }
+                Link::Op(p) => {
+                    let p = p as usize;
+                    let nodes = &mut self.nodes;
+                    if !nodes.wanted(p) {
+                        continue;
+                    }
+                    if let Some(grad) = grad {
+                        nodes.grads[p].push((order, grad));
+                    }
+                    let flags = &mut nodes.flags[p];
+                    flags.pending -= 1;
+                    if flags.pending == 0 && flags.live {
+                        next.push(p);
+                    }
                 }
             }
         }
@@ -395,13 +458,13 @@ fn components(pass: &Pass<'_>) -> Vec<Component> {
         }
         i
     }
-    let n = pass.nodes.len();
+    let n = pass.nodes.flags.len();
     let mut parent: Vec<usize> = (0..n).collect();
     let mut leaf_owner: SmallVec<[Option<usize>; 4]> = SmallVec::from_elem(None, pass.leaves.ids.len());
-    for i in (0..n).filter(|&i| pass.nodes[i].live) {
-        for input in pass.entries[i].inputs.iter().filter(|input| pass.connected(input)) {
+    for i in (0..n).filter(|&i| pass.nodes.flags[i].live) {
+        for input in pass.entries.inputs(i).iter().filter(|input| pass.connected(input)) {
             let other = match input.link {
-                Link::Op(p) => p,
+                Link::Op(p) => p as usize,
                 Link::Leaf => match pass.leaves.position(&input.id) {
                     Some(k) => *leaf_owner[k].get_or_insert(i),
                     None => continue,
@@ -414,7 +477,7 @@ fn components(pass: &Pass<'_>) -> Vec<Component> {
     }
     let mut index_of_root = vec![usize::MAX; n];
     let mut parts: Vec<Component> = Vec::new();
-    for i in (0..n).rev().filter(|&i| pass.nodes[i].live) {
+    for i in (0..n).rev().filter(|&i| pass.nodes.flags[i].live) {
         let r = root(&mut parent, i);
         if index_of_root[r] == usize::MAX {
             index_of_root[r] = parts.len();
@@ -422,7 +485,7 @@ fn components(pass: &Pass<'_>) -> Vec<Component> {
         }
         let part = &mut parts[index_of_root[r]];
         part.entries.push(i);
-        part.work = part.work.saturating_add(pass.entries[i].rule.work());
+        part.work = part.work.saturating_add(pass.entries.rules[i].work());
     }
     parts
 }
@@ -469,16 +532,15 @@ fn run_components(pass: &mut Pass<'_>, mut parts: Vec<Component>) -> Result<()> 
 /// form a wave; a wave with several expensive ops runs on rayon in parallel (independent
 /// chains side by side), otherwise inline. Waves run on the calling thread whenever a tape
 /// records there, so higher-order gradients see every op.
-pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Request) -> Result<Vec<Option<Tensor>>> {
+pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Request) -> Result<Vec<Option<Tensor>>> {
     let n = entries.len();
     let link_of = |id: &TensorId| tracked.get(id).copied().unwrap_or(Link::Untracked);
-    let mut nodes: Vec<Node> = Vec::with_capacity(n);
-    nodes.resize_with(n, Node::default);
+    let mut nodes = Nodes::take(n);
     let mut leaf_ids = SmallVec::new();
     for s in request.sources.iter().filter(|s| s.dtype.is_float()) {
         match link_of(&s.id) {
             Link::Leaf => leaf_ids.push(s.id),
-            Link::Op(p) => nodes[p].source = true,
+            Link::Op(p) => nodes.flags[p as usize].source = true,
             Link::Untracked => {}
         }
     }
@@ -495,14 +557,17 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     // their work, which decides below whether the pass is worth splitting).
     let mut live_work = 0usize;
     for i in 0..n {
-        let live = pass.entries[i].inputs.iter().any(|input| pass.connected(input));
-        pass.nodes[i].live = live;
+        let live = pass.entries.inputs(i).iter().any(|input| pass.connected(input));
+        pass.nodes.flags[i].live = live;
         if live {
-            live_work = live_work.saturating_add(pass.entries[i].rule.work());
-            for k in 0..pass.entries[i].inputs.len() {
-                let input = pass.entries[i].inputs[k];
-                if let (true, Link::Op(p)) = (pass.connected(&input), input.link) {
-                    pass.nodes[p].pending += 1;
+            live_work = live_work.saturating_add(pass.entries.rules[i].work());
+            let Pass { entries, nodes, .. } = &mut pass;
+            for input in entries.inputs(i) {
+                if let Link::Op(p) = input.link {
+                    let p = p as usize;
+                    if nodes.wanted(p) {
+                        nodes.flags[p].pending += 1;
+                    }
                 }
             }
         }
@@ -511,7 +576,7 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
         // Checked before any op runs, so that nothing is computed (or recorded on an outer
         // tape) for a pass that cannot finish.
         let unbatched =
-            (0..n).filter(|&i| pass.nodes[i].live).find_map(|i| pass.entries[i].rule.without_batched_form());
+            (0..n).filter(|&i| pass.nodes.flags[i].live).find_map(|i| pass.entries.rules[i].without_batched_form());
         if let Some(name) = unbatched {
             return Err(no_batched_rule(name));
         }
@@ -540,14 +605,17 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
     };
 
     // The first wave: live ops whose output nothing live consumes.
-    let mut wave: Vec<usize> =
-        if done { Vec::new() } else { (0..n).filter(|&i| pass.nodes[i].live && pass.nodes[i].pending == 0).collect() };
+    let mut wave: Vec<usize> = if done {
+        Vec::new()
+    } else {
+        (0..n).filter(|&i| pass.nodes.flags[i].live && pass.nodes.flags[i].pending == 0).collect()
+    };
     let mut next = Vec::new();
     while !wave.is_empty() {
         wave.sort_unstable_by(|a, b| b.cmp(a));
         let expensive = || {
             let large =
-                |i: usize| pass.nodes[i].grads.first().is_some_and(|(_, g)| g.num_elements() >= PARALLEL_MIN_ELEMENTS);
+                |i: usize| pass.nodes.grads[i].first().is_some_and(|(_, g)| g.num_elements() >= PARALLEL_MIN_ELEMENTS);
             wave.iter().filter(|&&i| large(i)).count()
         };
         if parallel && wave.len() >= 2 && expensive() >= 2 {
@@ -571,7 +639,7 @@ pub(crate) fn run(entries: Cow<'_, [Entry]>, tracked: &IdMap<Link>, request: &Re
         .sources
         .iter()
         .map(|s| match link_of(&s.id) {
-            Link::Op(p) if s.dtype.is_float() => std::mem::take(&mut pass.nodes[p].grads),
+            Link::Op(p) if s.dtype.is_float() => std::mem::take(&mut pass.nodes.grads[p as usize]),
             Link::Leaf if s.dtype.is_float() => {
                 pass.leaves.position(&s.id).map(|k| std::mem::take(&mut pass.leaves.grads[k])).unwrap_or_default()
             }

@@ -188,7 +188,7 @@ pub(crate) enum Link {
     /// A watched tensor or variable handle.
     Leaf,
     /// The output of the tape's entry at this index.
-    Op(usize),
+    Op(u32),
 }
 
 /// One input of a recorded op.
@@ -198,18 +198,80 @@ pub(crate) struct Input {
     pub link: Link,
 }
 
-/// One recorded op: which tensors went in (and where they came from) and how to go back.
-/// Its output is known by the tape's `tracked` map, which points at the entry.
-#[derive(Clone)]
-pub(crate) struct Entry {
-    pub inputs: SmallVec<[Input; 2]>,
-    pub rule: Rule,
+/// The recorded ops as a struct of arrays, one index per op in recording order (a
+/// topological order): the rule that goes back through op `i` is `rules[i]`, its inputs
+/// `inputs[starts[i]..starts[i + 1]]`. Recording an op appends to three flat vectors
+/// instead of moving an entry struct with its own input list, and the backward pass reads
+/// inputs (every entry's, to find the live ops) without touching the rules.
+#[derive(Clone, Default)]
+pub(crate) struct Entries {
+    /// Each op's backward rule.
+    pub rules: Vec<Rule>,
+    /// Where each op's inputs start in `inputs`, plus one trailing end (empty when no op is
+    /// recorded).
+    starts: Vec<u32>,
+    /// Every op's inputs, op after op.
+    inputs: Vec<Input>,
+}
+
+impl Entries {
+    /// The number of recorded ops.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// The inputs of op `i`.
+    #[inline]
+    pub fn inputs(&self, i: usize) -> &[Input] {
+        &self.inputs[self.starts[i] as usize..self.starts[i + 1] as usize]
+    }
+
+    /// Forgets every op, keeping the capacity.
+    pub fn clear(&mut self) {
+        self.rules.clear();
+        self.starts.clear();
+        self.inputs.clear();
+    }
+
+    /// The most ops or inputs any of the vectors has room for.
+    fn capacity(&self) -> usize {
+        self.rules.capacity().max(self.inputs.capacity())
+    }
+
+    /// Appends the inputs of a new op (the caller then pushes its rule, or drops the
+    /// inputs again with [`discard_inputs`](Self::discard_inputs)); false when none of them
+    /// is tracked, so the op is not the tape's.
+    fn push_inputs(&mut self, inputs: impl IntoIterator<Item = TensorId>, tracked: &IdMap<Link>) -> bool {
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
+        let mut any = false;
+        for id in inputs {
+            let link = tracked.get(&id).copied().unwrap_or(Link::Untracked);
+            any |= link != Link::Untracked;
+            self.inputs.push(Input { id, link });
+        }
+        any
+    }
+
+    /// Drops the inputs appended since the last complete op.
+    fn discard_inputs(&mut self) {
+        let end = self.starts.last().map_or(0, |&s| s as usize);
+        self.inputs.truncate(end);
+    }
+
+    /// Completes the op whose inputs were just appended.
+    fn push_rule(&mut self, rule: Rule) {
+        let end = u32::try_from(self.inputs.len()).expect("a tape holds fewer than 2^32 op inputs");
+        self.starts.push(end);
+        self.rules.push(rule);
+    }
 }
 
 /// What a tape has recorded and watches.
 pub(crate) struct TapeState {
-    /// Recorded ops in recording order (a topological order).
-    pub entries: Vec<Entry>,
+    /// Recorded ops.
+    pub entries: Entries,
     /// Ids the tape tracks — watched tensors, watched variables' handles ([`Link::Leaf`]) and
     /// recorded outputs ([`Link::Op`]) — so the backward pass follows indices, not ids.
     pub tracked: IdMap<Link>,
@@ -221,25 +283,25 @@ pub(crate) struct TapeState {
     pub scope_depth: usize,
 }
 
-/// The largest entry list (and id map) kept for reuse by the thread's next tape.
+/// The largest entry arena (and id map) kept for reuse by the thread's next tape.
 const SPARE_MAX_ENTRIES: usize = 1 << 12;
 
 thread_local! {
-    /// The emptied entry list and id map of the thread's last finished gradient
-    /// computation. A loop that makes a tape per step otherwise grows a new list by
+    /// The emptied entry arena and id map of the thread's last finished gradient
+    /// computation. A loop that makes a tape per step otherwise grows new vectors by
     /// doubling every step: the reallocations' copies were 5 % of a 100-op scalar chain
     /// (callgrind).
-    static SPARE: RefCell<(Vec<Entry>, IdMap<Link>)> = RefCell::new((Vec::new(), IdMap::default()));
+    static SPARE: RefCell<(Entries, IdMap<Link>)> = RefCell::new((Entries::default(), IdMap::default()));
 }
 
 /// Keeps `entries` and `tracked`, emptied, for the next tape made on this thread.
-pub(crate) fn recycle(mut entries: Vec<Entry>, mut tracked: IdMap<Link>) {
+pub(crate) fn recycle(mut entries: Entries, mut tracked: IdMap<Link>) {
     if entries.capacity() > SPARE_MAX_ENTRIES || tracked.capacity() > SPARE_MAX_ENTRIES {
         return;
     }
     entries.clear();
     tracked.clear();
-    // Re-entered or during thread teardown: the lists are simply freed.
+    // Re-entered or during thread teardown: the vectors are simply freed.
     let _ = SPARE.try_with(|spare| {
         if let Ok(mut spare) = spare.try_borrow_mut() {
             if spare.0.capacity() < entries.capacity() {
@@ -259,7 +321,7 @@ impl Drop for TapeState {
 }
 
 impl TapeState {
-    /// An empty state, reusing the thread's spare lists if there are any.
+    /// An empty state, reusing the thread's spare vectors if there are any.
     fn new() -> Self {
         let (entries, tracked) = SPARE
             .try_with(|spare| spare.try_borrow_mut().map(|mut spare| std::mem::take(&mut *spare)).unwrap_or_default())
@@ -283,10 +345,31 @@ impl TapeState {
         }
     }
 
-    /// Appends an op whose inputs are `inputs` and whose output is `output`.
-    fn push(&mut self, inputs: SmallVec<[Input; 2]>, output: TensorId, rule: Rule) {
-        self.tracked.insert(output, Link::Op(self.entries.len()));
-        self.entries.push(Entry { inputs, rule });
+    /// Appends an op whose inputs (already in the arena) produced `output`.
+    fn push_op(&mut self, output: TensorId, rule: Rule) {
+        let index = u32::try_from(self.entries.len()).expect("a tape holds fewer than 2^32 ops");
+        self.tracked.insert(output, Link::Op(index));
+        self.entries.push_rule(rule);
+    }
+
+    /// Records `inputs -> output` if the tape tracks one of the inputs, with the rule
+    /// `rule()` gives; returns whether it recorded.
+    fn record(
+        &mut self,
+        inputs: impl IntoIterator<Item = TensorId>,
+        output: TensorId,
+        rule: impl FnOnce() -> Option<Rule>,
+    ) -> bool {
+        let TapeState { entries, tracked, .. } = self;
+        if !entries.push_inputs(inputs, tracked) {
+            entries.discard_inputs();
+            return false;
+        }
+        match rule() {
+            Some(rule) => self.push_op(output, rule),
+            None => self.entries.discard_inputs(),
+        }
+        true
     }
 }
 
@@ -350,27 +433,26 @@ pub(crate) fn record(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce
     if nothing_records() || !output.dtype().is_float() {
         return;
     }
-    let mut make = Some(make_rule);
-    let mut made: Option<Rule> = None;
     // Neither locking a tape nor building the rule touches the active list, so it stays
     // borrowed for the loop instead of being copied.
     ACTIVE.with(|active| {
         let active = active.borrow();
+        if let [tape] = active.as_slice() {
+            // The common case: one tape, which builds the rule in place if it records.
+            tape.state().record(inputs.iter().map(|t| t.id()), output.id(), || Some(make_rule()));
+            return;
+        }
+        let mut make = Some(make_rule);
+        let mut made: Option<Rule> = None;
         for (k, tape) in active.iter().enumerate() {
-            let mut state = tape.state();
-            let links: SmallVec<[Input; 2]> =
-                inputs.iter().map(|t| Input { id: t.id(), link: state.link(t.id()) }).collect();
-            if links.iter().all(|input| input.link == Link::Untracked) {
-                continue;
-            }
-            if made.is_none() {
-                made = make.take().map(|make| make());
-            }
-            // The innermost recording tape takes the rule; outer ones get clones.
-            let rule = if k + 1 == active.len() { made.take() } else { made.clone() };
-            if let Some(rule) = rule {
-                state.push(links, output.id(), rule);
-            }
+            let innermost = k + 1 == active.len();
+            tape.state().record(inputs.iter().map(|t| t.id()), output.id(), || {
+                if made.is_none() {
+                    made = make.take().map(|make| make());
+                }
+                // The innermost recording tape takes the rule; outer ones get clones.
+                if innermost { made.take() } else { made.clone() }
+            });
         }
     });
 }
@@ -404,10 +486,9 @@ pub(crate) fn read_variable(variable: &Variable, value: Tensor) -> Tensor {
             if tape.watch_accessed_variables && variable.trainable() && state.track_leaf(handle) {
                 state.variables.push(variable.clone());
             }
-            let link = state.link(handle);
-            if link != Link::Untracked {
-                let out = read.get_or_insert_with(|| value.with_new_id()).id();
-                state.push(SmallVec::from_buf_and_len([Input { id: handle, link }; 2], 1), out, Rule::Identity);
+            if state.link(handle) != Link::Untracked {
+                let out = read.get_or_insert_with(|| value.with_new_id());
+                state.record(std::iter::once(handle), out.id(), || Some(Rule::Identity));
             }
         }
     });

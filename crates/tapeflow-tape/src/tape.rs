@@ -190,7 +190,7 @@ impl GradientTape {
         // The snapshot is this computation's own (a copy, for persistent tapes): the pass
         // drops each op's saved tensors as soon as the op has run.
         let grads = backward::run(std::borrow::Cow::Owned(snapshot.entries), &snapshot.tracked, &request);
-        context::recycle(Vec::new(), snapshot.tracked);
+        context::recycle(context::Entries::default(), snapshot.tracked);
         grads
     }
 
