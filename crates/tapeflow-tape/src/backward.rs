@@ -104,15 +104,22 @@ impl Request {
                         ));
                     }
                 }
-                seeds.clone()
+                Some(seeds)
             }
-            None => targets.iter().map(|t| Tensor::ones(t.shape().clone(), t.dtype())).collect(),
+            None => None,
         };
+        // One vector of (target, seed): a given seed or ones; int32 targets are dropped.
         let seeds = targets
             .iter()
-            .zip(seeds)
-            .filter(|(t, _)| warn_if_int("target", t.dtype()))
-            .map(|(t, s)| (t.id(), s))
+            .enumerate()
+            .filter(|(_, t)| warn_if_int("target", t.dtype()))
+            .map(|(k, t)| {
+                let seed = match seeds {
+                    Some(seeds) => seeds[k].clone(),
+                    None => Tensor::ones(t.shape().clone(), t.dtype()),
+                };
+                (t.id(), seed)
+            })
             .collect();
         let sources = sources
             .iter()
@@ -635,17 +642,23 @@ pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Re
     // Each distinct source's contributions, summed (in parallel when several need sums).
     // A source listed twice gets the same result twice: its contributions are taken at its
     // first position.
-    let finals: Vec<Parts> = request
-        .sources
-        .iter()
-        .map(|s| match link_of(&s.id) {
-            Link::Op(p) if s.dtype.is_float() => std::mem::take(&mut pass.nodes.grads[p as usize]),
-            Link::Leaf if s.dtype.is_float() => {
-                pass.leaves.position(&s.id).map(|k| std::mem::take(&mut pass.leaves.grads[k])).unwrap_or_default()
-            }
-            _ => Parts::new(),
-        })
-        .collect();
+    let mut contributions = |s: &SourceInfo| match link_of(&s.id) {
+        Link::Op(p) if s.dtype.is_float() => std::mem::take(&mut pass.nodes.grads[p as usize]),
+        Link::Leaf if s.dtype.is_float() => {
+            pass.leaves.position(&s.id).map(|k| std::mem::take(&mut pass.leaves.grads[k])).unwrap_or_default()
+        }
+        _ => Parts::new(),
+    };
+    let result = |sum: Option<Tensor>, s: &SourceInfo| match (sum, request.unconnected) {
+        (Some(g), _) => Some(g),
+        (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
+        (None, UnconnectedGradients::None) => None,
+    };
+    if let [source] = request.sources.as_slice() {
+        // `gradient`'s one source: no per-source vectors to build.
+        return Ok(vec![result(sum_in_order(contributions(source), first_order)?, source)]);
+    }
+    let finals: Vec<Parts> = request.sources.iter().map(contributions).collect();
     let expensive = finals.iter().filter(|p| p.len() > 1).count();
     let sums: Vec<Option<Tensor>> = if parallel && expensive >= 2 {
         use rayon::prelude::*;
@@ -658,11 +671,7 @@ pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Re
         .sources
         .iter()
         .zip(first_positions(&request.sources))
-        .map(|(s, first)| match (sums[first].clone(), request.unconnected) {
-            (Some(g), _) => Some(g),
-            (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
-            (None, UnconnectedGradients::None) => None,
-        })
+        .map(|(s, first)| result(sums[first].clone(), s))
         .collect())
 }
 
