@@ -224,3 +224,50 @@ fn catalog2() -> Result<()> {
 fn catalog2_snippet_runs() {
     catalog2().expect("the catalog2.md snippet returns Ok");
 }
+
+/// `shared/api/nn.md` (convolution, pooling, normalization, losses, dropout), verbatim.
+#[allow(clippy::needless_borrows_for_generic_args)]
+fn nn_layers() -> Result<()> {
+    use tapeflow::nn::{self, Padding};
+    let x = Tensor::zeros([2, 8, 8, 1], DType::F32);
+    let f = Variable::new(tapeflow::init::glorot_uniform([3, 3, 1, 16], DType::F32, 0)?);
+    let tape = GradientTape::new();
+    let y = tape.record(|| {
+        let h = nn::conv2d(&x, &f, [1, 1], Padding::Same, [1, 1])?;           // [2, 8, 8, 16]
+        let h = nn::max_pool2d(&h.relu()?, [2, 2], [2, 2], Padding::Valid)?;  // [2, 4, 4, 16]
+        h.mean_all()
+    })?;
+    assert!(tape.gradient(&y, &f)?.is_some());
+    assert!(nn::conv2d(&x, &Tensor::zeros([3, 3, 2, 4], DType::F32), [1, 1], Padding::Same, [1, 1]).is_err()); // channels 1 vs 2
+
+    let up = nn::conv2d_transpose(&x, &Tensor::zeros([3, 3, 4, 1], DType::F32), [2, 16, 16, 4], [2, 2], Padding::Same)?;
+    assert_eq!(up.dims(), &[2, 16, 16, 4]);
+    let _ = (nn::avg_pool2d(&x, [2, 2], [2, 2], Padding::Valid)?,
+             nn::depthwise_conv2d(&x, &Tensor::zeros([3, 3, 1, 2], DType::F32), [1, 1], Padding::Same)?,
+             nn::bias_add(&Tensor::zeros([2, 3], DType::F32), &constant([1.0, 2.0, 3.0]))?,
+             nn::l2_loss(&x)?, nn::l2_normalize(&x, -1)?);
+
+    // Normalization: tf.nn.moments and tf.nn.batch_normalization (offset and scale optional).
+    let (mean, variance) = nn::moments(&x, &[0, 1, 2], false)?;
+    let _ = nn::batch_normalization(&x, &mean, &variance, Some(&constant([0.0])), Some(&constant([1.0])), 1e-3)?;
+    let _ = nn::batch_normalization(&x, &mean, &variance, None, None, 1e-3)?;
+
+    // Losses on dense labels (a gradient flows to the labels too, as in TF).
+    let logits = Tensor::zeros([2, 3], DType::F32);
+    let labels = constant([[1.0, 0.0, 0.0], [0.25, 0.25, 0.5]]);
+    assert_eq!(nn::softmax_cross_entropy(&logits, &labels)?.dims(), &[2]);
+    assert_eq!(nn::sigmoid_cross_entropy(&logits, &labels)?.dims(), &[2, 3]);
+
+    // tf.nn.dropout(x, rate, seed): kept values scaled by 1/(1 - rate); the same seed gives
+    // the same mask; the gradient is the mask, scaled.
+    let ones = Tensor::ones([1000], DType::F32);
+    let d = nn::dropout(&ones, 0.25, 7)?;
+    assert_eq!(d.to_vec::<f32>()?, nn::dropout(&ones, 0.25, 7)?.to_vec::<f32>()?);
+    assert!(nn::dropout(&ones, 1.0, 7).is_err());               // rate must be in [0, 1)
+    Ok(())
+}
+
+#[test]
+fn nn_snippet_runs() {
+    nn_layers().expect("the nn.md snippet returns Ok");
+}
