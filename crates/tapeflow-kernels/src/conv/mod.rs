@@ -150,6 +150,25 @@ fn shape4<R>(op: &'static str, shape: &Shape, a: &Tensor<R>, b: &Tensor<R>, what
         .map_err(|_| Error::shape_mismatch(op, a, b, format!("{what} must have 4 dimensions, not {:?}", shape.dims())))
 }
 
+/// [`ConvGeometry::new`] for the operands `a` and `b`, whose shapes and dtypes a window
+/// error then names too.
+#[allow(clippy::too_many_arguments)]
+fn geometry<R>(
+    op: &'static str,
+    a: &Tensor<R>,
+    b: &Tensor<R>,
+    input: [usize; 4],
+    taps: [usize; 2],
+    out_channels: usize,
+    depthwise: bool,
+    spec: ConvSpec,
+) -> Result<ConvGeometry> {
+    ConvGeometry::new(op, input, taps, out_channels, depthwise, spec).map_err(|e| match e {
+        Error::InvalidArgument { reason, .. } => Error::shape_mismatch(op, a, b, reason),
+        other => other,
+    })
+}
+
 /// Runs `kernel(level, a, b, out)` on the f32 values of `a` and `b` (float16 widened,
 /// the result rounded once) into a fresh tensor of `out_dims`. The kernel must write every
 /// element of `out`.
@@ -198,7 +217,7 @@ pub fn conv2d<R>(x: &Tensor<R>, w: &Tensor<R>, spec: ConvSpec) -> Result<Tensor<
             format!("the input has {} channels but the filters expect {}", xd[3], wd[2]),
         ));
     }
-    let g = ConvGeometry::new(OP, xd, [wd[0], wd[1]], wd[3], false, spec)?;
+    let g = geometry(OP, x, w, xd, [wd[0], wd[1]], wd[3], false, spec)?;
     run(OP, x, w, g.output_dims(), |level, x, w, y| patches::forward(level, &g, x, w, y))
 }
 
@@ -229,7 +248,7 @@ pub fn conv2d_backprop_input<R>(
             ),
         ));
     }
-    let g = ConvGeometry::new(op, xd, [wd[0], wd[1]], wd[3], false, spec)?;
+    let g = geometry(op, dy, w, xd, [wd[0], wd[1]], wd[3], false, spec)?;
     if g.output_dims() != dyd {
         return Err(Error::shape_mismatch(
             op,
@@ -267,7 +286,7 @@ pub fn conv2d_backprop_filter<R>(
             format!("the input has {} channels but the filters {wd:?} expect {}", xd[3], wd[2]),
         ));
     }
-    let g = ConvGeometry::new(OP, xd, [wd[0], wd[1]], wd[3], false, spec)?;
+    let g = geometry(OP, x, dy, xd, [wd[0], wd[1]], wd[3], false, spec)?;
     if g.output_dims() != dyd {
         return Err(Error::shape_mismatch(
             OP,
@@ -296,7 +315,7 @@ pub fn depthwise_conv2d<R>(x: &Tensor<R>, f: &Tensor<R>, spec: ConvSpec) -> Resu
     }
     let out_channels =
         fd[2].checked_mul(fd[3]).ok_or_else(|| Error::shape_mismatch(OP, x, f, "the output channels overflow"))?;
-    let g = ConvGeometry::new(OP, xd, [fd[0], fd[1]], out_channels, true, spec)?;
+    let g = geometry(OP, x, f, xd, [fd[0], fd[1]], out_channels, true, spec)?;
     run(OP, x, f, g.output_dims(), |level, x, f, y| depthwise::forward(level, &g, x, f, y))
 }
 
@@ -318,7 +337,7 @@ pub fn depthwise_backprop_input<R>(
         return Err(Error::shape_mismatch(OP, dy, f, format!("the input shape {xd:?} does not match the filter")));
     }
     let out_channels = fd[2].checked_mul(fd[3]).ok_or_else(|| Error::shape_mismatch(OP, dy, f, "channels overflow"))?;
-    let g = ConvGeometry::new(OP, xd, [fd[0], fd[1]], out_channels, true, spec)?;
+    let g = geometry(OP, dy, f, xd, [fd[0], fd[1]], out_channels, true, spec)?;
     if g.output_dims() != dyd {
         return Err(Error::shape_mismatch(
             OP,
@@ -348,7 +367,7 @@ pub fn depthwise_backprop_filter<R>(
         return Err(Error::shape_mismatch(OP, x, dy, format!("the filter shape {fd:?} does not match the input")));
     }
     let out_channels = fd[2].checked_mul(fd[3]).ok_or_else(|| Error::shape_mismatch(OP, x, dy, "channels overflow"))?;
-    let g = ConvGeometry::new(OP, xd, [fd[0], fd[1]], out_channels, true, spec)?;
+    let g = geometry(OP, x, dy, xd, [fd[0], fd[1]], out_channels, true, spec)?;
     if g.output_dims() != dyd {
         return Err(Error::shape_mismatch(
             OP,
