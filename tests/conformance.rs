@@ -1,8 +1,8 @@
 //! TensorFlow conformance: every case of `tests/data/tf_conformance/ops.json` and
-//! `ops2.json` (TensorFlow 2.21.0 CPU results for op catalogs I and II), and of every
-//! `*.json` file in the directory named by the environment variable
-//! `TAPEFLOW_CONFORMANCE_DIR` when it is set, run through the public API and compared with
-//! TensorFlow's values.
+//! `ops2.json` (TensorFlow 2.21.0 CPU results for op catalogs I and II), of `nn.json`
+//! (`tapeflow::nn`), and of every `*.json` file in the directory named by the environment
+//! variable `TAPEFLOW_CONFORMANCE_DIR` when it is set, run through the public API and
+//! compared with TensorFlow's values.
 //!
 //! A case names an op of the catalog, its attributes and inputs, and TensorFlow's
 //! `output`; most also carry `grads` (the gradient of `sum(output * upstream)` with respect
@@ -32,6 +32,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use tapeflow::nn;
 use tapeflow::prelude::*;
 
 use serde_json::{Map, Value};
@@ -386,6 +387,28 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A `[height, width]` attribute of a windowed op (`strides`, `dilations`): absent is
+    /// `default`, an int `n` is `[n, n]`, a list is `[h, w]`.
+    fn hw_or(&self, key: &'static str, default: usize) -> Result<[usize; 2], String> {
+        match self.get(key) {
+            None => Ok([default; 2]),
+            Some(Value::Array(items)) => {
+                let hw = items.iter().map(json_usize).collect::<Result<Vec<_>, _>>()?;
+                <[usize; 2]>::try_from(hw).map_err(|hw| format!("attr {key} must have 2 values, not {hw:?}"))
+            }
+            Some(n) => json_usize(n).map(|n| [n, n]).map_err(|e| format!("attr {key}: {e}")),
+        }
+    }
+
+    /// The `padding` attribute of a windowed op (`"SAME"` or `"VALID"`).
+    fn padding(&self) -> Result<nn::Padding, String> {
+        match self.string("padding")?.as_str() {
+            "SAME" => Ok(nn::Padding::Same),
+            "VALID" => Ok(nn::Padding::Valid),
+            other => Err(format!("attr padding must be SAME or VALID, not {other:?}")),
+        }
+    }
+
     /// Fails if the attributes hold a key that was never read.
     fn check_all_read(&self) -> Result<(), String> {
         let read = self.read.borrow();
@@ -505,6 +528,22 @@ impl Op {
             }
             "sparse_softmax_cross_entropy" => {
                 Op::binary(|logits, labels| logits.sparse_softmax_cross_entropy(labels)).family("nn").accumulating()
+            }
+            // tapeflow::nn: convolutions (NHWC, TensorFlow's padding).
+            "conv2d" => {
+                let (strides, padding, dilations) =
+                    (attrs.hw_or("strides", 1)?, attrs.padding()?, attrs.hw_or("dilations", 1)?);
+                Op::new(2, "nn", move |t| nn::conv2d(&t[0], &t[1], strides, padding, dilations)).accumulating()
+            }
+            "conv2d_transpose" => {
+                let (strides, padding) = (attrs.hw_or("strides", 1)?, attrs.padding()?);
+                let output_shape = attrs.usizes("output_shape")?;
+                Op::new(2, "nn", move |t| nn::conv2d_transpose(&t[0], &t[1], output_shape.clone(), strides, padding))
+                    .accumulating()
+            }
+            "depthwise_conv2d" => {
+                let (strides, padding) = (attrs.hw_or("strides", 1)?, attrs.padding()?);
+                Op::new(2, "nn", move |t| nn::depthwise_conv2d(&t[0], &t[1], strides, padding)).accumulating()
             }
             "cast" => {
                 let dtype = attrs.dtype("dtype")?;
@@ -1115,7 +1154,7 @@ fn run_file(path: &Path, filter: &OpFilter) -> FileRun {
 /// directory is an error.
 fn case_files() -> Result<Vec<PathBuf>, String> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tf_conformance");
-    let mut files = vec![data.join("ops.json"), data.join("ops2.json")];
+    let mut files = vec![data.join("ops.json"), data.join("ops2.json"), data.join("nn.json")];
     if let Some(dir) = std::env::var_os("TAPEFLOW_CONFORMANCE_DIR") {
         let dir = PathBuf::from(dir);
         let entries =

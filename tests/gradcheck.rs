@@ -50,6 +50,10 @@ type Check = std::result::Result<(), TestCaseError>;
 #[path = "gradcheck/indexing.rs"]
 mod indexing;
 
+/// The convolutions of `tapeflow::nn`.
+#[path = "gradcheck/nn_conv.rs"]
+mod nn_conv;
+
 /// 32 cases per property; `PROPTEST_CASES=n` in the environment overrides it.
 fn config() -> ProptestConfig {
     match std::env::var("PROPTEST_CASES") {

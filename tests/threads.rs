@@ -173,3 +173,45 @@ fn matmul_gradients_side_by_side_equal_the_recorded_path_bit_for_bit() {
     assert_eq!(pool(2).install(|| grads(true)), side_by_side);
     assert_eq!(pool(1).install(|| grads(false)), side_by_side);
 }
+
+/// A convolution layer's forward value and gradients (conv2d with dilation and stride,
+/// depthwise, transpose), large enough that patch blocks, filter partials and images run
+/// in parallel, as bit patterns.
+fn convolution_bits() -> Vec<u32> {
+    use tapeflow::nn::{self, Padding};
+    let values = |n: usize, seed: usize| -> Vec<f32> {
+        (0..n).map(|i| (((i + 13 * seed) * 2654435761) % 2001) as f32 / 1000.0 - 1.0).collect()
+    };
+    let x = Variable::new(Tensor::from_vec(values(4 * 19 * 17 * 16, 1), [4, 19, 17, 16]).unwrap());
+    let w = Variable::new(Tensor::from_vec(values(3 * 3 * 16 * 40, 2), [3, 3, 16, 40]).unwrap());
+    let d = Variable::new(Tensor::from_vec(values(3 * 3 * 16 * 2, 3), [3, 3, 16, 2]).unwrap());
+    let tape = GradientTape::new();
+    let (y, loss) = tape
+        .record(|| {
+            let y = nn::conv2d(&x, &w, [1, 1], Padding::Same, [1, 1])?;
+            let dilated = nn::conv2d(&x, &w, [1, 1], Padding::Same, [2, 2])?;
+            let z = nn::conv2d(&x, &w, [2, 1], Padding::Valid, [1, 1])?;
+            let t = nn::conv2d_transpose(&z, &w, [4, 19, 17, 16], [2, 1], Padding::Valid)?;
+            let h = nn::depthwise_conv2d(&x, &d, [1, 1], Padding::Same)?;
+            let loss = (y.tanh()?.sum_all()? + dilated.square()?.sum_all()?)?;
+            let loss = (loss + t.tanh()?.sum_all()? + h.tanh()?.sum_all()?)?;
+            Ok::<_, Error>((y, loss))
+        })
+        .unwrap();
+    let grads = tape.gradients(&[&loss], &[&x, &w, &d]).unwrap();
+    let mut bits: Vec<u32> = y.to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect();
+    for g in grads {
+        bits.extend(g.expect("connected").to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()));
+    }
+    bits
+}
+
+#[test]
+fn convolutions_and_their_gradients_are_bitwise_identical_on_one_and_two_threads() {
+    let on = |threads: usize| {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(convolution_bits)
+    };
+    let one = on(1);
+    assert_eq!(on(2), one);
+    assert_eq!(convolution_bits(), one, "from outside the pool");
+}

@@ -7,6 +7,7 @@
 //! runtime parameter and never record anything.
 
 pub mod arg;
+pub mod conv;
 pub mod elementwise;
 pub mod fastmath;
 pub mod gemm;

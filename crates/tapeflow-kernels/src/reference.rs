@@ -8,6 +8,9 @@ use crate::grad::constants;
 /// References for gathers, scatters, slices and pads.
 pub mod indexing;
 
+/// References for the convolutions.
+pub mod conv;
+
 /// One element of a unary float op, computed in f32 with TensorFlow's edge rules
 /// (relu and max-like ops propagate NaN; relu(-0) = 0).
 pub fn unary_f32(op: UnaryOp, x: f32) -> f32 {

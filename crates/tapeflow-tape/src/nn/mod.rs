@@ -5,3 +5,7 @@
 //! ([`tapeflow_kernels::AxisWindow`]).
 
 pub use tapeflow_kernels::Padding;
+
+mod conv;
+
+pub use conv::{conv2d, conv2d_transpose, depthwise_conv2d};
