@@ -32,6 +32,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use tapeflow::nn;
 use tapeflow::prelude::*;
 
 use serde_json::{Map, Value};
@@ -386,6 +387,26 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A window attribute (`ksize`, `strides`): one int for both axes or `[height, width]`.
+    fn pair(&self, key: &'static str) -> Result<[usize; 2], String> {
+        let value = self.required(key)?;
+        let side = |v: &Value| json_usize(v).map_err(|e| format!("attr {key}: {e}"));
+        match value {
+            Value::Array(items) if items.len() == 2 => Ok([side(&items[0])?, side(&items[1])?]),
+            Value::Number(_) => side(value).map(|v| [v, v]),
+            other => Err(format!("attr {key} must be an int or [height, width], not {other}")),
+        }
+    }
+
+    /// The `padding` attribute: `"SAME"` or `"VALID"`.
+    fn padding(&self) -> Result<nn::Padding, String> {
+        match self.string("padding")?.as_str() {
+            "SAME" => Ok(nn::Padding::Same),
+            "VALID" => Ok(nn::Padding::Valid),
+            other => Err(format!("attr padding: unknown padding {other:?}")),
+        }
+    }
+
     /// Fails if the attributes hold a key that was never read.
     fn check_all_read(&self) -> Result<(), String> {
         let read = self.read.borrow();
@@ -644,6 +665,39 @@ impl Op {
                 // One operand per comma-separated term left of the arrow.
                 let arity = equation.split("->").next().map_or(1, |lhs| lhs.split(',').count());
                 Op::new(arity, "einsum", move |t| einsum(&equation, t)).accumulating()
+            }
+            // tapeflow::nn: pooling, normalization, losses.
+            "max_pool2d" | "avg_pool2d" => {
+                let (ksize, strides, padding) = (attrs.pair("ksize")?, attrs.pair("strides")?, attrs.padding()?);
+                let max = name == "max_pool2d";
+                Op::new(1, "nn", move |t| {
+                    if max {
+                        nn::max_pool2d(&t[0], ksize, strides, padding)
+                    } else {
+                        nn::avg_pool2d(&t[0], ksize, strides, padding)
+                    }
+                })
+                .accumulating()
+            }
+            "bias_add" => Op::binary(|value, bias| nn::bias_add(value, bias)).family("nn"),
+            // Inputs x, mean, variance, offset, scale.
+            "batch_normalization" => {
+                let epsilon = attrs.float("variance_epsilon")?;
+                Op::new(5, "nn", move |t| {
+                    nn::batch_normalization(&t[0], &t[1], &t[2], Some(&t[3]), Some(&t[4]), epsilon)
+                })
+            }
+            // Inputs logits, labels.
+            "softmax_cross_entropy" => {
+                Op::binary(|logits, labels| nn::softmax_cross_entropy(logits, labels)).family("nn").accumulating()
+            }
+            "sigmoid_cross_entropy" => {
+                Op::binary(|logits, labels| nn::sigmoid_cross_entropy(logits, labels)).family("nn")
+            }
+            "l2_loss" => Op::unary(|t| nn::l2_loss(t)).family("nn").accumulating(),
+            "l2_normalize" => {
+                let axis = attrs.int("axis")?;
+                Op::new(1, "nn", move |t| nn::l2_normalize(&t[0], axis)).accumulating()
             }
             _ => return Err(format!("unknown op {name:?}")),
         };
@@ -1115,7 +1169,7 @@ fn run_file(path: &Path, filter: &OpFilter) -> FileRun {
 /// directory is an error.
 fn case_files() -> Result<Vec<PathBuf>, String> {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tf_conformance");
-    let mut files = vec![data.join("ops.json"), data.join("ops2.json")];
+    let mut files = vec![data.join("ops.json"), data.join("ops2.json"), data.join("nn.json")];
     if let Some(dir) = std::env::var_os("TAPEFLOW_CONFORMANCE_DIR") {
         let dir = PathBuf::from(dir);
         let entries =

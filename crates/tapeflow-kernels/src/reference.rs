@@ -7,6 +7,8 @@ use crate::grad::constants;
 
 /// References for gathers, scatters, slices and pads.
 pub mod indexing;
+/// References for max and average pooling and their gradients.
+pub mod pool;
 
 /// One element of a unary float op, computed in f32 with TensorFlow's edge rules
 /// (relu and max-like ops propagate NaN; relu(-0) = 0).
