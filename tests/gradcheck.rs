@@ -50,6 +50,10 @@ type Check = std::result::Result<(), TestCaseError>;
 #[path = "gradcheck/indexing.rs"]
 mod indexing;
 
+/// `tapeflow::nn`: pooling, normalization, losses, dropout.
+#[path = "gradcheck/nn_layers.rs"]
+mod nn_layers;
+
 /// 32 cases per property; `PROPTEST_CASES=n` in the environment overrides it.
 fn config() -> ProptestConfig {
     match std::env::var("PROPTEST_CASES") {
