@@ -400,6 +400,13 @@ impl<'a> Attrs<'a> {
         }
     }
 
+    /// A required window attribute (`ksize`, `strides`): one int for both axes or
+    /// `[height, width]`.
+    fn pair(&self, key: &'static str) -> Result<[usize; 2], String> {
+        self.required(key)?;
+        self.hw_or(key, 1)
+    }
+
     /// The `padding` attribute of a windowed op (`"SAME"` or `"VALID"`).
     fn padding(&self) -> Result<nn::Padding, String> {
         match self.string("padding")?.as_str() {
@@ -683,6 +690,39 @@ impl Op {
                 // One operand per comma-separated term left of the arrow.
                 let arity = equation.split("->").next().map_or(1, |lhs| lhs.split(',').count());
                 Op::new(arity, "einsum", move |t| einsum(&equation, t)).accumulating()
+            }
+            // tapeflow::nn: pooling, normalization, losses.
+            "max_pool2d" | "avg_pool2d" => {
+                let (ksize, strides, padding) = (attrs.pair("ksize")?, attrs.pair("strides")?, attrs.padding()?);
+                let max = name == "max_pool2d";
+                Op::new(1, "nn", move |t| {
+                    if max {
+                        nn::max_pool2d(&t[0], ksize, strides, padding)
+                    } else {
+                        nn::avg_pool2d(&t[0], ksize, strides, padding)
+                    }
+                })
+                .accumulating()
+            }
+            "bias_add" => Op::binary(|value, bias| nn::bias_add(value, bias)).family("nn"),
+            // Inputs x, mean, variance, offset, scale.
+            "batch_normalization" => {
+                let epsilon = attrs.float("variance_epsilon")?;
+                Op::new(5, "nn", move |t| {
+                    nn::batch_normalization(&t[0], &t[1], &t[2], Some(&t[3]), Some(&t[4]), epsilon)
+                })
+            }
+            // Inputs logits, labels.
+            "softmax_cross_entropy" => {
+                Op::binary(|logits, labels| nn::softmax_cross_entropy(logits, labels)).family("nn").accumulating()
+            }
+            "sigmoid_cross_entropy" => {
+                Op::binary(|logits, labels| nn::sigmoid_cross_entropy(logits, labels)).family("nn")
+            }
+            "l2_loss" => Op::unary(|t| nn::l2_loss(t)).family("nn").accumulating(),
+            "l2_normalize" => {
+                let axis = attrs.int("axis")?;
+                Op::new(1, "nn", move |t| nn::l2_normalize(&t[0], axis)).accumulating()
             }
             _ => return Err(format!("unknown op {name:?}")),
         };

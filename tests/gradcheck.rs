@@ -54,6 +54,10 @@ mod indexing;
 #[path = "gradcheck/nn_conv.rs"]
 mod nn_conv;
 
+/// `tapeflow::nn`: pooling, normalization, losses, dropout.
+#[path = "gradcheck/nn_layers.rs"]
+mod nn_layers;
+
 /// 32 cases per property; `PROPTEST_CASES=n` in the environment overrides it.
 fn config() -> ProptestConfig {
     match std::env::var("PROPTEST_CASES") {

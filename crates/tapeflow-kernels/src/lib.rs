@@ -21,6 +21,7 @@ pub mod matmul;
 pub mod nn;
 pub mod optim;
 pub mod parallel;
+pub mod pool;
 pub mod reduce;
 pub mod reference;
 pub mod scan;
@@ -43,6 +44,10 @@ pub use matmul::matmul;
 pub use nn::{
     log_softmax, one_hot, softmax, sparse_softmax_cross_entropy, sparse_softmax_cross_entropy_grad,
     sparse_softmax_cross_entropy_with_probs,
+};
+pub use pool::{
+    MaxPoolTaps, PoolGeometry, avg_pool2d, avg_pool2d_grad, avg_pool2d_with, max_pool2d, max_pool2d_gather,
+    max_pool2d_scatter,
 };
 pub use reduce::{ReduceOp, reduce, resolve_axes};
 pub use scan::{ScanOp, scan};

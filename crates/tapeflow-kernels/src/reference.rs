@@ -7,6 +7,8 @@ use crate::grad::constants;
 
 /// References for gathers, scatters, slices and pads.
 pub mod indexing;
+/// References for max and average pooling and their gradients.
+pub mod pool;
 
 /// References for the convolutions.
 pub mod conv;
