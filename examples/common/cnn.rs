@@ -107,7 +107,7 @@ pub fn shifted(pixels: &[f32], rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let n = pixels.len() / (SIDE * SIDE);
     let mut out = vec![0.0f32; pixels.len()];
     for (src, dst) in pixels.chunks_exact(SIDE * SIDE).zip(out.chunks_exact_mut(SIDE * SIDE)) {
-        let (dy, dx) = (rng.random_range(-1isize..=1), rng.random_range(-1isize..=1));
+        let (dy, dx) = (rng.random_range(-1i32..=1) as isize, rng.random_range(-1i32..=1) as isize);
         for y in 0..SIDE as isize {
             for x in 0..SIDE as isize {
                 let (sy, sx) = (y - dy, x - dx);
