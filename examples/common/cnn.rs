@@ -164,3 +164,39 @@ pub fn train_epoch(
     }
     Ok(EpochStats { loss: (loss_sum / train.len() as f64) as f32, accuracy: hits as f32 / train.len() as f32 })
 }
+
+/// The training step the benchmarks and the perf report time: the example's model without
+/// dropout, Adam, on the first 64 training images (unshifted).
+pub struct CnnStep {
+    model: Cnn,
+    opt: Adam,
+    x: Tensor,
+    labels: Tensor,
+}
+
+/// Images per benchmarked step.
+pub const STEP_BATCH: usize = 64;
+
+impl CnnStep {
+    pub fn new() -> std::result::Result<Self, Box<dyn std::error::Error>> {
+        let (train, _) = super::digits::load(super::digits::default_path())?;
+        let (x, labels) = train.batch(&(0..STEP_BATCH).collect::<Vec<_>>())?;
+        let x = x.reshape([-1, SIDE as isize, SIDE as isize, 1])?;
+        Ok(CnnStep { model: Cnn::new(0)?, opt: Adam::new(0.001), x, labels })
+    }
+
+    /// One step: forward, backward, Adam update; the loss.
+    pub fn step(&mut self) -> Result<f32> {
+        self.model.train_step(&mut self.opt, &self.x, &self.labels, None).map(|(loss, _)| loss)
+    }
+
+    /// Multiply-adds of one step in the convolutions and the dense layer: each layer's
+    /// forward product, its filter gradient (the same count) and, except for the first
+    /// convolution (whose input needs no gradient), its input gradient (the same again).
+    pub fn multiply_adds(&self) -> f64 {
+        let n = STEP_BATCH as f64;
+        // (output pixels per image, taps · input channels, output channels)
+        let layers = [(64.0, 9.0, 32.0), (64.0, 9.0 * 32.0, 32.0), (16.0, 9.0 * 32.0, 64.0), (1.0, FLAT as f64, 10.0)];
+        layers.iter().enumerate().map(|(i, (pixels, k, c))| n * pixels * k * c * if i == 0 { 2.0 } else { 3.0 }).sum()
+    }
+}
