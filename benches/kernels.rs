@@ -10,6 +10,8 @@ use tapeflow::prelude::*;
 
 #[path = "common/catalog2_workloads.rs"]
 mod catalog2_workloads;
+#[path = "common/conv_workloads.rs"]
+mod conv_workloads;
 #[path = "common/inputs.rs"]
 mod inputs;
 
@@ -114,5 +116,20 @@ fn catalog2(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, elementwise, subnormal, reductions, matmul, catalog2);
+/// conv2d (issue 16): batch 32, 28 × 28 × 32 → 64, 3 × 3, SAME; throughput in flops.
+fn conv2d(c: &mut Criterion) {
+    use conv_workloads::{ConvWorkload, forward_backward_flop, forward_flop};
+    let w = ConvWorkload::new().unwrap();
+    let mut group = c.benchmark_group("conv2d");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(forward_flop() as u64));
+    group.bench_function("forward_32x28x28x32_64_3x3_same", |b| b.iter(|| black_box(w.forward().unwrap())));
+    group.throughput(Throughput::Elements(forward_backward_flop() as u64));
+    group.bench_function("forward_backward_32x28x28x32_64_3x3_same", |b| {
+        b.iter(|| black_box(w.forward_backward().unwrap()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, elementwise, subnormal, reductions, matmul, catalog2, conv2d);
 criterion_main!(benches);

@@ -13,6 +13,8 @@ use tapeflow::prelude::*;
 
 #[path = "../benches/common/catalog2_workloads.rs"]
 mod catalog2;
+#[path = "../benches/common/conv_workloads.rs"]
+mod conv;
 #[path = "../benches/common/inputs.rs"]
 mod inputs;
 #[path = "../benches/common/tape_workloads.rs"]
@@ -145,6 +147,20 @@ fn main() -> Result<()> {
         }
         flops(format!("matmul {dtype} {n}"), 2.0 * (n * n * n) as f64, reps, &mut || {
             black_box(a.matmul(&b).expect("square"));
+        });
+    }
+
+    // conv2d (issue 16): batch 32, 28 × 28 × 32 → 64, 3 × 3, SAME, as the TensorFlow anchor
+    // (`/work/shared/anchors/cnn_anchors.py`) times it; forward + backward is the gradient of
+    // the output's sum with respect to the images and the filters (3 × the forward's flops).
+    if wanted("conv2d") {
+        let w = conv::ConvWorkload::new()?;
+        let name = "conv2d 32x28x28x32 -> 64, 3x3 SAME";
+        flops(format!("{name}: forward"), conv::forward_flop(), runs * 3, &mut || {
+            black_box(w.forward().expect("shapes agree"));
+        });
+        flops(format!("{name}: forward + backward"), conv::forward_backward_flop(), runs * 3, &mut || {
+            black_box(w.forward_backward().expect("shapes agree"));
         });
     }
 

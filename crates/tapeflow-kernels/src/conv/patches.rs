@@ -8,7 +8,8 @@
 //! - `y = P · W` (forward),
 //! - `dW = Pᵀ · dy` (the filter gradient, a correlation of the input with `dy`),
 //! - `dx = col2im(dy · Wᵀ)` (the input gradient: each row of `dy · Wᵀ` added back onto the
-//!   pixels its window read).
+//!   pixels its window read); at stride 1 instead a forward convolution of `dy` with the
+//!   flipped filters ([`flipped`]), which needs no scatter.
 //!
 //! `P` never exists whole: it is gathered a block of rows at a time into a thread-local
 //! buffer of at most [`BLOCK_FLOATS`] values (kept in L2 beside the GEMM's packed panels)
@@ -27,6 +28,7 @@ use crate::conv::ConvGeometry;
 use crate::gemm::{self, KernelShape, MatRef, Tuning};
 use crate::isa::{LANES, Level};
 use crate::parallel;
+use crate::window::AxisWindow;
 
 /// Most values of one gathered block of patches (256 KiB): with the GEMM's packed copy of
 /// it, it stays in a core's L2.
@@ -114,7 +116,7 @@ fn gather(g: &ConvGeometry, x: &[f32], r0: usize, dst: &mut [f32]) {
 
 /// Whether the patch matrix is the input itself (1 × 1 window, stride 1, no padding).
 fn patches_are_input(g: &ConvGeometry) -> bool {
-    let unit = |a: &crate::window::AxisWindow| a.taps == 1 && a.stride == 1 && a.pad_before == 0;
+    let unit = |a: &AxisWindow| a.taps == 1 && a.stride == 1 && a.pad_before == 0;
     unit(&g.rows) && unit(&g.cols)
 }
 
@@ -122,6 +124,10 @@ fn patches_are_input(g: &ConvGeometry) -> bool {
 pub(crate) fn forward(level: Level, g: &ConvGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
     let (m, k, n) = (g.batch * g.output_pixels(), g.patch_len(), g.out_channels);
     if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        y.fill(0.0);
         return;
     }
     let filters = MatRef::row_major(w, k, n).expect("filters are k × out");
@@ -186,8 +192,57 @@ pub(crate) fn backprop_filter(level: Level, g: &ConvGeometry, x: &[f32], dy: &[f
     }
 }
 
-/// `dx = col2im(dy · Wᵀ)` (every element of `dx` written).
+/// The input gradient of a stride-1 convolution as a forward convolution of `dy`:
+/// `dx[i] = Σ_t dy[i + p − t·d] · w[t]` is, with the taps reversed (`t' = k − 1 − t`), a
+/// correlation of `dy` padded by `(k − 1)·d − p` before, with the filters flipped and their
+/// in/out axes swapped. No scatter: every element of `dx` is one GEMM dot product, at the
+/// forward pass's speed. `None` for strides above 1 (their gradient skips input pixels).
+fn flipped(g: &ConvGeometry) -> Option<ConvGeometry> {
+    let axis = |a: &AxisWindow| {
+        let reach = (a.taps - 1) * a.dilation;
+        (a.stride == 1 && reach >= a.pad_before).then_some(AxisWindow {
+            input: a.output,
+            taps: a.taps,
+            stride: 1,
+            dilation: a.dilation,
+            output: a.input,
+            pad_before: reach - a.pad_before,
+        })
+    };
+    Some(ConvGeometry {
+        batch: g.batch,
+        rows: axis(&g.rows)?,
+        cols: axis(&g.cols)?,
+        in_channels: g.out_channels,
+        out_channels: g.in_channels,
+        depthwise: false,
+    })
+}
+
+/// `w[kh − 1 − ky, kw − 1 − kx, i, o]` at `[ky, kx, o, i]`.
+fn flip_filters(g: &ConvGeometry, w: &[f32]) -> Vec<f32> {
+    let (kh, kw, cin, cout) = (g.rows.taps, g.cols.taps, g.in_channels, g.out_channels);
+    let mut out = vec![0.0f32; w.len()];
+    for ky in 0..kh {
+        for kx in 0..kw {
+            let src = &w[((kh - 1 - ky) * kw + (kw - 1 - kx)) * cin * cout..][..cin * cout];
+            let dst = &mut out[(ky * kw + kx) * cin * cout..][..cin * cout];
+            for (i, row) in src.chunks_exact(cout).enumerate() {
+                for (o, &v) in row.iter().enumerate() {
+                    dst[o * cin + i] = v;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `dx = col2im(dy · Wᵀ)`, or the flipped forward convolution at stride 1 (every element
+/// of `dx` written).
 pub(crate) fn backprop_input(level: Level, g: &ConvGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    if let Some(flipped) = flipped(g) {
+        return forward(level, &flipped, dy, &flip_filters(g, w), dx);
+    }
     dx.fill(0.0);
     let (pixels, k, n) = (g.output_pixels(), g.patch_len(), g.out_channels);
     let image = g.rows.input * g.cols.input * g.in_channels;

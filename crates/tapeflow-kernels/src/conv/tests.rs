@@ -42,6 +42,7 @@ fn cases() -> Vec<([usize; 4], [usize; 2], usize, ConvSpec)> {
         ([2, 5, 5, 3], [1, 1], 33, spec([1, 1], same, [1, 1])), // the input is the patch matrix
         ([1, 4, 4, 2], [1, 1], 3, spec([2, 2], valid, [1, 1])),
         ([0, 5, 5, 3], [3, 3], 4, spec([1, 1], same, [1, 1])), // empty batch
+        ([1, 4, 4, 0], [2, 2], 3, spec([1, 1], same, [1, 1])), // no input channels: zeros
         ([2, 3, 3, 4], [5, 5], 3, spec([1, 1], same, [1, 1])), // window larger than the image
         // Large enough for several blocks, partials and parallel pieces.
         ([4, 17, 19, 19], [3, 3], 37, spec([1, 1], same, [1, 1])),

@@ -1,0 +1,55 @@
+//! The convolution workload of issue 16, shared by `benches/kernels.rs` and
+//! `examples/perf_report.rs` (included with `#[path]`): `tf.nn.conv2d` at batch 32,
+//! 28 × 28 × 32 → 64 channels, 3 × 3, SAME, forward and forward + backward (the gradient of
+//! the output's sum with respect to the input and the filters), as
+//! `/work/shared/anchors/cnn_anchors.py` times TensorFlow.
+
+use tapeflow::nn::{self, Padding};
+use tapeflow::prelude::*;
+
+/// `[batch, height, width, in]` and `[kh, kw, in, out]`.
+pub const INPUT: [usize; 4] = [32, 28, 28, 32];
+pub const FILTERS: [usize; 4] = [3, 3, 32, 64];
+
+/// Multiply-adds × 2 of the forward pass: 0.92 GFLOP.
+pub fn forward_flop() -> f64 {
+    let [n, h, w, cin] = INPUT;
+    let [kh, kw, _, cout] = FILTERS;
+    2.0 * (n * h * w * kh * kw * cin * cout) as f64
+}
+
+/// The backward pass is two products of the forward's size (input and filter gradients).
+pub fn forward_backward_flop() -> f64 {
+    3.0 * forward_flop()
+}
+
+/// Deterministic values in [-scale, scale).
+fn values(n: usize, salt: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|i| (((i + salt).wrapping_mul(2654435761) % 2001) as f32 - 1000.0) * 1e-3 * scale).collect()
+}
+
+/// The inputs, built once.
+pub struct ConvWorkload {
+    /// The images (a variable, so that the tape watches it like the filters).
+    pub x: Variable,
+    pub w: Variable,
+}
+
+impl ConvWorkload {
+    pub fn new() -> Result<Self> {
+        let x = Variable::new(Tensor::from_vec(values(INPUT.iter().product(), 1, 1.0), INPUT)?);
+        let w = Variable::new(Tensor::from_vec(values(FILTERS.iter().product(), 2, 0.1), FILTERS)?);
+        Ok(ConvWorkload { x, w })
+    }
+
+    pub fn forward(&self) -> Result<Tensor> {
+        nn::conv2d(&self.x, &self.w, [1, 1], Padding::Same, [1, 1])
+    }
+
+    /// The gradients of `sum(conv2d(x, w))` with respect to `x` and `w`.
+    pub fn forward_backward(&self) -> Result<Vec<Option<Tensor>>> {
+        let tape = GradientTape::new();
+        let loss = tape.record(|| self.forward()?.sum_all())?;
+        tape.gradients(&[&loss], &[&self.x, &self.w])
+    }
+}
