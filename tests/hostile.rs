@@ -30,6 +30,10 @@ mod indexing;
 #[path = "hostile/nn_conv.rs"]
 mod nn_conv;
 
+/// `tapeflow::nn`: pooling, normalization, losses, dropout.
+#[path = "hostile/nn_layers.rs"]
+mod nn_layers;
+
 const DEFAULT_SEED: u64 = 0x7A9E_F10E;
 const DEFAULT_ROUNDS: usize = 400;
 /// Calls a default run must make at least (counted, asserted).
@@ -1236,6 +1240,7 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         h.reuse_case();
         h.indexing_cases();
         h.conv_cases();
+        h.nn_layers_cases();
     }
     let summary: Vec<String> =
         h.tally.iter().map(|(op, t)| format!("{op}: {} ok, {} err, {} gradients", t.ok, t.err, t.gradients)).collect();
@@ -1263,6 +1268,7 @@ fn hostile_inputs_never_panic_and_successes_differentiate() {
         ])
         .chain(&indexing::OPS)
         .chain(&nn_conv::OPS)
+        .chain(&nn_layers::OPS)
     {
         let t = h.tally.get(op).unwrap_or_else(|| panic!("{op} was never called"));
         assert!(t.ok > 0 && t.gradients > 0, "{op} never succeeded: {} ok, {} gradients", t.ok, t.gradients);

@@ -77,11 +77,12 @@ impl PoolGeometry {
                 other => other,
             })
         };
-        let rows = axis("height", height, ksize[0], strides[0])?;
-        let cols = axis("width", width, ksize[1], strides[1])?;
+        // Before the window arithmetic, which a window near usize::MAX would overflow.
         if ksize[0].checked_mul(ksize[1]).is_none_or(|taps| taps > MAX_TAPS) {
             return Err(with_input(format!("a window of more than {MAX_TAPS} elements is not supported")));
         }
+        let rows = axis("height", height, ksize[0], strides[0])?;
+        let cols = axis("width", width, ksize[1], strides[1])?;
         Ok(PoolGeometry { batch, channels, rows, cols })
     }
 
@@ -96,16 +97,22 @@ impl PoolGeometry {
     }
 
     fn input_len(&self) -> usize {
-        self.input_dims().iter().product()
+        count(&self.input_dims())
     }
 
     fn output_len(&self) -> usize {
-        self.output_dims().iter().product()
+        count(&self.output_dims())
     }
 
     /// Elements of one input image and of one output image.
     fn image_lens(&self) -> (usize, usize) {
-        (self.rows.input * self.cols.input * self.channels, self.rows.output * self.cols.output * self.channels)
+        if self.input_len() == 0 {
+            // No images (or empty ones): nothing is indexed, whatever the other sizes.
+            return (0, 0);
+        }
+        let [_, h, w, c] = self.input_dims();
+        let [_, oh, ow, _] = self.output_dims();
+        (count(&[h, w, c]), count(&[oh, ow, c]))
     }
 
     /// Taps in a (full) window.
@@ -123,6 +130,12 @@ impl PoolGeometry {
         let last = (at / stride + 1).min(output);
         (first..last).map(move |oh| (oh, at - oh * stride))
     }
+}
+
+/// Elements of `dims`: 0 when any dimension is (`[2^62, 4, 4, 0]` must not overflow); a
+/// product of nonzero dimensions is at most the element count of an existing tensor.
+fn count(dims: &[usize]) -> usize {
+    if dims.contains(&0) { 0 } else { dims.iter().product() }
 }
 
 /// Which tap of its window each output element of a max pool took (row-major tap index
@@ -157,7 +170,7 @@ fn check_operand<R>(op: &'static str, t: &Tensor<R>, dims: [usize; 4], what: &st
             reason: format!("{what} must have the pool's shape (after any leading axes)"),
         });
     }
-    let blocks = t.dims()[..rank - 4].iter().product();
+    let blocks = if t.num_elements() == 0 { 0 } else { t.dims()[..rank - 4].iter().product() };
     Ok((blocks, t.shape().clone()))
 }
 
@@ -208,7 +221,7 @@ fn by_output_rows(
     row: impl Fn(&[f32], usize, &mut [f32]) + Sync + Send,
 ) {
     let (image_in, _) = geometry.image_lens();
-    let row_len = geometry.cols.output * geometry.channels;
+    let row_len = count(&[geometry.cols.output, geometry.channels]);
     let out_h = geometry.rows.output;
     for_each_rows(dst, row_len, geometry.taps(), |first, piece| {
         for (r, out) in piece.chunks_exact_mut(row_len).enumerate() {
@@ -231,7 +244,7 @@ pub fn max_pool2d<R>(
     let level = isa::current();
     let (image_in, _) = geometry.image_lens();
     let out_h = geometry.rows.output;
-    let row_len = geometry.cols.output * geometry.channels;
+    let row_len = count(&[geometry.cols.output, geometry.channels]);
     let mut taps = vec![0i32; geometry.output_len()];
     let storage = float_storage(x.dtype(), geometry.output_len(), |dst| {
         for_each_row_pair(dst, &mut taps, row_len, geometry.taps(), |first, values, taps| {
@@ -277,7 +290,7 @@ pub fn max_pool2d_gather<R>(taps: &MaxPoolTaps, u: &Tensor<R>) -> Result<Tensor<
     let level = isa::current();
     let src = float_view(u).unwrap_or_default();
     let (image_in, image_out) = geometry.image_lens();
-    let row_len = geometry.cols.output * geometry.channels;
+    let row_len = count(&[geometry.cols.output, geometry.channels]);
     let out_h = geometry.rows.output;
     let storage = float_storage(u.dtype(), geometry.output_len(), |dst| {
         for_each_rows(dst, row_len, geometry.taps(), |first, piece| {
@@ -294,10 +307,10 @@ pub fn max_pool2d_gather<R>(taps: &MaxPoolTaps, u: &Tensor<R>) -> Result<Tensor<
 
 /// Runs `row(n, ih, dst_row)` for every input row of an input-shaped buffer.
 fn by_input_rows(geometry: &PoolGeometry, dst: &mut [f32], row: impl Fn(usize, usize, &mut [f32]) + Sync + Send) {
-    let row_len = geometry.cols.input * geometry.channels;
+    let row_len = count(&[geometry.cols.input, geometry.channels]);
     let height = geometry.rows.input;
     // Each input element takes contributions from about taps / stride² windows.
-    let cost = geometry.taps().div_ceil(geometry.rows.stride * geometry.cols.stride).max(1);
+    let cost = geometry.taps().div_ceil(geometry.rows.stride.saturating_mul(geometry.cols.stride)).max(1);
     for_each_rows(dst, row_len, cost, |first, piece| {
         for (r, out) in piece.chunks_exact_mut(row_len).enumerate() {
             let (n, ih) = ((first + r) / height, (first + r) % height);
@@ -339,7 +352,7 @@ pub fn avg_pool2d_grad<R>(pool: &PoolGeometry, g: &Tensor<R>) -> Result<Tensor<R
     let src = float_view(g).unwrap_or_default();
     // g / count once per output element (what every window element receives).
     let mut scaled = vec![0.0f32; src.len()];
-    let row_len = geometry.cols.output * geometry.channels;
+    let row_len = count(&[geometry.cols.output, geometry.channels]);
     for_each_rows(&mut scaled, row_len, 1, |first, piece| {
         for (r, out) in piece.chunks_exact_mut(row_len).enumerate() {
             let oh = (first + r) % geometry.rows.output;

@@ -36,6 +36,15 @@ pub fn softmax_cross_entropy(logits: impl TensorMath, labels: impl TensorMath) -
     let op = "softmax_cross_entropy";
     let (logits, labels) = (logits.to_tensor(), labels.to_tensor());
     check_pair(op, &logits, &labels, 1)?;
+    let batch = &logits.dims()[..logits.rank() - 1];
+    if batch.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_none_or(|n| n > isize::MAX as usize / 4) {
+        return Err(Error::shape_mismatch(
+            op,
+            &logits,
+            &labels,
+            "the loss (one value per row) would not fit in memory",
+        ));
+    }
     let log_probs = kernels::log_softmax(&logits, -1)?;
     let products = kernels::binary(BinaryOp::Mul, &labels, &log_probs)?;
     let loss = kernels::unary(UnaryOp::Neg, &kernels::reduce(ReduceOp::Sum, &products, &[logits.rank() - 1], false)?)?;

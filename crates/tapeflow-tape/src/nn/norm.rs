@@ -130,6 +130,11 @@ pub fn l2_normalize(x: impl TensorMath, axis: isize) -> Result<Tensor> {
     let x = x.to_tensor();
     float_operand("l2_normalize", &x)?;
     kernels::resolve_axes("l2_normalize", &x, Some(&[axis]))?;
+    if x.num_elements() == 0 {
+        // Nothing to normalize; the sum's keepdims shape ([1, 2^62] for (0, 2^62)) may not
+        // even be allocatable.
+        return x.mul(1.0);
+    }
     let square_sum = x.square()?.sum(&[axis], true)?;
     x.mul(square_sum.maximum(1e-12)?.rsqrt()?)
 }
