@@ -233,8 +233,8 @@ fn nn_layers() -> Result<()> {
     let f = Variable::new(tapeflow::init::glorot_uniform([3, 3, 1, 16], DType::F32, 0)?);
     let tape = GradientTape::new();
     let y = tape.record(|| {
-        let h = nn::conv2d(&x, &f, [1, 1], Padding::Same, [1, 1])?;           // [2, 8, 8, 16]
-        let h = nn::max_pool2d(&h.relu()?, [2, 2], [2, 2], Padding::Valid)?;  // [2, 4, 4, 16]
+        let h = nn::conv2d(&x, &f, [1, 1], Padding::Same, [1, 1])?; // [2, 8, 8, 16]
+        let h = nn::max_pool2d(&h.relu()?, [2, 2], [2, 2], Padding::Valid)?; // [2, 4, 4, 16]
         h.mean_all()
     })?;
     assert!(tape.gradient(&y, &f)?.is_some());
@@ -242,10 +242,13 @@ fn nn_layers() -> Result<()> {
 
     let up = nn::conv2d_transpose(&x, &Tensor::zeros([3, 3, 4, 1], DType::F32), [2, 16, 16, 4], [2, 2], Padding::Same)?;
     assert_eq!(up.dims(), &[2, 16, 16, 4]);
-    let _ = (nn::avg_pool2d(&x, [2, 2], [2, 2], Padding::Valid)?,
-             nn::depthwise_conv2d(&x, &Tensor::zeros([3, 3, 1, 2], DType::F32), [1, 1], Padding::Same)?,
-             nn::bias_add(&Tensor::zeros([2, 3], DType::F32), &constant([1.0, 2.0, 3.0]))?,
-             nn::l2_loss(&x)?, nn::l2_normalize(&x, -1)?);
+    let _ = (
+        nn::avg_pool2d(&x, [2, 2], [2, 2], Padding::Valid)?,
+        nn::depthwise_conv2d(&x, &Tensor::zeros([3, 3, 1, 2], DType::F32), [1, 1], Padding::Same)?,
+        nn::bias_add(&Tensor::zeros([2, 3], DType::F32), &constant([1.0, 2.0, 3.0]))?,
+        nn::l2_loss(&x)?,
+        nn::l2_normalize(&x, -1)?,
+    );
 
     // Normalization: tf.nn.moments and tf.nn.batch_normalization (offset and scale optional).
     let (mean, variance) = nn::moments(&x, &[0, 1, 2], false)?;
@@ -263,7 +266,7 @@ fn nn_layers() -> Result<()> {
     let ones = Tensor::ones([1000], DType::F32);
     let d = nn::dropout(&ones, 0.25, 7)?;
     assert_eq!(d.to_vec::<f32>()?, nn::dropout(&ones, 0.25, 7)?.to_vec::<f32>()?);
-    assert!(nn::dropout(&ones, 1.0, 7).is_err());               // rate must be in [0, 1)
+    assert!(nn::dropout(&ones, 1.0, 7).is_err()); // rate must be in [0, 1)
     Ok(())
 }
 
