@@ -214,10 +214,10 @@ impl Nodes {
         self.flags.clear();
         self.grads.clear();
         let _ = SPARE_NODES.try_with(|spare| {
-            if let Ok(mut spare) = spare.try_borrow_mut() {
-                if spare.flags.capacity() < self.flags.capacity() {
-                    *spare = self;
-                }
+            if let Ok(mut spare) = spare.try_borrow_mut()
+                && spare.flags.capacity() < self.flags.capacity()
+            {
+                *spare = self;
             }
         });
     }
