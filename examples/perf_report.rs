@@ -21,6 +21,8 @@ mod inputs;
 #[allow(dead_code)]
 mod workloads;
 
+#[path = "common/cnn.rs"]
+mod cnn;
 #[path = "common/digits.rs"]
 mod digits;
 #[path = "../benches/common/train_workloads.rs"]
@@ -397,6 +399,30 @@ fn main() -> Result<()> {
             unit: "tape",
             limit: 0.0,
         });
+    }
+    // The digits CNN's training step (issue 16: batch 64, the example's model without
+    // dropout, Adam), its convolutions' and dense layer's GFLOP/s against the FMA peak.
+    let name = "train step: CNN digits, batch 64 (Adam)";
+    if wanted(name) {
+        match cnn::CnnStep::new() {
+            Ok(mut step) => {
+                for _ in 0..10 {
+                    black_box(step.step().expect("shapes agree"));
+                }
+                let time = median_time(runs * 25, || {
+                    black_box(step.step().expect("shapes agree"));
+                });
+                let flop = 2.0 * step.multiply_adds();
+                rows.push(Row {
+                    workload: name.to_string(),
+                    time,
+                    rate: flop / time.as_secs_f64() / 1e9,
+                    unit: "GFLOP/s",
+                    limit: peak,
+                });
+            }
+            Err(e) => println!("{name}: skipped ({e})"),
+        }
     }
     // Whole training steps (forward, backward, SGD update): their matmuls' GFLOP/s against
     // the FMA peak (the elementwise work and the tape ride along in the time).

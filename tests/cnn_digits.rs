@@ -33,7 +33,7 @@ fn shifts_move_each_image_by_at_most_one_pixel() -> Result<()> {
     for image in x.to_vec::<f32>()?.chunks(64) {
         // The centre 6 × 6 of the original is inside every one-pixel shift.
         let kept = image.iter().filter(|&&v| v > 0.0).count();
-        assert!(kept >= 49 && kept <= 64, "{kept} pixels kept");
+        assert!((49..=64).contains(&kept), "{kept} pixels kept");
         // Every kept pixel is the value of a neighbour within one pixel of its place.
         for (i, &v) in image.iter().enumerate().filter(|(_, v)| **v > 0.0) {
             let (y, x) = (i / 8, i % 8);
