@@ -130,6 +130,9 @@ pub(crate) fn forward(level: Level, g: &ConvGeometry, x: &[f32], w: &[f32], y: &
         y.fill(0.0);
         return;
     }
+    // The callers in conv/mod.rs pass slices of exactly the geometry's sizes (x: batch ·
+    // input pixels · in channels, w: k × out, y/dy: m × out), checked before any kernel runs,
+    // so every view below fits and its `expect` cannot fire.
     let filters = MatRef::row_major(w, k, n).expect("filters are k × out");
     let rows = block_rows(k);
     let cost = k.saturating_mul(n);
@@ -161,6 +164,9 @@ pub(crate) fn backprop_filter(level: Level, g: &ConvGeometry, x: &[f32], dy: &[f
     if m == 0 || n == 0 || k == 0 {
         return;
     }
+    // The callers in conv/mod.rs pass slices of exactly the geometry's sizes (x: batch ·
+    // input pixels · in channels, w: k × out, y/dy: m × out), checked before any kernel runs,
+    // so every view below fits and its `expect` cannot fire.
     let rows = filter_block_rows(k);
     let blocks = m.div_ceil(rows);
     let partial = |i: usize| -> Vec<f32> {
@@ -249,6 +255,9 @@ pub(crate) fn backprop_input(level: Level, g: &ConvGeometry, dy: &[f32], w: &[f3
     if g.batch == 0 || pixels == 0 || k == 0 || image == 0 {
         return;
     }
+    // The callers in conv/mod.rs pass slices of exactly the geometry's sizes (x: batch ·
+    // input pixels · in channels, w: k × out, y/dy: m × out), checked before any kernel runs,
+    // so every view below fits and its `expect` cannot fire.
     let filters_t = MatRef::row_major(w, k, n).expect("filters are k × out").t();
     let rows = block_rows(k);
     let run = |b: usize, dx_image: &mut [f32]| {
