@@ -376,6 +376,25 @@ fn main() -> Result<()> {
     tape_row("tape: Hessian-vector product, 64-64-1 MLP", runs * 10, &mut || {
         black_box(mlp.hessian_vector_product());
     });
+    tape_row("tape: Hessian-vector product, 64-64-1 MLP, forward over reverse", runs * 10, &mut || {
+        black_box(mlp.hvp_forward_over_reverse());
+    });
+    tape_row("tape: 64-64-1 MLP forward", runs * 10, &mut || {
+        black_box(mlp.forward());
+    });
+    tape_row("tape: 64-64-1 MLP jvp (forward mode)", runs * 10, &mut || {
+        black_box(mlp.jvp());
+    });
+    let scalar_x = Variable::new(0.5);
+    tape_row("tape: exp + gradient, plain", many, &mut || {
+        black_box(workloads::custom_exp(&scalar_x, false));
+    });
+    tape_row("tape: exp + gradient, custom_gradient", many, &mut || {
+        black_box(workloads::custom_exp(&scalar_x, true));
+    });
+    tape_row("tape: exp + gradient, recompute_grad", many, &mut || {
+        black_box(workloads::recomputed_exp(&scalar_x, true));
+    });
     // Backward alone: each run records a fresh forward pass outside the timed part.
     for (name, sequential) in
         [("tape: 16 chains, backward parallel", false), ("tape: 16 chains, backward sequential", true)]

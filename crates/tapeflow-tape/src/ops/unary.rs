@@ -163,6 +163,13 @@ fn derivative_catalog2(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Resul
 /// The JVP of `y = op(x)` with tangent `t` of x: the op is elementwise, so its Jacobian is
 /// diagonal (its own transpose) and the tangent is the backward rule applied to `t`.
 pub(crate) fn jvp(op: UnaryOp, x: &Tensor, y: &Tensor, t: &Tensor) -> Result<Tensor> {
+    if crate::context::nothing_records()
+        && let Some(fused) = derivative_first_order(op, x, y, t)?
+    {
+        // Nothing (no tape, no outer accumulator) sees this tangent's ops: one fused pass,
+        // the same bits as the composition.
+        return Ok(fused);
+    }
     derivative(op, x, y, t)
 }
 
