@@ -254,3 +254,40 @@ fn value_and_read_value_are_recorded_reads() -> Result<()> {
     assert!(tape.gradient(&c, &z)?.is_none(), "an unrecorded snapshot is not a read");
     Ok(())
 }
+
+#[test]
+fn hostile_blocks_and_primals_are_errors_that_change_nothing() -> Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let w = Variable::new([1.0, 2.0]);
+    // A block that fails: the Err comes back, the variable is as it was.
+    let tape = GradientTape::new();
+    let failed = tape.record(|| recompute_grad(&[&w], |xs: &[Tensor]| xs[0].matmul(&xs[0])));
+    assert!(matches!(failed, Err(Error::ShapeMismatch { op: "matmul", .. })), "{failed:?}");
+    assert_eq!(w.unrecorded_value().to_vec::<f32>()?, vec![1.0, 2.0]);
+
+    // A block that gives another shape when run again: an Err naming recompute_grad, from
+    // `gradient`, not a panic.
+    let again = Arc::new(AtomicBool::new(false));
+    let shifty = {
+        let again = Arc::clone(&again);
+        move |xs: &[Tensor]| -> Result<Tensor> {
+            if again.swap(true, Ordering::SeqCst) { xs[0].sum_all() } else { xs[0].exp() }
+        }
+    };
+    let tape = GradientTape::new();
+    let y = tape.record(|| recompute_grad(&[&w], shifty))?;
+    let err = tape.gradient(&y, &w).unwrap_err();
+    assert!(err.to_string().starts_with("recompute_grad:"), "{err}");
+
+    // An op that fails under an accumulator returns its Err and leaves no tangent.
+    let acc = ForwardAccumulator::new().primal(&w, &constant([1.0, 1.0]))?;
+    assert!(acc.record(|| w.matmul(&w)).is_err());
+    let x = constant([1.0, 2.0]);
+    let shapes = [constant([1.0]), constant([[1.0, 1.0]]), constant([1.0, 1.0]).cast(DType::F16)?];
+    for tangent in &shapes {
+        let err = ForwardAccumulator::new().primal(&x, tangent).err().expect("a tangent that does not fit");
+        assert!(err.to_string().starts_with("ForwardAccumulator.primal:"), "{err}");
+    }
+    Ok(())
+}
