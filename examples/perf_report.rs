@@ -166,6 +166,33 @@ fn main() -> Result<()> {
         });
     }
 
+    // max_pool2d (issue 16) on the conv2d input's shape: memory-bound, so its rate is the
+    // least traffic it must make (input read, output written; twice that with the
+    // backward pass) in GB/s against the triad bandwidth measured above. The 3.2 MB input
+    // fits the L3, so more than 100 % of the (DRAM) triad is possible.
+    if wanted("max_pool2d") {
+        for case in conv::POOLS {
+            let w = conv::PoolWorkload::new(case)?;
+            let name = format!("max_pool2d 32x28x28x32, {}", case.0.replace('_', " "));
+            let passes: [(&str, f64, &dyn Fn()); 2] = [
+                ("forward", w.forward_bytes()?, &|| drop(black_box(w.forward().expect("shapes agree")))),
+                ("forward + backward", w.forward_backward_bytes()?, &|| {
+                    drop(black_box(w.forward_backward().expect("shapes agree")))
+                }),
+            ];
+            for (pass, bytes, f) in passes {
+                let time = median_time(runs * 5, f);
+                rows.push(Row {
+                    workload: format!("{name}: {pass}"),
+                    time,
+                    rate: bytes / time.as_secs_f64() / 1e9,
+                    unit: "GB/s",
+                    limit: triad,
+                });
+            }
+        }
+    }
+
     let mut elems = |name: &str, n: usize, runs: usize, bytes_per_elem: f64, f: &mut dyn FnMut()| {
         if !wanted(name) {
             return;
