@@ -135,6 +135,9 @@ fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     let mut flops = |name: String, flop: f64, runs: usize, f: &mut dyn FnMut()| {
+        if !wanted(&name) {
+            return;
+        }
         let time = median_time(runs, f);
         rows.push(Row { workload: name, time, rate: flop / time.as_secs_f64() / 1e9, unit: "GFLOP/s", limit: peak });
     };
@@ -155,14 +158,24 @@ fn main() -> Result<()> {
     // conv2d (issue 16): batch 32, 28 × 28 × 32 → 64, 3 × 3, SAME, as the TensorFlow anchor
     // (`/work/shared/anchors/cnn_anchors.py`) times it; forward + backward is the gradient of
     // the output's sum with respect to the images and the filters (3 × the forward's flops).
-    if wanted("conv2d") {
+    let name = "conv2d 32x28x28x32 -> 64, 3x3 SAME";
+    let passes = ["forward", "forward + backward", "input gradient kernel", "filter gradient kernel"];
+    if passes.iter().any(|pass| wanted(&format!("{name}: {pass}"))) {
         let w = conv::ConvWorkload::new()?;
-        let name = "conv2d 32x28x28x32 -> 64, 3x3 SAME";
         flops(format!("{name}: forward"), conv::forward_flop(), runs * 3, &mut || {
             black_box(w.forward().expect("shapes agree"));
         });
         flops(format!("{name}: forward + backward"), conv::forward_backward_flop(), runs * 3, &mut || {
             black_box(w.forward_backward().expect("shapes agree"));
+        });
+        // The backward pass's two kernels alone (no tape), each the forward's flops: where
+        // forward + backward's time goes.
+        let dy = w.upstream()?;
+        flops(format!("{name}: input gradient kernel"), conv::forward_flop(), runs * 3, &mut || {
+            black_box(w.input_gradient(&dy).expect("shapes agree"));
+        });
+        flops(format!("{name}: filter gradient kernel"), conv::forward_flop(), runs * 3, &mut || {
+            black_box(w.filter_gradient(&dy).expect("shapes agree"));
         });
     }
 

@@ -54,7 +54,30 @@ impl ConvWorkload {
         let loss = tape.record(|| self.forward()?.sum_all())?;
         tape.gradients(&[&loss], &[&self.x, &self.w])
     }
+
+    /// An output gradient `dy` of the forward's shape, for the two backward kernels alone.
+    pub fn upstream(&self) -> Result<Tensor> {
+        let [n, h, w, _] = INPUT;
+        let dims = [n, h, w, FILTERS[3]];
+        Tensor::from_vec(values(dims.iter().product(), 4, 1.0), dims)
+    }
+
+    /// `Conv2DBackpropInput` alone (the kernel, no tape): the input gradient for `dy`.
+    pub fn input_gradient(&self, dy: &Tensor) -> Result<Tensor> {
+        let input = tapeflow::Shape::from(INPUT.to_vec());
+        tapeflow::kernels::conv::conv2d_backprop_input("conv2d_backprop_input", dy, &self.w.value(), &input, SPEC)
+    }
+
+    /// `Conv2DBackpropFilter` alone (the kernel, no tape): the filter gradient for `dy`.
+    pub fn filter_gradient(&self, dy: &Tensor) -> Result<Tensor> {
+        let filters = tapeflow::Shape::from(FILTERS.to_vec());
+        tapeflow::kernels::conv::conv2d_backprop_filter(&self.x.value(), dy, &filters, SPEC)
+    }
 }
+
+/// Stride 1, SAME, no dilation: the forward's arguments, for the kernels called directly.
+const SPEC: tapeflow::kernels::conv::ConvSpec =
+    tapeflow::kernels::conv::ConvSpec { strides: [1, 1], padding: Padding::Same, dilations: [1, 1] };
 
 /// A max-pool window: name, ksize, strides, padding.
 pub type PoolCase = (&'static str, [usize; 2], [usize; 2], Padding);
