@@ -128,6 +128,15 @@ fn conv2d(c: &mut Criterion) {
     group.bench_function("forward_backward_32x28x28x32_64_3x3_same", |b| {
         b.iter(|| black_box(w.forward_backward().unwrap()))
     });
+    // The backward pass's two kernels alone (no tape), each the forward's flops.
+    let dy = w.upstream().unwrap();
+    group.throughput(Throughput::Elements(forward_flop() as u64));
+    group.bench_function("input_gradient_kernel_32x28x28x32_64_3x3_same", |b| {
+        b.iter(|| black_box(w.input_gradient(&dy).unwrap()))
+    });
+    group.bench_function("filter_gradient_kernel_32x28x28x32_64_3x3_same", |b| {
+        b.iter(|| black_box(w.filter_gradient(&dy).unwrap()))
+    });
     group.finish();
 }
 
