@@ -96,13 +96,25 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
     }
     let (d, l, u) = (median(&mut distributed), median(&mut local), median(&mut update));
+    // The all-reduce alone, without the ranks' differences in compute time: every rank
+    // first meets the others in a one-element all-reduce, then sums one tensor of the
+    // model's size.
+    let flat = Tensor::ones([parameters], DType::F32);
+    let mut alone = Vec::new();
+    for _ in 0..steps {
+        world.all_reduce_sum(&Tensor::ones([1], DType::F32))?;
+        let start = Instant::now();
+        world.all_reduce_mean(&flat)?;
+        alone.push(start.elapsed().as_secs_f64());
+    }
+    let alone = median(&mut alone);
     if world.rank() == 0 {
         // One process: a plain training step; several: the distributed one.
         let step = if world.size() == 1 { l + u } else { d + u };
         println!(
             "ranks {} threads {} batch {BATCH} parameters {parameters} bucket {bucket}: step {:.2} ms \
              (forward+backward {:.2} ms, all-reduce {:.2} ms, update {:.2} ms; medians of {steps}), \
-             all-reduce share {:.1}%, throughput {:.0} rows/s",
+             all-reduce share {:.1}%, throughput {:.0} rows/s; all-reduce of {parameters} floats alone {:.2} ms",
             world.size(),
             rayon::current_num_threads(),
             1e3 * step,
@@ -111,6 +123,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             1e3 * u,
             100.0 * (d - l) / (d + u),
             BATCH as f64 / step,
+            1e3 * alone,
         );
     }
     Ok(())

@@ -127,6 +127,10 @@ impl<'w> DistributedGradientTape<'w> {
             (Ok(_), Err(error)) => return Err(error),
             (Ok(local), Ok(())) => local,
         };
+        if self.world.size() == 1 {
+            // A world of one: its gradients are the mean.
+            return Ok(local);
+        }
         // Which gradients exist on some rank: the maximum of each rank's 0/1 flags.
         let present: Vec<u8> = local.iter().map(|g| u8::from(g.is_some())).collect();
         let mut anywhere = vec![0u8; present.len()];

@@ -183,6 +183,14 @@ impl World {
         failed: bool,
         what: impl FnOnce() -> String,
     ) -> Result<()> {
+        if self.size == 1 {
+            // One rank agrees with itself; its own failure is its caller's `Err`.
+            return if failed {
+                Err(Error::InvalidArgument { op, reason: "rank 0 failed before the collective".into() })
+            } else {
+                Ok(())
+            };
+        }
         let local = meta::local_words(signature, self.rank, failed);
         let mut reduced = [0u64; 3];
         let seq = self.begin();
