@@ -9,8 +9,8 @@
 //! RAYON_NUM_THREADS=1 mpirun -np 2 -x RAYON_NUM_THREADS target/release/examples/mpi_scaling
 //! ```
 //!
-//! Options: `--steps N` (timed steps of each kind, default 40), `--bucket BYTES` (the
-//! fusion bucket, default 4 MiB).
+//! Options: `--steps N` (timed steps of each kind, default 40), `--batch ROWS` (the global
+//! batch, default 512), `--bucket BYTES` (the fusion bucket, default 4 MiB).
 //!
 //! Each round times a distributed forward and backward pass (`DistributedGradientTape`,
 //! with the all-reduce), the SGD update, and a local forward and backward pass on the same
@@ -26,27 +26,28 @@ use rand_chacha::ChaCha8Rng;
 use tapeflow::mpi::{self, DistributedGradientTape};
 use tapeflow::prelude::*;
 
-const BATCH: usize = 512;
 const LAYERS: [usize; 4] = [784, 512, 512, 10];
 
 fn main() -> Result<(), Box<dyn Error>> {
     rayon::ThreadPoolBuilder::new().use_current_thread().build_global()?;
     let mut steps = 40usize;
+    let mut batch = 512usize;
     let mut bucket = tapeflow::mpi::DEFAULT_BUCKET_BYTES;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--steps" => steps = value.parse()?,
+            "--batch" => batch = value.parse()?,
             "--bucket" => bucket = value.parse()?,
-            other => return Err(format!("unknown option {other} (use --steps N, --bucket BYTES)").into()),
+            other => return Err(format!("unknown option {other} (use --steps N, --batch ROWS, --bucket BYTES)").into()),
         }
     }
     let world = mpi::init()?;
-    let rows = world.shard(BATCH);
+    let rows = world.shard(batch);
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let x: Vec<f32> = (0..BATCH * LAYERS[0]).map(|_| rng.random::<f32>()).collect();
-    let labels: Vec<i32> = (0..BATCH).map(|_| rng.random_range(0..LAYERS[3] as i32)).collect();
+    let x: Vec<f32> = (0..batch * LAYERS[0]).map(|_| rng.random::<f32>()).collect();
+    let labels: Vec<i32> = (0..batch).map(|_| rng.random_range(0..LAYERS[3] as i32)).collect();
     let x = Tensor::from_slice(&x[rows.start * LAYERS[0]..rows.end * LAYERS[0]], [rows.len(), LAYERS[0]])?;
     let labels = Tensor::from_slice(&labels[rows.clone()], [rows.len()])?;
     let mut vars = Vec::new();
@@ -57,7 +58,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let vars: Vec<&Variable> = vars.iter().collect();
     world.broadcast_variables(&vars, 0)?;
     let parameters: usize = vars.iter().map(|v| v.shape().num_elements()).sum();
-    let weight = world.size() as f32 / BATCH as f32;
+    let weight = world.size() as f32 / batch as f32;
     let loss_of = || -> Result<Tensor> {
         let mut h = x.clone();
         for (k, pair) in vars.chunks(2).enumerate() {
@@ -112,7 +113,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         // One process: a plain training step; several: the distributed one.
         let step = if world.size() == 1 { l + u } else { d + u };
         println!(
-            "ranks {} threads {} batch {BATCH} parameters {parameters} bucket {bucket}: step {:.2} ms \
+            "ranks {} threads {} batch {batch} parameters {parameters} bucket {bucket}: step {:.2} ms \
              (forward+backward {:.2} ms, all-reduce {:.2} ms, update {:.2} ms; medians of {steps}), \
              all-reduce share {:.1}%, throughput {:.0} rows/s; all-reduce of {parameters} floats alone {:.2} ms",
             world.size(),
@@ -122,7 +123,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             1e3 * (d - l),
             1e3 * u,
             100.0 * (d - l) / (d + u),
-            BATCH as f64 / step,
+            batch as f64 / step,
             1e3 * alone,
         );
     }

@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use mpi::Threading;
 use mpi::collective::SystemOperation;
@@ -19,6 +20,12 @@ use crate::meta::{self, Verdict};
 /// Set by the first [`init`]: MPI may be initialized once per process (and never again
 /// after it is finalized), so a second call is an `Err` even after the first world is gone.
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
+
+/// How long a wait spins on the request before yielding the core between tests.
+const SPIN_FOR: Duration = Duration::from_micros(200);
+/// How long a wait yields before sleeping between tests, and how long each sleep lasts.
+const SLEEP_AFTER: Duration = Duration::from_millis(2);
+const SLEEP_FOR: Duration = Duration::from_micros(50);
 
 /// The tag of the notice a rank sends every other rank when its [`World`] is dropped.
 const TAG_LEAVING: i32 = 7;
@@ -132,6 +139,7 @@ impl World {
     /// leaving notices: if a rank left before starting collective `seq`, that rank will
     /// never join it, and the job is aborted with a message naming both.
     pub(crate) fn wait<'a, D: ?Sized, S: Scope<'a>>(&self, op: &str, seq: u64, mut request: Request<'a, D, S>) {
+        let start = Instant::now();
         let mut polls = 0u32;
         loop {
             match request.test() {
@@ -145,6 +153,14 @@ impl World {
                 if let Some((rank, joined)) = self.departed_before(seq) {
                     self.abort_for(op, seq, rank, joined);
                 }
+            }
+            // Spin while the other ranks are about to arrive (the usual case: they compute
+            // the same step), then give the core away: a rank waiting for a slower one must
+            // not slow it down further on a shared or oversubscribed machine.
+            let waited = start.elapsed();
+            if waited > SLEEP_AFTER {
+                std::thread::sleep(SLEEP_FOR);
+            } else if waited > SPIN_FOR {
                 std::thread::yield_now();
             }
         }
@@ -240,7 +256,8 @@ impl Drop for World {
                     Ok(_) => break,
                     Err(pending) => barrier = pending,
                 }
-                std::thread::yield_now();
+                // Other ranks may still compute for long (rank 0 evaluating): do not spin.
+                std::thread::sleep(SLEEP_FOR);
             }
             // Every rank sent its notice before entering the barrier: collect the rest.
             self.read_notices();
