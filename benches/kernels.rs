@@ -1,6 +1,6 @@
 //! Criterion benchmarks of each kernel family through the public API: elementwise
-//! (binary, transcendental, float16), reductions, matmul and catalog II (masks, rounding,
-//! the new transcendentals, gather), each with its throughput.
+//! (binary, transcendental, float16), reductions, matmul, catalog II (masks, rounding,
+//! the new transcendentals, gather), conv2d and max_pool2d, each with its throughput.
 //! `examples/perf_report.rs` prints the same workloads beside this machine's limits.
 
 use std::hint::black_box;
@@ -128,8 +128,36 @@ fn conv2d(c: &mut Criterion) {
     group.bench_function("forward_backward_32x28x28x32_64_3x3_same", |b| {
         b.iter(|| black_box(w.forward_backward().unwrap()))
     });
+    // The backward pass's two kernels alone (no tape), each the forward's flops.
+    let dy = w.upstream().unwrap();
+    group.throughput(Throughput::Elements(forward_flop() as u64));
+    group.bench_function("input_gradient_kernel_32x28x28x32_64_3x3_same", |b| {
+        b.iter(|| black_box(w.input_gradient(&dy).unwrap()))
+    });
+    group.bench_function("filter_gradient_kernel_32x28x28x32_64_3x3_same", |b| {
+        b.iter(|| black_box(w.filter_gradient(&dy).unwrap()))
+    });
     group.finish();
 }
 
-criterion_group!(benches, elementwise, subnormal, reductions, matmul, catalog2, conv2d);
+/// max_pool2d (issue 16) on the conv2d workload's input, batch 32, 28 × 28 × 32: memory-bound,
+/// so its throughput is the least bytes it must move (input read, output written; twice
+/// that with the backward pass).
+fn max_pool2d(c: &mut Criterion) {
+    use conv_workloads::{POOLS, PoolWorkload};
+    let mut group = c.benchmark_group("max_pool2d");
+    group.sample_size(30);
+    for case in POOLS {
+        let w = PoolWorkload::new(case).unwrap();
+        group.throughput(Throughput::Bytes(w.forward_bytes().unwrap() as u64));
+        group.bench_function(format!("forward_32x28x28x32_{}", case.0), |b| b.iter(|| black_box(w.forward().unwrap())));
+        group.throughput(Throughput::Bytes(w.forward_backward_bytes().unwrap() as u64));
+        group.bench_function(format!("forward_backward_32x28x28x32_{}", case.0), |b| {
+            b.iter(|| black_box(w.forward_backward().unwrap()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, elementwise, subnormal, reductions, matmul, catalog2, conv2d, max_pool2d);
 criterion_main!(benches);

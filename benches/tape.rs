@@ -50,8 +50,26 @@ fn jacobians(c: &mut Criterion) {
     group.bench_function("batch_tanh_xw_64x64", |b| b.iter(|| black_box(workloads::batch_jacobian_tanh(&xb, &wb))));
     let mlp = workloads::Mlp::new();
     group.bench_function("hvp_mlp_64_64_1", |b| b.iter(|| black_box(mlp.hessian_vector_product())));
+    group.bench_function("hvp_mlp_64_64_1_forward_over_reverse", |b| {
+        b.iter(|| black_box(mlp.hvp_forward_over_reverse()))
+    });
     group.finish();
 }
 
-criterion_group!(benches, overhead, parallel_backward, jacobians);
+/// Forward mode and user-defined gradients: the JVP against the plain forward pass, and each
+/// user-defined op against the plain op it wraps (the difference is its own cost per call).
+fn advanced(c: &mut Criterion) {
+    let mut group = c.benchmark_group("advanced");
+    let mlp = workloads::Mlp::new();
+    group.bench_function("mlp_64_64_1_forward", |b| b.iter(|| black_box(mlp.forward())));
+    group.bench_function("mlp_64_64_1_jvp", |b| b.iter(|| black_box(mlp.jvp())));
+    let x = Variable::new(0.5);
+    for (name, custom) in [("exp_plain", false), ("exp_custom_gradient", true)] {
+        group.bench_function(name, |b| b.iter(|| black_box(workloads::custom_exp(&x, custom))));
+    }
+    group.bench_function("exp_recompute_grad", |b| b.iter(|| black_box(workloads::recomputed_exp(&x, true))));
+    group.finish();
+}
+
+criterion_group!(benches, overhead, parallel_backward, jacobians, advanced);
 criterion_main!(benches);

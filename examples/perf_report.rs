@@ -135,6 +135,9 @@ fn main() -> Result<()> {
 
     let mut rows = Vec::new();
     let mut flops = |name: String, flop: f64, runs: usize, f: &mut dyn FnMut()| {
+        if !wanted(&name) {
+            return;
+        }
         let time = median_time(runs, f);
         rows.push(Row { workload: name, time, rate: flop / time.as_secs_f64() / 1e9, unit: "GFLOP/s", limit: peak });
     };
@@ -155,15 +158,52 @@ fn main() -> Result<()> {
     // conv2d (issue 16): batch 32, 28 × 28 × 32 → 64, 3 × 3, SAME, as the TensorFlow anchor
     // (`/work/shared/anchors/cnn_anchors.py`) times it; forward + backward is the gradient of
     // the output's sum with respect to the images and the filters (3 × the forward's flops).
-    if wanted("conv2d") {
+    let name = "conv2d 32x28x28x32 -> 64, 3x3 SAME";
+    let passes = ["forward", "forward + backward", "input gradient kernel", "filter gradient kernel"];
+    if passes.iter().any(|pass| wanted(&format!("{name}: {pass}"))) {
         let w = conv::ConvWorkload::new()?;
-        let name = "conv2d 32x28x28x32 -> 64, 3x3 SAME";
         flops(format!("{name}: forward"), conv::forward_flop(), runs * 3, &mut || {
             black_box(w.forward().expect("shapes agree"));
         });
         flops(format!("{name}: forward + backward"), conv::forward_backward_flop(), runs * 3, &mut || {
             black_box(w.forward_backward().expect("shapes agree"));
         });
+        // The backward pass's two kernels alone (no tape), each the forward's flops: where
+        // forward + backward's time goes.
+        let dy = w.upstream()?;
+        flops(format!("{name}: input gradient kernel"), conv::forward_flop(), runs * 3, &mut || {
+            black_box(w.input_gradient(&dy).expect("shapes agree"));
+        });
+        flops(format!("{name}: filter gradient kernel"), conv::forward_flop(), runs * 3, &mut || {
+            black_box(w.filter_gradient(&dy).expect("shapes agree"));
+        });
+    }
+
+    // max_pool2d (issue 16) on the conv2d input's shape: memory-bound, so its rate is the
+    // least traffic it must make (input read, output written; twice that with the
+    // backward pass) in GB/s against the triad bandwidth measured above. The 3.2 MB input
+    // fits the L3, so more than 100 % of the (DRAM) triad is possible.
+    if wanted("max_pool2d") {
+        for case in conv::POOLS {
+            let w = conv::PoolWorkload::new(case)?;
+            let name = format!("max_pool2d 32x28x28x32, {}", case.0.replace('_', " "));
+            let passes: [(&str, f64, &dyn Fn()); 2] = [
+                ("forward", w.forward_bytes()?, &|| drop(black_box(w.forward().expect("shapes agree")))),
+                ("forward + backward", w.forward_backward_bytes()?, &|| {
+                    drop(black_box(w.forward_backward().expect("shapes agree")))
+                }),
+            ];
+            for (pass, bytes, f) in passes {
+                let time = median_time(runs * 5, f);
+                rows.push(Row {
+                    workload: format!("{name}: {pass}"),
+                    time,
+                    rate: bytes / time.as_secs_f64() / 1e9,
+                    unit: "GB/s",
+                    limit: triad,
+                });
+            }
+        }
     }
 
     let mut elems = |name: &str, n: usize, runs: usize, bytes_per_elem: f64, f: &mut dyn FnMut()| {
@@ -375,6 +415,25 @@ fn main() -> Result<()> {
     let mlp = workloads::Mlp::new();
     tape_row("tape: Hessian-vector product, 64-64-1 MLP", runs * 10, &mut || {
         black_box(mlp.hessian_vector_product());
+    });
+    tape_row("tape: Hessian-vector product, 64-64-1 MLP, forward over reverse", runs * 10, &mut || {
+        black_box(mlp.hvp_forward_over_reverse());
+    });
+    tape_row("tape: 64-64-1 MLP forward", runs * 10, &mut || {
+        black_box(mlp.forward());
+    });
+    tape_row("tape: 64-64-1 MLP jvp (forward mode)", runs * 10, &mut || {
+        black_box(mlp.jvp());
+    });
+    let scalar_x = Variable::new(0.5);
+    tape_row("tape: exp + gradient, plain", many, &mut || {
+        black_box(workloads::custom_exp(&scalar_x, false));
+    });
+    tape_row("tape: exp + gradient, custom_gradient", many, &mut || {
+        black_box(workloads::custom_exp(&scalar_x, true));
+    });
+    tape_row("tape: exp + gradient, recompute_grad", many, &mut || {
+        black_box(workloads::recomputed_exp(&scalar_x, true));
     });
     // Backward alone: each run records a fresh forward pass outside the timed part.
     for (name, sequential) in

@@ -274,3 +274,70 @@ fn nn_layers() -> Result<()> {
 fn nn_snippet_runs() {
     nn_layers().expect("the nn.md snippet returns Ok");
 }
+
+/// `shared/api/autodiff.md` (custom gradients, forward mode, recompute_grad, variable
+/// reads), verbatim.
+#[allow(clippy::needless_borrows_for_generic_args)]
+fn advanced() -> Result<()> {
+    // tf.custom_gradient: the closure computes the value (its ops are not recorded) and
+    // returns it with the gradient function, which maps the upstream gradient to one gradient
+    // per input. The TF guide's example: log(1 + e^x) whose gradient stays finite at x = 100.
+    let x = Variable::new(100.0);
+    let tape = GradientTape::new();
+    let y = tape.record(|| {
+        custom_gradient(&[&x.read()], |xs| {
+            let e = xs[0].exp()?;
+            let value = (&e + 1.0)?.log()?;
+            let grad = move |g: &Tensor| -> Result<Vec<Option<Tensor>>> {
+                let one_plus_e = (&e + 1.0)?;
+                let s = (1.0 - (1.0 / &one_plus_e)?)?; // 1 - 1/(1 + e^x)
+                Ok(vec![Some((g * &s)?)])
+            };
+            Ok((value, grad))
+        })
+    })?;
+    assert_eq!(tape.gradient(&y, &x)?.unwrap().to_scalar::<f32>()?, 1.0);
+
+    // Forward mode (tf.autodiff.ForwardAccumulator): a Jacobian-vector product in one pass.
+    let p = constant([1.0, 2.0]);
+    let acc = ForwardAccumulator::new().primal(&p, &constant([1.0, 0.0]))?;
+    let q = acc.record(|| p.pow(3.0))?;
+    assert_eq!(acc.jvp(&q)?.unwrap().to_vec::<f32>()?, vec![3.0, 0.0]); // 3p² ⊙ v
+    assert!(acc.jvp(&constant(1.0))?.is_none()); // not computed from p
+    assert!(ForwardAccumulator::new().primal(&p, &constant([1.0])).is_err()); // tangent shape
+
+    // Forward over reverse: a Hessian-vector product (the TF guide's pattern).
+    let w = Variable::new([1.0, 2.0]);
+    let acc = ForwardAccumulator::new().primal(&w, &constant([1.0, 1.0]))?;
+    let g = acc.record(|| {
+        let t = GradientTape::new();
+        let f = t.record(|| w.pow(3.0)?.sum_all())?;
+        t.gradient(&f, &w).map(Option::unwrap) // 3w²
+    })?;
+    assert_eq!(acc.jvp(&g)?.unwrap().to_vec::<f32>()?, vec![6.0, 12.0]); // H·v = 6w ⊙ v
+
+    // tf.recompute_grad: the block's intermediates are not kept; the backward pass runs the
+    // block again. Variables the block reads get their gradients too.
+    let v = Variable::new(Tensor::from_vec(vec![0.5f32; 1024], [1024])?);
+    let scale = Variable::new(2.0);
+    let tape = GradientTape::new();
+    let block = {
+        let scale = scale.clone();
+        move |xs: &[Tensor]| -> Result<Tensor> { (&xs[0].tanh()?.tanh()? * &scale)?.tanh() }
+    };
+    let out = tape.record(|| recompute_grad(&[&v.read()], block)?.sum_all())?;
+    let gs = tape.gradients(&[&out], &[&v, &scale])?;
+    assert!(gs.iter().all(Option::is_some));
+
+    // A variable's value inside a tape is a read, recorded as in TF.
+    let z = Variable::new(3.0);
+    let tape = GradientTape::new();
+    let y = tape.record(|| z.value().pow(2.0))?;
+    assert_eq!(tape.gradient(&y, &z)?.unwrap().to_scalar::<f32>()?, 6.0);
+    Ok(())
+}
+
+#[test]
+fn autodiff_snippet_runs() {
+    advanced().expect("the autodiff.md snippet returns Ok");
+}

@@ -144,6 +144,61 @@ impl Mlp {
     }
 }
 
+/// The forward-mode and user-defined-gradient workloads on the same MLP (issue 17).
+impl Mlp {
+    /// The loss alone, nothing recording.
+    pub fn forward(&self) -> Tensor {
+        self.x.matmul(&self.w1).and_then(|h| h.tanh()?.matmul(&self.w2)?.mean_all()).expect("shapes agree")
+    }
+
+    /// The JVP of the loss along `v` in `w1`'s direction: one forward pass with tangents.
+    pub fn jvp(&self) -> Tensor {
+        let acc = ForwardAccumulator::new().primal(&self.w1, &self.v).expect("the tangent fits");
+        let loss = acc.record(|| self.forward());
+        acc.jvp(&loss).expect("every op has a rule").expect("connected")
+    }
+
+    /// The Hessian-vector product forward over reverse: the tangent of the gradient.
+    pub fn hvp_forward_over_reverse(&self) -> Tensor {
+        let acc = ForwardAccumulator::new().primal(&self.w1, &self.v).expect("the tangent fits");
+        let g = acc.record(|| {
+            let tape = GradientTape::new();
+            let loss = tape.record(|| self.forward());
+            tape.gradient(&loss, &self.w1).expect("one gradient").expect("connected")
+        });
+        acc.jvp(&g).expect("every op has a rule").expect("connected")
+    }
+}
+
+/// One call of `custom_gradient` (`exp` with its gradient `g·eˣ`) and its gradient, or
+/// (`custom = false`) the plain recorded `exp`: the same ops either way.
+pub fn custom_exp(x: &Variable, custom: bool) -> Tensor {
+    let tape = GradientTape::new();
+    let y = tape
+        .record(|| {
+            if !custom {
+                return x.exp();
+            }
+            custom_gradient(&[x], |xs| {
+                let e = xs[0].exp()?;
+                let saved = e.clone();
+                Ok((e, move |g: &Tensor| -> Result<Vec<Option<Tensor>>> { Ok(vec![Some((g * &saved)?)]) }))
+            })
+        })
+        .expect("a scalar");
+    tape.gradient(&y, x).expect("one gradient").expect("connected")
+}
+
+/// One call of `recompute_grad` around `exp` and its gradient, or (`recompute = false`)
+/// the plain recorded `exp`.
+pub fn recomputed_exp(x: &Variable, recompute: bool) -> Tensor {
+    let tape = GradientTape::new();
+    let y = tape
+        .record(|| if recompute { recompute_grad(&[x], |xs: &[Tensor]| xs[0].exp()) } else { x.exp() })
+        .expect("a scalar");
+    tape.gradient(&y, x).expect("one gradient").expect("connected")
+}
+
 impl Default for Mlp {
     fn default() -> Self {
         Self::new()

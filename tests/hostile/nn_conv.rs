@@ -104,3 +104,96 @@ impl Hostile {
         });
     }
 }
+
+/// `f` must not panic: an `Err` naming `op` (returned as its message), or a value whose
+/// gradients with respect to `inputs` (the sum's) are computed without panicking (`None`).
+fn no_panic_on_geometry(op: &str, what: &str, inputs: &[&Variable], f: impl Fn() -> Result<Tensor>) -> Option<String> {
+    let run = || -> Result<Tensor> {
+        let tape = GradientTape::new();
+        let y = tape.record(|| f()?.sum_all())?;
+        tape.gradients(&[&y], inputs)?;
+        Ok(y)
+    };
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => {
+            let msg = e.to_string();
+            assert!(msg.contains(op), "{what}: the error does not name {op}: {msg}");
+            Some(msg)
+        }
+        Err(payload) => panic!("{what} panicked: {}", panic_text(payload)),
+    }
+}
+
+/// Window geometry at the edge of `usize` (dilations and strides near `usize::MAX`, filters
+/// of 2^62 taps with no elements): an `Err` naming the op (the window's extent or the end of
+/// the last SAME window overflows) or a result, never an arithmetic-overflow panic. Huge
+/// strides are valid (one window per axis) and differentiate, through the strided scatter.
+#[test]
+fn overflowing_window_geometry_is_an_err() {
+    let huge = usize::MAX;
+    let x = Variable::new(Tensor::from_vec((0..32).map(|i| i as f32).collect::<Vec<_>>(), [2, 4, 4, 1]).unwrap());
+    let w = Variable::new(Tensor::from_vec(vec![0.5f32; 9], [3, 3, 1, 1]).unwrap());
+    let both = [&x, &w];
+    for padding in [Padding::Same, Padding::Valid] {
+        for dilations in [[huge, 1], [1, huge / 2], [huge / 2 + 1, 1], [1, huge - 1]] {
+            let what = format!("conv2d(x [2, 4, 4, 1], w [3, 3, 1, 1], dilations {dilations:?}, {padding:?})");
+            let err = no_panic_on_geometry("conv2d", &what, &both, || nn::conv2d(&x, &w, [1, 1], padding, dilations));
+            assert!(err.is_some(), "{what} succeeded");
+        }
+        // Dilation 2^62: only the centre tap reads the 4 × 4 image under SAME.
+        let what = format!("conv2d(.., dilations [2^62, 1], {padding:?})");
+        let err = no_panic_on_geometry("conv2d", &what, &both, || nn::conv2d(&x, &w, [1, 1], padding, [1 << 62, 1]));
+        assert_eq!(err.is_none(), padding == Padding::Same, "{what}: {err:?}");
+        // (Stride 4 at width 4: one window under both paddings, as the others.)
+        for strides in [[huge, 1], [1, huge], [huge, huge], [1 << 62, 4]] {
+            let what = format!("conv2d(.., strides {strides:?}, {padding:?})");
+            let err = no_panic_on_geometry("conv2d", &what, &both, || nn::conv2d(&x, &w, strides, padding, [1, 1]));
+            assert!(err.is_none(), "{what}: {err:?}");
+            let what = format!("depthwise_conv2d(.., strides {strides:?}, {padding:?})");
+            let err = no_panic_on_geometry("depthwise_conv2d", &what, &both, || {
+                nn::depthwise_conv2d(&x, &w, strides, padding)
+            });
+            assert!(err.is_none(), "{what}: {err:?}");
+            // The transposed convolution onto [2, 4, 4, 1]: its input has the forward's shape
+            // (one window along a huge stride, ceil(4 / s) or (4 − 3) / s + 1 along another).
+            let side = |s: usize| if padding == Padding::Same { 4usize.div_ceil(s) } else { 1 / s + 1 };
+            let dims = [2, side(strides[0]), side(strides[1]), 1];
+            let dy = Variable::new(Tensor::from_vec(vec![1.0f32; dims.iter().product()], dims).unwrap());
+            let what = format!("conv2d_transpose(dy {dims:?}, .., [2, 4, 4, 1], strides {strides:?}, {padding:?})");
+            let err = no_panic_on_geometry("conv2d_transpose", &what, &[&dy, &w], || {
+                nn::conv2d_transpose(&dy, &w, [2usize, 4, 4, 1], strides, padding)
+            });
+            assert!(err.is_none(), "{what}: {err:?}");
+        }
+        // Filters of 2^62 × 2^62 taps with no elements (0 output channels) and a huge
+        // dilation: the extent overflows.
+        let empty = Variable::new(Tensor::from_vec(Vec::<f32>::new(), [1 << 62, 1 << 62, 1, 0]).unwrap());
+        let what = format!("conv2d(.., w [2^62, 2^62, 1, 0], dilations [4, 4], {padding:?})");
+        let err =
+            no_panic_on_geometry("conv2d", &what, &[&x, &empty], || nn::conv2d(&x, &empty, [1, 1], padding, [4, 4]));
+        assert!(err.is_some(), "{what} succeeded");
+        // The same filters transposed onto an empty image of height usize::MAX: under SAME
+        // the patch length 2^62 · 2^62 overflows.
+        let what = format!("conv2d_transpose(dy [0, 1, 4, 0], w [2^62, 2^62, 1, 0], [0, huge, 4, 1], {padding:?})");
+        let dy = Variable::new(Tensor::from_vec(Vec::<f32>::new(), [0, 1, 4, 0]).unwrap());
+        let err = no_panic_on_geometry("conv2d_transpose", &what, &[&dy, &empty], || {
+            nn::conv2d_transpose(&dy, &empty, [0, huge, 4, 1], [huge, 1], padding)
+        });
+        // (VALID fails first: the window does not fit the 4 columns.)
+        assert!(err.is_some_and(|e| padding == Padding::Valid || e.contains("overflows")), "{what}");
+        // Empty images whose pixel counts overflow any product, under a 1 × 1 filter.
+        for dims in [[1, 1 << 40, 1 << 40, 0], [1 << 40, 1 << 40, 1, 0], [0, huge, huge, 1]] {
+            let image = Variable::new(Tensor::from_vec(Vec::<f32>::new(), dims).unwrap());
+            let one = Variable::new(Tensor::from_vec(vec![1.0f32; dims[3]], [1, 1, dims[3], 1]).unwrap());
+            let what = format!("conv2d(x {dims:?}, w [1, 1, {}, 1], {padding:?})", dims[3]);
+            no_panic_on_geometry("conv2d", &what, &[&image, &one], || {
+                nn::conv2d(&image, &one, [1, 1], padding, [1, 1])
+            });
+            let what = format!("depthwise_conv2d(x {dims:?}, w [1, 1, {}, 1], {padding:?})", dims[3]);
+            no_panic_on_geometry("depthwise_conv2d", &what, &[&image, &one], || {
+                nn::depthwise_conv2d(&image, &one, [1, 1], padding)
+            });
+        }
+    }
+}

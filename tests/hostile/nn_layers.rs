@@ -162,3 +162,61 @@ impl Hostile {
         self.single("dropout", x, format!("{rate}, {seed}"), |x| nn::dropout(x, rate, seed));
     }
 }
+
+/// Pool windows and strides at the edge of `usize`: an `Err` naming the op (a window past
+/// 2^24 taps, a VALID window larger than the image, a SAME window whose end overflows), or
+/// a result whose gradient (the sum's) is computed, never a panic. Huge strides are valid:
+/// one window per axis.
+#[test]
+fn overflowing_pool_geometry_is_an_err() {
+    let huge = usize::MAX;
+    let x = Variable::new(Tensor::from_vec((0..32).map(|i| (i % 7) as f32).collect::<Vec<_>>(), [2, 4, 4, 1]).unwrap());
+    // Empty, with a height no window arithmetic can add to.
+    let tall = Variable::new(Tensor::from_vec(Vec::<f32>::new(), [0, huge, 4, 1]).unwrap());
+    let pool = |max: bool, x: &Variable, ksize, strides, padding| {
+        let what = format!("{ksize:?}, {strides:?}, {padding:?}");
+        let op = if max { "max_pool2d" } else { "avg_pool2d" };
+        let run = || -> Result<Vec<Option<Tensor>>> {
+            let tape = GradientTape::new();
+            let y = tape.record(|| {
+                let y = if max {
+                    nn::max_pool2d(x, ksize, strides, padding)?
+                } else {
+                    nn::avg_pool2d(x, ksize, strides, padding)?
+                };
+                y.sum_all()
+            })?;
+            tape.gradients(&[&y], &[x])
+        };
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+            Ok(Ok(grads)) => {
+                let g = grads[0].as_ref().unwrap_or_else(|| panic!("{op}({what}): no gradient"));
+                assert_eq!(g.shape(), x.value().shape(), "{op}({what})");
+                true
+            }
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                assert!(msg.contains(op) && msg.contains("float32"), "{op}({what}): {msg}");
+                false
+            }
+            Err(payload) => panic!("{op}({what}) panicked: {}", panic_text(payload)),
+        }
+    };
+    for max in [true, false] {
+        for padding in [Padding::Same, Padding::Valid] {
+            for ksize in [[huge, 1], [1, huge], [huge, huge], [1 << 13, 1 << 12], [1 << 32, 1 << 32]] {
+                assert!(!pool(max, &x, ksize, [1, 1], padding), "{ksize:?} {padding:?}");
+            }
+            // 2^24 taps, the most a window may have: it fits no 4 × 4 image VALID; SAME
+            // clips it to the image.
+            assert_eq!(pool(max, &x, [1 << 12, 1 << 12], [1, 1], padding), padding == Padding::Same);
+            for strides in [[huge, 1], [1, huge], [huge, huge], [1 << 62, 3]] {
+                assert!(pool(max, &x, [2, 2], strides, padding), "strides {strides:?} {padding:?}");
+                assert!(pool(max, &x, [3, 3], strides, padding), "3 x 3, strides {strides:?} {padding:?}");
+            }
+            // SAME at stride 1 over a height of usize::MAX: the last window ends past it.
+            assert_eq!(pool(max, &tall, [2, 2], [1, 1], padding), padding == Padding::Valid, "{padding:?}");
+            assert!(pool(max, &tall, [2, 2], [huge, 2], padding), "{padding:?}");
+        }
+    }
+}

@@ -49,7 +49,9 @@ pub struct AxisWindow {
 
 impl AxisWindow {
     /// The geometry of one axis, or an `Err` naming `op` (strides, taps and dilations must be
-    /// ≥ 1; a `VALID` window must fit the input).
+    /// ≥ 1; a `VALID` window must fit the input; the window's extent and, with `SAME`, the
+    /// end of the last window must fit a `usize`, so that [`source`](Self::source) and
+    /// [`valid_taps`](Self::valid_taps) never overflow).
     pub fn new(
         op: &'static str,
         axis: &str,
@@ -80,8 +82,14 @@ impl AxisWindow {
             }
             Padding::Same => {
                 let output = input.div_ceil(stride);
-                let needed = (output.saturating_sub(1) * stride + extent).saturating_sub(input);
-                (output, needed / 2)
+                // (out − 1)·s < n cannot overflow, but the last window's end can: the
+                // kernels index up to `o·stride + t·dilation`, which must be representable.
+                let end = (output.saturating_sub(1) * stride).checked_add(extent).ok_or_else(|| {
+                    invalid(format!(
+                        "{axis}: a SAME window of extent {extent} at stride {stride} over an input of size {input} overflows"
+                    ))
+                })?;
+                (output, end.saturating_sub(input) / 2)
             }
         };
         Ok(AxisWindow { input, taps, stride, dilation, output, pad_before })
@@ -105,6 +113,12 @@ impl AxisWindow {
         let t1 = if start >= limit { 0 } else { (limit - start).div_ceil(self.dilation).min(self.taps) };
         (t0.min(t1), t1)
     }
+}
+
+/// Elements of `dims`: 0 when any dimension is (`[2^62, 4, 4, 0]` must not overflow); a
+/// product of nonzero dimensions is at most the element count of an existing tensor.
+pub(crate) fn count(dims: &[usize]) -> usize {
+    if dims.contains(&0) { 0 } else { dims.iter().product() }
 }
 
 #[cfg(test)]
@@ -137,6 +151,38 @@ mod tests {
         assert!(AxisWindow::new("t", "h", 4, usize::MAX, 1, 2, Padding::Same).is_err());
         let w = window(0, 3, 1, 1, Padding::Same);
         assert_eq!(w.output, 0);
+    }
+
+    #[test]
+    fn overflowing_geometry_is_an_err() {
+        let huge = usize::MAX;
+        // Extents past usize::MAX, both paddings.
+        for p in [Padding::Same, Padding::Valid] {
+            assert!(AxisWindow::new("t", "h", 4, huge, 1, 1, p).is_err());
+            assert!(AxisWindow::new("t", "h", 4, 3, 1, huge / 2 + 1, p).is_err());
+            assert!(AxisWindow::new("t", "h", 4, huge / 2, 1, 3, p).is_err());
+        }
+        // An extent that fits exactly, but not added to the last window's start (SAME).
+        let err = AxisWindow::new("conv2d", "width", 4, 3, 1, huge / 2, Padding::Same).unwrap_err().to_string();
+        assert!(err.contains("conv2d") && err.contains("width") && err.contains("overflows"), "{err}");
+        assert!(AxisWindow::new("t", "h", huge, 2, 1, 1, Padding::Same).is_err());
+        // The same window is too large for a VALID input: an Err of its own.
+        assert!(AxisWindow::new("t", "h", 4, 3, 1, huge / 2, Padding::Valid).is_err());
+        // Huge strides are fine: one window, whose taps never leave the representable range.
+        let w = window(4, 3, huge, 1, Padding::Same);
+        assert_eq!((w.output, w.pad_before), (1, 0));
+        assert_eq!(w.valid_taps(0), (0, 3));
+        let w = window(huge - 1, 1, huge, 1, Padding::Valid);
+        assert_eq!(w.output, 1);
+        // The largest SAME extent that fits: every tap's position is computable.
+        let w = window(4, 2, 1, huge - 4, Padding::Same);
+        for o in 0..w.output {
+            let (t0, t1) = w.valid_taps(o);
+            assert!(t0 <= t1 && t1 <= 2);
+            for t in 0..2 {
+                let _ = w.source(o, t);
+            }
+        }
     }
 
     #[test]

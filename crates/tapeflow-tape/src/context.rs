@@ -9,6 +9,8 @@ use smallvec::SmallVec;
 use tapeflow_dtype::{DType, Result, Shape, TensorId};
 use tapeflow_kernels::{BinaryOp, ReduceOp, UnaryOp};
 
+use crate::custom::AccessLog;
+use crate::forward::{AccCore, Tangent};
 use crate::ops::{binary, matmul, reduce, shape, unary};
 use crate::runtime::Tensor;
 use crate::variable::Variable;
@@ -281,6 +283,9 @@ pub(crate) struct TapeState {
     pub used: bool,
     /// Nesting depth of `record` scopes currently running this tape.
     pub scope_depth: usize,
+    /// Handles of variables read while the tape was paused by `stop_recording` (to explain
+    /// a `None` gradient).
+    pub read_while_paused: Vec<TensorId>,
 }
 
 /// The largest entry arena (and id map) kept for reuse by the thread's next tape.
@@ -326,7 +331,14 @@ impl TapeState {
         let (entries, tracked) = SPARE
             .try_with(|spare| spare.try_borrow_mut().map(|mut spare| std::mem::take(&mut *spare)).unwrap_or_default())
             .unwrap_or_default();
-        TapeState { entries, tracked, variables: Vec::new(), used: false, scope_depth: 0 }
+        TapeState {
+            entries,
+            tracked,
+            variables: Vec::new(),
+            used: false,
+            scope_depth: 0,
+            read_while_paused: Vec::new(),
+        }
     }
 
     /// Where `id` comes from on this tape.
@@ -392,28 +404,55 @@ impl TapeCore {
     }
 }
 
+/// What records on one thread: tapes, forward accumulators, and the variable-access logs of
+/// running `recompute_grad` blocks, each innermost last.
+pub(crate) struct Active {
+    pub tapes: Vec<Arc<TapeCore>>,
+    /// Tapes paused by `stop_recording`: they record nothing, but note variable reads.
+    pub paused: Vec<Arc<TapeCore>>,
+    pub accs: Vec<Arc<AccCore>>,
+    pub access_logs: Vec<Arc<AccessLog>>,
+}
+
+impl Active {
+    fn is_empty(&self) -> bool {
+        self.tapes.is_empty() && self.accs.is_empty() && self.access_logs.is_empty()
+    }
+
+    /// Whether a variable read has nobody to tell (paused tapes note reads too).
+    fn is_empty_for_reads(&self) -> bool {
+        self.is_empty() && self.paused.is_empty()
+    }
+}
+
 thread_local! {
-    /// Tapes recording on this thread, innermost last.
-    static ACTIVE: RefCell<Vec<Arc<TapeCore>>> = const { RefCell::new(Vec::new()) };
+    /// What records on this thread.
+    static ACTIVE: RefCell<Active> =
+        const { RefCell::new(Active { tapes: Vec::new(), paused: Vec::new(), accs: Vec::new(), access_logs: Vec::new() }) };
+}
+
+/// Runs `f` on this thread's recording state.
+pub(crate) fn with_active<R>(f: impl FnOnce(&mut Active) -> R) -> R {
+    ACTIVE.with(|a| f(&mut a.borrow_mut()))
 }
 
 /// Whether `tape` is recording on this thread.
 pub(crate) fn is_active(tape: &Arc<TapeCore>) -> bool {
-    ACTIVE.with(|a| a.borrow().iter().any(|t| Arc::ptr_eq(t, tape)))
+    ACTIVE.with(|a| a.borrow().tapes.iter().any(|t| Arc::ptr_eq(t, tape)))
 }
 
 /// Starts recording `tape` on this thread (innermost).
 pub(crate) fn push(tape: &Arc<TapeCore>) {
-    ACTIVE.with(|a| a.borrow_mut().push(Arc::clone(tape)));
+    ACTIVE.with(|a| a.borrow_mut().tapes.push(Arc::clone(tape)));
 }
 
 /// Stops recording `tape` on this thread; returns whether it was recording.
 pub(crate) fn remove(tape: &Arc<TapeCore>) -> bool {
     ACTIVE.with(|a| {
         let mut active = a.borrow_mut();
-        match active.iter().rposition(|t| Arc::ptr_eq(t, tape)) {
+        match active.tapes.iter().rposition(|t| Arc::ptr_eq(t, tape)) {
             Some(i) => {
-                active.remove(i);
+                active.tapes.remove(i);
                 true
             }
             None => false,
@@ -421,67 +460,254 @@ pub(crate) fn remove(tape: &Arc<TapeCore>) -> bool {
     })
 }
 
-/// Whether no tape records on this thread: the one check an op pays on unrecorded code.
+/// Whether nothing records on this thread (no tape, no forward accumulator, no access
+/// log): the one check an op pays on unrecorded code.
 pub(crate) fn nothing_records() -> bool {
     ACTIVE.with(|a| a.borrow().is_empty())
 }
 
+/// Takes every active tape (and, with `accumulators`, every forward accumulator) off this
+/// thread until the guard drops: what runs meanwhile records nothing on them.
+pub(crate) fn pause(accumulators: bool) -> Paused {
+    ACTIVE.with(|a| {
+        let mut active = a.borrow_mut();
+        let tapes = std::mem::take(&mut active.tapes);
+        let accs = if accumulators { std::mem::take(&mut active.accs) } else { Vec::new() };
+        Paused { tapes, accs, from: 0 }
+    })
+}
+
+/// Restores what [`pause`] (or [`pause_accs_from`]) took, also on unwinding.
+pub(crate) struct Paused {
+    tapes: Vec<Arc<TapeCore>>,
+    accs: Vec<Arc<AccCore>>,
+    /// Where the taken accumulators go back in the list.
+    from: usize,
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        let (tapes, accs) = (std::mem::take(&mut self.tapes), std::mem::take(&mut self.accs));
+        let from = self.from;
+        let _ = ACTIVE.try_with(|a| {
+            let mut active = a.borrow_mut();
+            // What was started meanwhile (and not stopped) was started inside: it goes after.
+            let inner_tapes = std::mem::replace(&mut active.tapes, tapes);
+            active.tapes.extend(inner_tapes);
+            let at = from.min(active.accs.len());
+            active.accs.splice(at..at, accs);
+        });
+    }
+}
+
+/// Takes the forward accumulators from position `k` of this thread's list (the one
+/// computing a tangent and those inside it) off until the guard drops: the ops of a JVP
+/// rule are seen by the accumulators outside only, which differentiate them (nesting).
+fn pause_accs_from(k: usize) -> Paused {
+    ACTIVE.with(|a| {
+        let mut active = a.borrow_mut();
+        let k = k.min(active.accs.len());
+        let accs = active.accs.split_off(k);
+        Paused { tapes: Vec::new(), accs, from: k }
+    })
+}
+
 /// Records an op with `inputs` and `output` on every active tape that tracks one of the
-/// inputs. `make_rule` runs at most once, only if some tape records the op. Ops with an
-/// int32 output are never recorded: no gradient flows through integers.
+/// inputs, and gives its output a tangent on every active forward accumulator that has one
+/// for an input (by the rule's own JVP, [`Rule::jvp`]). `make_rule` runs at most once, only
+/// if something needs the rule. Ops with an int32 output are never recorded: no gradient
+/// flows through integers.
 pub(crate) fn record(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> Rule) {
+    record_op(inputs, output, None::<&NoJvp>, make_rule);
+}
+
+/// The type of "no JVP closure given": the rule's own JVP applies.
+type NoJvp = dyn Fn(&[Option<Tensor>]) -> Result<Tensor>;
+
+/// [`record`] with the op's JVP given as a closure (for rules that are closures): from one
+/// tangent per input (`None`: zero), the output's tangent. It runs once per accumulator
+/// that needs it, with that accumulator and those inside it paused.
+fn record_op<J: Fn(&[Option<Tensor>]) -> Result<Tensor> + ?Sized>(
+    inputs: &[&Tensor],
+    output: &Tensor,
+    jvp: Option<&J>,
+    make_rule: impl FnOnce() -> Rule,
+) {
     if nothing_records() || !output.dtype().is_float() {
         return;
     }
     // Neither locking a tape nor building the rule touches the active list, so it stays
     // borrowed for the loop instead of being copied.
-    ACTIVE.with(|active| {
+    let forward = ACTIVE.with(|active| {
         let active = active.borrow();
-        if let [tape] = active.as_slice() {
-            // The common case: one tape, which builds the rule in place if it records.
-            tape.state().record(inputs.iter().map(|t| t.id()), output.id(), || Some(make_rule()));
-            return;
+        if active.accs.is_empty() {
+            record_on_tapes(&active.tapes, inputs, output, make_rule);
+            return None;
         }
-        let mut make = Some(make_rule);
-        let mut made: Option<Rule> = None;
-        for (k, tape) in active.iter().enumerate() {
-            let innermost = k + 1 == active.len();
-            tape.state().record(inputs.iter().map(|t| t.id()), output.id(), || {
-                if made.is_none() {
-                    made = make.take().map(|make| make());
-                }
-                // The innermost recording tape takes the rule; outer ones get clones.
-                if innermost { made.take() } else { made.clone() }
-            });
-        }
+        Some((make_rule, active.accs.clone()))
     });
+    if let Some((make_rule, accs)) = forward {
+        record_forward(inputs, output, jvp, make_rule, &accs);
+    }
 }
 
-/// [`record`] for an op whose backward rule is a closure without a batched form. Every op
-/// of the catalog has one today ([`record_batchable`]); this stays for ops that do not
-/// (the jacobian's fallback test records one).
+/// Records the op on `tapes` (the innermost recording one takes the rule, outer ones get
+/// clones).
+fn record_on_tapes(tapes: &[Arc<TapeCore>], inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> Rule) {
+    if let [tape] = tapes {
+        // The common case: one tape, which builds the rule in place if it records.
+        tape.state().record(inputs.iter().map(|t| t.id()), output.id(), || Some(make_rule()));
+        return;
+    }
+    let mut make = Some(make_rule);
+    let mut made: Option<Rule> = None;
+    for (k, tape) in tapes.iter().enumerate() {
+        let innermost = k + 1 == tapes.len();
+        tape.state().record(inputs.iter().map(|t| t.id()), output.id(), || {
+            if made.is_none() {
+                made = make.take().map(|make| make());
+            }
+            if innermost { made.take() } else { made.clone() }
+        });
+    }
+}
+
+/// [`record_op`] with forward accumulators active: the tapes record as usual, and each
+/// accumulator holding a tangent for an input computes the output's.
+fn record_forward<J: Fn(&[Option<Tensor>]) -> Result<Tensor> + ?Sized>(
+    inputs: &[&Tensor],
+    output: &Tensor,
+    jvp: Option<&J>,
+    make_rule: impl FnOnce() -> Rule,
+    accs: &[Arc<AccCore>],
+) {
+    // Each accumulator's tangents of the inputs, looked up before anything runs.
+    let wanted: Vec<(usize, Vec<Option<Tangent>>)> = accs
+        .iter()
+        .enumerate()
+        .filter_map(|(k, acc)| {
+            let tangents = acc.tangents_of(inputs);
+            tangents.iter().any(Option::is_some).then_some((k, tangents))
+        })
+        .collect();
+    let mut make = Some(make_rule);
+    let mut rule: Option<Rule> = None;
+    let tapes = ACTIVE.with(|a| a.borrow().tapes.clone());
+    if !tapes.is_empty() {
+        record_on_tapes(&tapes, inputs, output, || {
+            let made = make.take().map(|make| make()).expect("the rule is built once");
+            rule = Some(made.clone());
+            made
+        });
+    }
+    for (k, tangents) in wanted {
+        let tangent = match tangents.iter().flatten().find_map(|t| t.as_ref().err()) {
+            // An input's tangent failed: so does this one (the error names the op without
+            // a rule).
+            Some(failed) => Err(failed.clone()),
+            None => {
+                let tangents: Vec<Option<Tensor>> =
+                    tangents.into_iter().map(|t| t.and_then(std::result::Result::ok)).collect();
+                let _paused = pause_accs_from(k);
+                let computed = match jvp {
+                    Some(jvp) => jvp(&tangents),
+                    None => {
+                        if rule.is_none() {
+                            rule = make.take().map(|make| make());
+                        }
+                        match &rule {
+                            Some(rule) => rule.jvp(inputs, output, &tangents),
+                            None => Err(tapeflow_dtype::Error::InvalidArgument {
+                                op: "ForwardAccumulator",
+                                reason: "an op's rule was consumed before its tangent was computed".into(),
+                            }),
+                        }
+                    }
+                };
+                computed.and_then(|t| crate::forward::fit_tangent(t, output))
+            }
+        };
+        accs[k].set_tangent(output.id(), tangent);
+    }
+}
+
+/// [`record`] for an op whose backward rule is a closure without a batched form, and which
+/// has no forward-mode rule: a tangent through it is an `Err` naming `op`. Every op of the
+/// catalog has both ([`record_batchable`]); this stays for ops that do not (the jacobian's
+/// fallback test and the forward-mode error test record one).
 #[cfg_attr(not(test), allow(dead_code))]
-pub(crate) fn record_custom(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> CustomRule) {
-    record(inputs, output, || Rule::Custom(make_rule()));
+pub(crate) fn record_custom(
+    op: &'static str,
+    inputs: &[&Tensor],
+    output: &Tensor,
+    make_rule: impl FnOnce() -> CustomRule,
+) {
+    let no_rule = move |_: &[Option<Tensor>]| -> Result<Tensor> {
+        Err(tapeflow_dtype::Error::InvalidArgument {
+            op,
+            reason: "the op has no forward-mode (JVP) rule, so ForwardAccumulator cannot push a tangent through it"
+                .into(),
+        })
+    };
+    record_op(inputs, output, Some(&no_rule), || Rule::Custom(make_rule()));
 }
 
-/// [`record`] for an op whose backward rule is a closure with a batched form.
-pub(crate) fn record_batchable(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> BatchableRule) {
-    record(inputs, output, || Rule::Batchable(make_rule()));
+/// [`record`] for an op whose backward rule is a closure with a batched form; `jvp` is its
+/// forward-mode rule (from one tangent per input, `None` meaning zero, the output's
+/// tangent), written with differentiable ops beside the backward rule.
+pub(crate) fn record_batchable(
+    inputs: &[&Tensor],
+    output: &Tensor,
+    jvp: impl Fn(&[Option<Tensor>]) -> Result<Tensor>,
+    make_rule: impl FnOnce() -> BatchableRule,
+) {
+    record_op(inputs, output, Some(&jvp), || Rule::Batchable(make_rule()));
+}
+
+/// [`record`] for a closure rule without a batched form whose JVP is given (custom
+/// gradients, recomputed blocks).
+pub(crate) fn record_closure(
+    inputs: &[&Tensor],
+    output: &Tensor,
+    jvp: impl Fn(&[Option<Tensor>]) -> Result<Tensor>,
+    make_rule: impl FnOnce() -> CustomRule,
+) {
+    record_op(inputs, output, Some(&jvp), || Rule::Custom(make_rule()));
+}
+
+/// Records `inputs -> output` on the active tapes only (no tangent): for an op whose
+/// tangents the accumulators got another way (a recomputed block's own ops).
+pub(crate) fn record_on_tapes_only(inputs: &[&Tensor], output: &Tensor, make_rule: impl FnOnce() -> Rule) {
+    if !output.dtype().is_float() {
+        return;
+    }
+    ACTIVE.with(|active| record_on_tapes(&active.borrow().tapes, inputs, output, make_rule));
 }
 
 /// Called on every read of `variable` whose current value is `value`: on each active tape
 /// the read is an access (a trainable variable is watched on first access when the tape
 /// watches accessed variables), and tapes that watch the variable record the read as an
-/// identity op from the variable's handle to a fresh tensor, which is returned.
+/// identity op from the variable's handle to a fresh tensor, which is returned. Forward
+/// accumulators holding a tangent for the variable give the read that tangent, and the
+/// access logs of running `recompute_grad` blocks note the variable.
 pub(crate) fn read_variable(variable: &Variable, value: Tensor) -> Tensor {
-    if nothing_records() || !value.dtype().is_float() {
+    if !value.dtype().is_float() || ACTIVE.with(|a| a.borrow().is_empty_for_reads()) {
         return value;
     }
     let handle = variable.handle_id();
     let mut read: Option<Tensor> = None;
-    ACTIVE.with(|active| {
-        for tape in active.borrow().iter() {
+    let accs = ACTIVE.with(|active| {
+        let active = active.borrow();
+        for tape in &active.paused {
+            let mut state = tape.state();
+            if !state.read_while_paused.contains(&handle) {
+                state.read_while_paused.push(handle);
+            }
+        }
+        for log in &active.access_logs {
+            log.note(variable);
+        }
+        for tape in &active.tapes {
             let mut state = tape.state();
             if tape.watch_accessed_variables && variable.trainable() && state.track_leaf(handle) {
                 state.variables.push(variable.clone());
@@ -491,7 +717,14 @@ pub(crate) fn read_variable(variable: &Variable, value: Tensor) -> Tensor {
                 state.record(std::iter::once(handle), out.id(), || Some(Rule::Identity));
             }
         }
+        active.accs.clone()
     });
+    for acc in &accs {
+        if let Some(tangent) = acc.tangent(handle) {
+            let out = read.get_or_insert_with(|| value.with_new_id());
+            acc.set_tangent(out.id(), tangent);
+        }
+    }
     read.unwrap_or(value)
 }
 

@@ -298,12 +298,34 @@ mod tests {
     /// `2x`, recorded with a closure rule that has no batched form.
     fn doubled_without_batched_rule(x: &Tensor) -> Result<Tensor> {
         let y = tapeflow_kernels::binary(BinaryOp::Mul, x, &scalar_like(x, 2.0))?;
-        record_custom(&[x], &y, || Arc::new(|g: &Tensor, _: &[bool]| Ok(vec![Some((g * scalar_like(g, 2.0))?)])));
+        record_custom("doubled", &[x], &y, || {
+            Arc::new(|g: &Tensor, _: &[bool]| Ok(vec![Some((g * scalar_like(g, 2.0))?)]))
+        });
         Ok(y)
     }
 
     fn bits(t: Option<Tensor>) -> Vec<u32> {
         t.expect("connected").to_vec::<f32>().expect("float32").into_iter().map(f32::to_bits).collect()
+    }
+
+    #[test]
+    fn forward_mode_through_an_op_without_a_jvp_rule_is_an_error_naming_it() -> Result<()> {
+        let x = Tensor::from_vec(vec![1.0f32, 2.0], [2])?;
+        let acc = crate::ForwardAccumulator::new().primal(&x, &Tensor::ones([2], DType::F32))?;
+        let (y, z) = acc.record(|| -> Result<(Tensor, Tensor)> {
+            let y = doubled_without_batched_rule(&x)?;
+            Ok((y.clone(), y.exp()?))
+        })?;
+        for t in [&y, &z] {
+            let err = acc.jvp(t).expect_err("no JVP rule on the way");
+            assert!(err.to_string().starts_with("doubled:"), "{err}");
+        }
+        // Reverse mode through the same op is unaffected.
+        let tape = GradientTape::new();
+        tape.watch(&x);
+        let y = tape.record(|| doubled_without_batched_rule(&x))?;
+        assert_eq!(tape.gradient(&y, &x)?.expect("connected").to_vec::<f32>()?, vec![2.0, 2.0]);
+        Ok(())
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 mod backward;
 mod context;
+mod custom;
+mod forward;
 pub mod init;
 mod jacobian;
 pub mod nn;
@@ -20,6 +22,8 @@ mod variable;
 pub mod weights;
 
 pub use backward::{GradientOptions, UnconnectedGradients};
+pub use custom::{Block, GradFn, custom_gradient, recompute_grad};
+pub use forward::ForwardAccumulator;
 pub use jacobian::JacobianOptions;
 pub use operand::{GradSource, IntoOperand, Operand, Watchable};
 pub use ops::{

@@ -79,6 +79,11 @@ pub trait GradSource {
     fn source_shape(&self) -> Shape;
     /// Dtype of the source's value.
     fn source_dtype(&self) -> DType;
+    /// The variable, when the source is one (to explain a `None` gradient).
+    #[doc(hidden)]
+    fn source_variable(&self) -> Option<&Variable> {
+        None
+    }
 }
 
 impl GradSource for Tensor {
@@ -103,6 +108,9 @@ impl GradSource for Variable {
     fn source_dtype(&self) -> DType {
         self.dtype()
     }
+    fn source_variable(&self) -> Option<&Variable> {
+        Some(self)
+    }
 }
 
 impl<T: GradSource + ?Sized> GradSource for &T {
@@ -114,6 +122,9 @@ impl<T: GradSource + ?Sized> GradSource for &T {
     }
     fn source_dtype(&self) -> DType {
         (**self).source_dtype()
+    }
+    fn source_variable(&self) -> Option<&Variable> {
+        (**self).source_variable()
     }
 }
 

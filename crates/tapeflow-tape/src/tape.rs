@@ -64,6 +64,11 @@ struct ResumeGuard<'a> {
 impl Drop for ResumeGuard<'_> {
     fn drop(&mut self) {
         if self.was_active {
+            context::with_active(|a| {
+                if let Some(i) = a.paused.iter().rposition(|t| Arc::ptr_eq(t, self.core)) {
+                    a.paused.remove(i);
+                }
+            });
             context::push(self.core);
         }
     }
@@ -114,6 +119,9 @@ impl GradientTape {
     /// Runs `f` with this tape paused: nothing `f` does is recorded on it.
     pub fn stop_recording<T>(&self, f: impl FnOnce() -> T) -> T {
         let was_active = context::remove(&self.core);
+        if was_active {
+            context::with_active(|a| a.paused.push(Arc::clone(&self.core)));
+        }
         let _guard = ResumeGuard { core: &self.core, was_active };
         f()
     }
@@ -148,6 +156,7 @@ impl GradientTape {
         state.entries.clear();
         state.tracked.clear();
         state.variables.clear();
+        state.read_while_paused.clear();
         state.used = false;
     }
 
@@ -190,8 +199,54 @@ impl GradientTape {
         // The snapshot is this computation's own (a copy, for persistent tapes): the pass
         // drops each op's saved tensors as soon as the op has run.
         let grads = backward::run(std::borrow::Cow::Owned(snapshot.entries), &snapshot.tracked, &request);
+        if let Ok(grads) = &grads
+            && log::log_enabled!(log::Level::Debug)
+        {
+            for (source, grad) in sources.iter().zip(grads) {
+                if grad.is_none() {
+                    log::debug!("{}", self.why_none(source, &snapshot.tracked));
+                }
+            }
+        }
         context::recycle(context::Entries::default(), snapshot.tracked);
         grads
+    }
+
+    /// Why `gradient` gives `None` for `source`, in TensorFlow's terms (the debug log line).
+    fn why_none(&self, source: &impl GradSource, tracked: &context::IdMap<context::Link>) -> String {
+        let what = match source.source_variable() {
+            Some(v) => format!("variable '{}' ({} {})", v.name(), v.shape(), v.dtype()),
+            None => format!("tensor {} {}", source.source_shape(), source.source_dtype()),
+        };
+        let why = if !source.source_dtype().is_float() {
+            format!("its dtype is {}: gradients flow through float dtypes only", source.source_dtype())
+        } else if tracked.contains_key(&source.source_id()) {
+            "it is not connected to the target: no recorded op links them (the path goes through stop_gradient, \
+             an integer cast, an op without a gradient such as floor, argmax or a comparison, or the target was \
+             computed outside record)"
+                .to_string()
+        } else {
+            match source.source_variable() {
+                Some(v) if !v.trainable() => {
+                    "it was never watched: it is not trainable, so reading it does not watch it (watch it with \
+                     tape.watch)"
+                        .to_string()
+                }
+                Some(_) if !self.core.watch_accessed_variables => {
+                    "it was never watched: the tape has watch_accessed_variables(false) and it was not passed to \
+                     tape.watch"
+                        .to_string()
+                }
+                Some(v) if self.core.state().read_while_paused.contains(&v.handle_id()) => {
+                    "it was never watched: it was read only under stop_recording".to_string()
+                }
+                Some(_) => "it was never watched: it was not read while the tape recorded".to_string(),
+                None => {
+                    "it was never watched: call tape.watch on it (only variables are watched when read)".to_string()
+                }
+            }
+        };
+        format!("gradient is None for {what}: {why}")
     }
 
     /// `jacobian(target, source)`: shape `target.shape ++ source.shape`, row `i` the

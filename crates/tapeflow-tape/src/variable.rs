@@ -63,8 +63,20 @@ impl Variable {
         context::read_variable(self, value)
     }
 
-    /// The current value without recording an access.
+    /// The value, as TensorFlow's `Variable.value()`: inside a recording tape a read,
+    /// recorded as an access exactly as [`read`](Self::read).
     pub fn value(&self) -> Tensor {
+        self.read()
+    }
+
+    /// TensorFlow's `Variable.read_value()`: the same recorded read as [`read`](Self::read).
+    pub fn read_value(&self) -> Tensor {
+        self.read()
+    }
+
+    /// A snapshot of the current value that no tape or accumulator sees: not an access,
+    /// never watched, no gradient flows through it (for metrics, logging, checkpoints).
+    pub fn unrecorded_value(&self) -> Tensor {
         self.value_lock().clone()
     }
 
@@ -230,7 +242,7 @@ impl VariableBuilder {
 impl fmt::Display for Variable {
     /// `<Variable 'Variable:0' shape=() dtype=float32, value=20.0>`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let value = self.value();
+        let value = self.unrecorded_value();
         write!(
             f,
             "<Variable '{}' shape={} dtype={}, value={}>",

@@ -49,7 +49,7 @@ impl SavedValue for Tensor {
 
 impl SavedValue for Variable {
     fn saved_value(&self) -> Tensor {
-        self.value()
+        self.unrecorded_value()
     }
 }
 
@@ -212,7 +212,7 @@ pub fn assign_variables<N: AsRef<str>>(tensors: &BTreeMap<String, Tensor>, vars:
                 var.dtype()
             ),
         })?;
-        let current = var.value();
+        let current = var.unrecorded_value();
         if value.dtype() != current.dtype() {
             return Err(Error::dtype_mismatch(OP, value, &current));
         }

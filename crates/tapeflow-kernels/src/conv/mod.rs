@@ -19,7 +19,7 @@ use half::f16;
 use tapeflow_dtype::{DType, Error, Result, Shape, Storage, Tensor};
 
 use crate::isa::{self, Level};
-use crate::window::{AxisWindow, Padding};
+use crate::window::{AxisWindow, Padding, count};
 
 /// Strides, padding and dilations of a convolution (height, width).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,24 @@ impl ConvGeometry {
         let [batch, h, w, in_channels] = input;
         let rows = AxisWindow::new(op, "height", h, taps[0], spec.strides[0], spec.dilations[0], spec.padding)?;
         let cols = AxisWindow::new(op, "width", w, taps[1], spec.strides[1], spec.dilations[1], spec.padding)?;
+        // The kernels form these products whether or not any tensor has elements (an empty
+        // input [0, 2^40, 2^40, 1], filters [2^62, 2^62, 1, 0]): each must be representable.
+        let fits = |dims: &[usize]| dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).is_some();
+        let sizes: [(&str, &[usize]); 4] = [
+            ("the patch length kh · kw · in", &[rows.taps, cols.taps, in_channels]),
+            ("the output pixels", &[batch, rows.output, cols.output]),
+            ("one input image", &[rows.input, cols.input, in_channels]),
+            ("one output image", &[rows.output, cols.output, out_channels]),
+        ];
+        if let Some((what, _)) = sizes.iter().find(|(_, dims)| !fits(dims)) {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "{what} overflows (input {input:?}, window {taps:?}, output {:?})",
+                    [batch, rows.output, cols.output, out_channels]
+                ),
+            });
+        }
         Ok(ConvGeometry { batch, rows, cols, in_channels, out_channels, depthwise })
     }
 
@@ -88,19 +106,19 @@ impl ConvGeometry {
         self.out_channels.checked_div(self.in_channels).unwrap_or(0)
     }
 
-    /// Elements of the input.
+    /// Elements of the input (0 when any dimension is, whatever the others).
     pub fn input_len(&self) -> usize {
-        self.input_dims().iter().product()
+        count(&self.input_dims())
     }
 
     /// Elements of the output.
     pub fn output_len(&self) -> usize {
-        self.output_dims().iter().product()
+        count(&self.output_dims())
     }
 
     /// Elements of the filter.
     pub fn filter_len(&self) -> usize {
-        self.filter_dims().iter().product()
+        count(&self.filter_dims())
     }
 
     /// Output pixels of one image.

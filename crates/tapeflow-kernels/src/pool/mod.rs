@@ -33,7 +33,7 @@ use tapeflow_dtype::{Error, Result, Shape, Tensor};
 use crate::elementwise::{float_storage, float_view};
 use crate::isa;
 use crate::parallel::{self, CHUNK, PARALLEL_MIN_WORK};
-use crate::window::{AxisWindow, Padding};
+use crate::window::{AxisWindow, Padding, count};
 
 /// The most taps a pooling window may have: tap indices are held exactly in f32 lanes.
 const MAX_TAPS: usize = 1 << 24;
@@ -130,12 +130,6 @@ impl PoolGeometry {
         let last = (at / stride + 1).min(output);
         (first..last).map(move |oh| (oh, at - oh * stride))
     }
-}
-
-/// Elements of `dims`: 0 when any dimension is (`[2^62, 4, 4, 0]` must not overflow); a
-/// product of nonzero dimensions is at most the element count of an existing tensor.
-fn count(dims: &[usize]) -> usize {
-    if dims.contains(&0) { 0 } else { dims.iter().product() }
 }
 
 /// Which tap of its window each output element of a max pool took (row-major tap index

@@ -13,6 +13,9 @@
 //! and the same three for the depthwise family. Each row follows from
 //! `⟨conv(x, w), dy⟩ = ⟨x, backprop_input(dy, w)⟩ = ⟨w, backprop_filter(x, dy)⟩`.
 //!
+//! Each op is linear in each operand, so its JVP is the sum of the op with one operand
+//! replaced by its tangent: `conv(tₓ, w) + conv(x, t_w)`, and the same for the others.
+//!
 //! Batched (a leading seed axis on the upstream gradient): where the upstream is the image
 //! operand, the seeds fold into the batch axis (one convolution of `R·N` images); where it
 //! is the filter, each seed is its own convolution.
@@ -24,6 +27,7 @@ use tapeflow_kernels::Padding;
 use tapeflow_kernels::conv::{self as kernels, ConvSpec};
 
 use crate::context::record_batchable;
+use crate::forward::sum_of_terms;
 use crate::ops::TensorMath;
 use crate::ops::shape::{reshape_to, stack};
 use crate::runtime::Tensor;
@@ -116,7 +120,8 @@ fn conv_of_upstream(u: &Tensor, w: &Tensor, spec: ConvSpec, batched: bool) -> Re
 /// The recorded `conv2d`.
 fn conv(x: &Tensor, w: &Tensor, spec: ConvSpec) -> Result<Tensor> {
     let y = kernels::conv2d(x, w, spec)?;
-    record_batchable(&[x, w], &y, || {
+    let jvp = |t: &[Option<Tensor>]| sum_of_terms(t, |i, t| if i == 0 { conv(t, w, spec) } else { conv(x, t, spec) });
+    record_batchable(&[x, w], &y, jvp, || {
         let (x, w) = (x.clone(), w.clone());
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             let dx = needs[0].then(|| image_grad_of_conv(g, &w, x.shape(), spec, batched)).transpose()?;
@@ -139,7 +144,12 @@ fn conv(x: &Tensor, w: &Tensor, spec: ConvSpec) -> Result<Tensor> {
 /// called as that).
 fn backprop_input(op: &'static str, dy: &Tensor, w: &Tensor, image: &Shape, spec: ConvSpec) -> Result<Tensor> {
     let dx = kernels::conv2d_backprop_input(op, dy, w, image, spec)?;
-    record_batchable(&[dy, w], &dx, || {
+    let jvp = |t: &[Option<Tensor>]| {
+        sum_of_terms(t, |i, t| {
+            if i == 0 { backprop_input(op, t, w, image, spec) } else { backprop_input(op, dy, t, image, spec) }
+        })
+    };
+    record_batchable(&[dy, w], &dx, jvp, || {
         let (dy, w) = (dy.clone(), w.clone());
         Arc::new(move |u: &Tensor, needs: &[bool], batched: bool| {
             let d_dy = needs[0].then(|| conv_of_upstream(u, &w, spec, batched)).transpose()?;
@@ -161,7 +171,13 @@ fn backprop_input(op: &'static str, dy: &Tensor, w: &Tensor, image: &Shape, spec
 /// The recorded `Conv2DBackpropFilter`.
 fn backprop_filter(x: &Tensor, dy: &Tensor, filter: &Shape, spec: ConvSpec) -> Result<Tensor> {
     let dw = kernels::conv2d_backprop_filter(x, dy, filter, spec)?;
-    record_batchable(&[x, dy], &dw, || {
+    let jvp =
+        |t: &[Option<Tensor>]| {
+            sum_of_terms(t, |i, t| {
+                if i == 0 { backprop_filter(t, dy, filter, spec) } else { backprop_filter(x, t, filter, spec) }
+            })
+        };
+    record_batchable(&[x, dy], &dw, jvp, || {
         let (x, dy) = (x.clone(), dy.clone());
         Arc::new(move |v: &Tensor, needs: &[bool], batched: bool| {
             let each = |v: &Tensor| -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -186,7 +202,10 @@ fn backprop_filter(x: &Tensor, dy: &Tensor, filter: &Shape, spec: ConvSpec) -> R
 /// The recorded `depthwise_conv2d`.
 fn depthwise(x: &Tensor, f: &Tensor, spec: ConvSpec) -> Result<Tensor> {
     let y = kernels::depthwise_conv2d(x, f, spec)?;
-    record_batchable(&[x, f], &y, || {
+    let jvp = |t: &[Option<Tensor>]| {
+        sum_of_terms(t, |i, t| if i == 0 { depthwise(t, f, spec) } else { depthwise(x, t, spec) })
+    };
+    record_batchable(&[x, f], &y, jvp, || {
         let (x, f) = (x.clone(), f.clone());
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             let dx = needs[0]
@@ -218,7 +237,13 @@ fn depthwise(x: &Tensor, f: &Tensor, spec: ConvSpec) -> Result<Tensor> {
 /// The recorded `DepthwiseConv2dNativeBackpropInput`.
 fn depthwise_input(dy: &Tensor, f: &Tensor, image: &Shape, spec: ConvSpec) -> Result<Tensor> {
     let dx = kernels::depthwise_backprop_input(dy, f, image, spec)?;
-    record_batchable(&[dy, f], &dx, || {
+    let jvp =
+        |t: &[Option<Tensor>]| {
+            sum_of_terms(t, |i, t| {
+                if i == 0 { depthwise_input(t, f, image, spec) } else { depthwise_input(dy, t, image, spec) }
+            })
+        };
+    record_batchable(&[dy, f], &dx, jvp, || {
         let (dy, f) = (dy.clone(), f.clone());
         Arc::new(move |u: &Tensor, needs: &[bool], batched: bool| {
             let d_dy = needs[0]
@@ -248,7 +273,12 @@ fn depthwise_input(dy: &Tensor, f: &Tensor, image: &Shape, spec: ConvSpec) -> Re
 /// The recorded `DepthwiseConv2dNativeBackpropFilter`.
 fn depthwise_filter(x: &Tensor, dy: &Tensor, filter: &Shape, spec: ConvSpec) -> Result<Tensor> {
     let df = kernels::depthwise_backprop_filter(x, dy, filter, spec)?;
-    record_batchable(&[x, dy], &df, || {
+    let jvp = |t: &[Option<Tensor>]| {
+        sum_of_terms(t, |i, t| {
+            if i == 0 { depthwise_filter(t, dy, filter, spec) } else { depthwise_filter(x, t, filter, spec) }
+        })
+    };
+    record_batchable(&[x, dy], &df, jvp, || {
         let (x, dy) = (x.clone(), dy.clone());
         Arc::new(move |v: &Tensor, needs: &[bool], batched: bool| {
             let one = |v: &Tensor, input: bool| {

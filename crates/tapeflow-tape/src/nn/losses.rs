@@ -7,6 +7,7 @@ use tapeflow_dtype::{Error, Result};
 use tapeflow_kernels::{self as kernels, BinaryOp, ReduceOp, UnaryOp};
 
 use crate::context::record_batchable;
+use crate::forward::sum_of_terms;
 use crate::nn::norm::{float_operand, same_dtype};
 use crate::ops::{TensorMath, select, stop_gradient};
 use crate::runtime::Tensor;
@@ -48,7 +49,19 @@ pub fn softmax_cross_entropy(logits: impl TensorMath, labels: impl TensorMath) -
     let log_probs = kernels::log_softmax(&logits, -1)?;
     let products = kernels::binary(BinaryOp::Mul, &labels, &log_probs)?;
     let loss = kernels::unary(UnaryOp::Neg, &kernels::reduce(ReduceOp::Sum, &products, &[logits.rank() - 1], false)?)?;
-    record_batchable(&[&logits, &labels], &loss, || {
+    // The transpose of the gradients below: Σ_classes ((softmax − labels)·t_logits −
+    // log_softmax·t_labels).
+    let jvp = |t: &[Option<Tensor>]| {
+        sum_of_terms(t, |i, t| {
+            let per_class = if i == 0 {
+                logits.softmax(-1)?.sub(stop_gradient(&labels))?.mul(t)?
+            } else {
+                logits.log_softmax(-1)?.neg()?.mul(t)?
+            };
+            per_class.sum(&[-1], false)
+        })
+    };
+    record_batchable(&[&logits, &labels], &loss, jvp, || {
         let (logits, labels) = (logits.clone(), labels.clone());
         Arc::new(move |g: &Tensor, needs: &[bool], _batched: bool| {
             // g as a column over the class axis; batched, its seed axis broadcasts in front.

@@ -16,6 +16,7 @@ use tapeflow_dtype::{DType, Result};
 use tapeflow_kernels::{self as kernels, MaskedGrad};
 
 use crate::context::record_batchable;
+use crate::forward::tangent_at;
 use crate::ops::shape;
 use crate::runtime::Tensor;
 
@@ -39,11 +40,17 @@ pub(crate) fn clip_by_value(x: &Tensor, min: f64, max: f64) -> Result<Tensor> {
 
 /// Records `y = op(x)` whose gradient is `masked_grad(rule, x, g)`.
 fn record_masked(x: &Tensor, y: &Tensor, rule: MaskedGrad) {
-    record_batchable(&[x], y, || {
-        let x = x.clone();
-        // Batched (a leading seed axis on g), x broadcasts over the seeds in `masked_grad`.
-        Arc::new(move |g: &Tensor, _needs: &[bool], _batched: bool| Ok(vec![Some(masked_grad(rule, &x, g)?)]))
-    });
+    // Elementwise with the mask as derivative: the tangent masked the same way.
+    record_batchable(
+        &[x],
+        y,
+        |t| masked_grad(rule, x, tangent_at(t, 0)?),
+        || {
+            let x = x.clone();
+            // Batched (a leading seed axis on g), x broadcasts over the seeds in `masked_grad`.
+            Arc::new(move |g: &Tensor, _needs: &[bool], _batched: bool| Ok(vec![Some(masked_grad(rule, &x, g)?)]))
+        },
+    );
 }
 
 /// `rule`'s mask at `x` applied to `g` in one pass (TensorFlow's Relu6Grad and
@@ -53,9 +60,14 @@ fn record_masked(x: &Tensor, y: &Tensor, rule: MaskedGrad) {
 pub(crate) fn masked_grad(rule: MaskedGrad, x: &Tensor, g: &Tensor) -> Result<Tensor> {
     let x_full = if x.shape() == g.shape() { x.clone() } else { kernels::broadcast_to(x, g.shape())? };
     let out = kernels::mask_grad(rule, &x_full, g)?;
-    record_batchable(&[g], &out, || {
-        let x = x.clone();
-        Arc::new(move |gg: &Tensor, _needs: &[bool], _batched: bool| Ok(vec![Some(masked_grad(rule, &x, gg)?)]))
-    });
+    record_batchable(
+        &[g],
+        &out,
+        |t| masked_grad(rule, x, tangent_at(t, 0)?),
+        || {
+            let x = x.clone();
+            Arc::new(move |gg: &Tensor, _needs: &[bool], _batched: bool| Ok(vec![Some(masked_grad(rule, &x, gg)?)]))
+        },
+    );
     Ok(out)
 }

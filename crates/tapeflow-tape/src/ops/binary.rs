@@ -6,6 +6,7 @@ use tapeflow_dtype::{Result, Shape};
 use tapeflow_kernels::{self as kernels, BinaryOp};
 
 use crate::context::{InputGrads, Rule, record, record_batchable};
+use crate::forward::two_terms;
 use crate::operand::IntoOperand;
 use crate::ops::{TensorMath, reduce, scalar_like, shape};
 use crate::runtime::Tensor;
@@ -107,6 +108,36 @@ pub(crate) fn batched_derivatives(
 ) -> Result<InputGrads> {
     let (ga, gb) = products(op, a, b, out, g, needs)?;
     Ok(smallvec::smallvec![batched_reduce_opt(ga, a.shape())?, batched_reduce_opt(gb, b.shape())?])
+}
+
+/// The JVP of `out = op(a, b)` from the tangents of `a` and `b` (`None`: zero):
+/// `∂out/∂a ⊙ t_a + ∂out/∂b ⊙ t_b`. The backward rule's products are exactly these terms
+/// (each is the upstream times an elementwise derivative) with the tangent as upstream,
+/// before their reduction to an operand's shape.
+pub(crate) fn jvp(
+    op: BinaryOp,
+    a: &Tensor,
+    b: &Tensor,
+    out: Option<&Tensor>,
+    ta: Option<&Tensor>,
+    tb: Option<&Tensor>,
+) -> Result<Tensor> {
+    let da = match ta {
+        Some(t) => products(op, a, b, out, t, &[true, false])?.0,
+        None => None,
+    };
+    let db = match tb {
+        Some(t) => products(op, a, b, out, t, &[false, true])?.1,
+        None => None,
+    };
+    two_terms(da, db)
+}
+
+/// The JVP of `a ± b`: `t_a ± t_b`.
+pub(crate) fn add_sub_jvp(sub: bool, ta: Option<&Tensor>, tb: Option<&Tensor>) -> Result<Tensor> {
+    let da = ta.map(|t| Ok(t.clone()));
+    let db = tb.map(|t| if sub { -t } else { Ok(t.clone()) });
+    two_terms(da, db)
 }
 
 type Products = (Option<Result<Tensor>>, Option<Result<Tensor>>);
@@ -233,7 +264,12 @@ pub(crate) fn batched_unbroadcast(grad: &Tensor, shape: &Shape) -> Result<Tensor
 /// `where(cond, a, b)`; `cond` is treated as a constant.
 pub(crate) fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let out = kernels::select(cond, a, b)?;
-    record_batchable(&[a, b], &out, || {
+    // Linear in (a, b): the tangent selects between the tangents (zero where one has none).
+    let jvp = |t: &[Option<Tensor>]| {
+        let zero = scalar_like(&out, 0.0);
+        select(cond, t[0].as_ref().unwrap_or(&zero), t[1].as_ref().unwrap_or(&zero))
+    };
+    record_batchable(&[a, b], &out, jvp, || {
         let (cond, a_shape, b_shape) = (cond.clone(), a.shape().clone(), b.shape().clone());
         // Batched, the condition broadcasts over the seed axis of g.
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {

@@ -14,6 +14,7 @@ use tapeflow_dtype::{Result, Shape};
 use tapeflow_kernels as kernels;
 
 use crate::context::record_batchable;
+use crate::forward::tangent_at;
 use crate::runtime::Tensor;
 
 /// `params` gathered by `indices` along `axis`; with `zero_negative`, a negative index
@@ -25,7 +26,9 @@ pub(crate) fn gather_axis(params: &Tensor, indices: &Tensor, axis: usize, zero_n
     } else {
         kernels::gather(params, indices, axis as isize)?
     };
-    record_batchable(&[params, indices], &y, || {
+    // Linear in params: the tangent gathered by the same indices (indices have none).
+    let jvp = |t: &[Option<Tensor>]| gather_axis(tangent_at(t, 0)?, indices, axis, zero_negative);
+    record_batchable(&[params, indices], &y, jvp, || {
         let (indices, rows) = (indices.clone(), params.dims()[axis]);
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             // Batched, every axis of g sits one further out behind the seed axis.
@@ -41,7 +44,8 @@ pub(crate) fn gather_axis(params: &Tensor, indices: &Tensor, axis: usize, zero_n
 /// `ids` (negatives dropped). The gradient gathers `g` by the same ids.
 pub(crate) fn segment_sum_axis(data: &Tensor, ids: &Tensor, axis: usize, segments: usize) -> Result<Tensor> {
     let y = kernels::segment_sum(data, ids, axis, segments)?;
-    record_batchable(&[data, ids], &y, || {
+    let jvp = |t: &[Option<Tensor>]| segment_sum_axis(tangent_at(t, 0)?, ids, axis, segments);
+    record_batchable(&[data, ids], &y, jvp, || {
         let ids = ids.clone();
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             let along = axis + usize::from(batched);
@@ -55,7 +59,8 @@ pub(crate) fn segment_sum_axis(data: &Tensor, ids: &Tensor, axis: usize, segment
 /// [`kernels::gather_nd_lead`]: the gradient scatters `g` back into zeros.
 pub(crate) fn gather_nd_lead(params: &Tensor, indices: &Tensor, lead: usize) -> Result<Tensor> {
     let y = kernels::gather_nd_lead(params, indices, lead)?;
-    record_batchable(&[params, indices], &y, || {
+    let jvp = |t: &[Option<Tensor>]| gather_nd_lead(tangent_at(t, 0)?, indices, lead);
+    record_batchable(&[params, indices], &y, jvp, || {
         let (indices, tail) = (indices.clone(), Shape::new(&params.dims()[lead..]));
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             let lead = lead + usize::from(batched);
@@ -69,7 +74,8 @@ pub(crate) fn gather_nd_lead(params: &Tensor, indices: &Tensor, lead: usize) -> 
 /// [`kernels::scatter_nd_lead`]: the gradient of the updates gathers `g` at the indices.
 pub(crate) fn scatter_nd_lead(indices: &Tensor, updates: &Tensor, lead: usize, shape: &Shape) -> Result<Tensor> {
     let y = kernels::scatter_nd_lead(indices, updates, lead, shape)?;
-    record_batchable(&[indices, updates], &y, || {
+    let jvp = |t: &[Option<Tensor>]| scatter_nd_lead(indices, tangent_at(t, 1)?, lead, shape);
+    record_batchable(&[indices, updates], &y, jvp, || {
         let indices = indices.clone();
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             let lead = lead + usize::from(batched);

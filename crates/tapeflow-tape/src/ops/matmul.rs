@@ -15,6 +15,20 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: boo
     Ok(out)
 }
 
+/// The JVP of `op(a) · op(b)`, bilinear: `op(t_a) · op(b) + op(a) · op(t_b)`.
+pub(crate) fn jvp(
+    a: &Tensor,
+    b: &Tensor,
+    transpose_a: bool,
+    transpose_b: bool,
+    ta: Option<&Tensor>,
+    tb: Option<&Tensor>,
+) -> Result<Tensor> {
+    let da = ta.map(|t| matmul(t, b, transpose_a, transpose_b));
+    let db = tb.map(|t| matmul(a, t, transpose_a, transpose_b));
+    crate::forward::two_terms(da, db)
+}
+
 /// C = A·B: dA = G·Bᵀ, dB = Aᵀ·G, with the transposes folded into the products (as
 /// TensorFlow's MatMul gradient does) and batch broadcasting summed away.
 pub(crate) fn derivatives(

@@ -6,6 +6,7 @@ use tapeflow_dtype::{DType, Result};
 use tapeflow_kernels as kernels;
 
 use crate::context::{self, record_batchable};
+use crate::forward::tangent_at;
 use crate::ops::TensorMath;
 use crate::runtime::Tensor;
 
@@ -19,7 +20,12 @@ fn gradient_axis(axis: isize, batched: bool) -> isize {
 /// broadcasts over the seeds: the same expression for each.
 pub(crate) fn softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
     let y = kernels::softmax(x, axis)?;
-    record_batchable(&[x], &y, || {
+    // dy = y · (t − Σ_axis t·y)
+    let jvp = |t: &[Option<Tensor>]| {
+        let t = tangent_at(t, 0)?;
+        (t - (t * &y)?.sum(&[axis], true)?)? * &y
+    };
+    record_batchable(&[x], &y, jvp, || {
         let y = y.clone();
         Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
             let dot = (g * &y)?.sum(&[gradient_axis(axis, batched)], true)?;
@@ -32,7 +38,12 @@ pub(crate) fn softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
 /// `tf.nn.log_softmax`: dx = g - exp(y) · sum(g, axis) (batched as softmax).
 pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
     let y = kernels::log_softmax(x, axis)?;
-    record_batchable(&[x], &y, || {
+    // dy = t − Σ_axis softmax(x)·t, softmax(x) = e^y
+    let jvp = |t: &[Option<Tensor>]| {
+        let t = tangent_at(t, 0)?;
+        t - (y.exp()? * t)?.sum(&[axis], true)?
+    };
+    record_batchable(&[x], &y, jvp, || {
         let y = y.clone();
         Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
             let total = g.sum(&[gradient_axis(axis, batched)], true)?;
@@ -53,7 +64,13 @@ pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> 
         return kernels::sparse_softmax_cross_entropy(logits, labels);
     }
     let (loss, probs) = kernels::sparse_softmax_cross_entropy_with_probs(logits, labels)?;
-    record_batchable(&[logits, labels], &loss, || {
+    // d loss = Σ_classes (softmax(logits) − one_hot(labels)) · t, with the softmax recorded
+    // so that the tangent differentiates again.
+    let jvp = |t: &[Option<Tensor>]| {
+        let one_hot = kernels::one_hot(logits, labels)?;
+        ((softmax(logits, -1)? - one_hot)? * tangent_at(t, 0)?)?.sum(&[-1], false)
+    };
+    record_batchable(&[logits, labels], &loss, jvp, || {
         let (logits, labels) = (logits.clone(), labels.clone());
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
             if !needs[0] {

@@ -25,6 +25,21 @@ pub(crate) fn derivative(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], g
     spread_derivative(op, x, y, axes, &kept, spread)
 }
 
+/// The JVP of `y = op(x)` over `axes`, with tangent `t` of x. Each element of x feeds one
+/// element of y, so `dy = Σ_axes (∂y/∂x ⊙ t)`, where `∂y/∂x` is the backward rule of a
+/// unit upstream (for sum and mean the plain sum or mean of `t`).
+pub(crate) fn jvp(op: ReduceOp, x: &Tensor, y: &Tensor, axes: &[usize], t: &Tensor) -> Result<Tensor> {
+    let signed: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+    let reduced = match op {
+        ReduceOp::Sum | ReduceOp::Mean => reduce(op, t, Some(&signed), true)?,
+        ReduceOp::Max | ReduceOp::Min | ReduceOp::Prod => {
+            let local = derivative(op, x, y, axes, &Tensor::ones(y.shape().clone(), y.dtype()))?;
+            reduce(ReduceOp::Sum, &(t * local)?, Some(&signed), true)?
+        }
+    };
+    shape::reshape(&reduced, &shape::signed(y.shape()))
+}
+
 /// [`derivative`] with `g` of shape `[R] ++ y.shape` (R stacked seeds of a vectorized
 /// jacobian): `g` is reshaped to `[R] ++ kept` and stretched to `[R] ++ x.shape`; the rest
 /// broadcasts over the seed axis, so each element is the same expression (the same bits).

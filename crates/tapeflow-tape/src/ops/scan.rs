@@ -8,6 +8,7 @@ use tapeflow_dtype::Result;
 use tapeflow_kernels::{self as kernels, BinaryOp, ScanOp};
 
 use crate::context::record_batchable;
+use crate::forward::tangent_at;
 use crate::ops::{binary, scalar_like, shape};
 use crate::runtime::Tensor;
 
@@ -16,7 +17,16 @@ pub(crate) fn scan(op: ScanOp, x: &Tensor, axis: isize, exclusive: bool, reverse
     let y = kernels::scan(op, x, axis, exclusive, reverse)?;
     // The kernel accepted the axis, so it resolves.
     let axis = x.shape().resolve_axis(axis).unwrap_or(0);
-    record_batchable(&[x], &y, || {
+    // d cumsum(x) = cumsum(t). d cumprod(x) = y · cumsum(t / x) in the same direction: the
+    // transpose of the backward rule below, with its same division (0 where x is 0).
+    let jvp = |t: &[Option<Tensor>]| {
+        let t = tangent_at(t, 0)?;
+        match op {
+            ScanOp::Sum => scan(ScanOp::Sum, t, axis as isize, exclusive, reverse),
+            ScanOp::Prod => &y * scan(ScanOp::Sum, &div_no_nan(t, x)?, axis as isize, exclusive, reverse)?,
+        }
+    };
+    record_batchable(&[x], &y, jvp, || {
         let saved = (op == ScanOp::Prod).then(|| (x.clone(), y.clone()));
         Arc::new(move |g: &Tensor, _needs: &[bool], batched: bool| {
             // Batched, g carries the seed axis in front: the scan axis moves by one.

@@ -8,6 +8,7 @@ use tapeflow_dtype::{DType, Error, Result, Shape};
 use tapeflow_kernels as kernels;
 
 use crate::context::{Rule, record, record_batchable};
+use crate::forward::tangent_at;
 use crate::runtime::Tensor;
 
 /// `tf.reshape`; the gradient is reshaped back.
@@ -28,6 +29,14 @@ pub(crate) fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
     Ok(y)
 }
 
+/// The JVP of a transpose whose inverse permutation is `inverse`: the tangent transposed
+/// by the forward permutation.
+pub(crate) fn transpose_jvp(t: &Tensor, inverse: &[usize]) -> Result<Tensor> {
+    let mut perm = vec![0; inverse.len()];
+    inverse.iter().enumerate().for_each(|(i, &p)| perm[p] = i);
+    transpose(t, &perm)
+}
+
 /// `tf.broadcast_to`; the gradient is summed over the stretched dimensions.
 pub(crate) fn broadcast_to(x: &Tensor, shape: &Shape) -> Result<Tensor> {
     let y = kernels::broadcast_to(x, shape)?;
@@ -39,7 +48,16 @@ pub(crate) fn broadcast_to(x: &Tensor, shape: &Shape) -> Result<Tensor> {
 pub(crate) fn concat(values: &[Tensor], axis: isize) -> Result<Tensor> {
     let refs: Vec<&Tensor> = values.iter().collect();
     let y = kernels::concat(&refs, axis)?;
-    record_batchable(&refs, &y, || {
+    // Linear: the concat of the tangents, zeros for inputs without one.
+    let jvp = |t: &[Option<Tensor>]| {
+        let parts: Vec<Tensor> = t
+            .iter()
+            .zip(values)
+            .map(|(t, v)| t.clone().unwrap_or_else(|| Tensor::zeros(v.shape().clone(), v.dtype())))
+            .collect();
+        concat(&parts, axis)
+    };
+    record_batchable(&refs, &y, jvp, || {
         let resolved = values[0].shape().resolve_axis(axis).unwrap_or(0);
         let widths: Vec<usize> = values.iter().map(|v| v.dims()[resolved]).collect();
         Arc::new(move |g: &Tensor, needs: &[bool], batched: bool| {
@@ -60,23 +78,28 @@ pub(crate) fn concat(values: &[Tensor], axis: isize) -> Result<Tensor> {
 /// Elements `start..start + len` along `axis`; the gradient is padded back with zeros.
 pub(crate) fn slice(x: &Tensor, axis: isize, start: usize, len: usize) -> Result<Tensor> {
     let y = kernels::slice_axis(x, axis, start, len)?;
-    record_batchable(&[x], &y, || {
-        let dims = x.dims().to_vec();
-        let resolved = x.shape().resolve_axis(axis).unwrap_or(0);
-        let dtype = x.dtype();
-        Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
-            // Batched, the zeros get g's seed axis in front and the axis shifts by one.
-            let (lead, along) = if batched { (g.dims().first().copied(), resolved + 1) } else { (None, resolved) };
-            let zeros = |width: usize| {
-                let mut d: Vec<usize> = lead.into_iter().chain(dims.iter().copied()).collect();
-                d[along] = width;
-                Tensor::zeros(d, dtype)
-            };
-            let after = dims[resolved] - start - len;
-            let parts = [zeros(start), g.clone(), zeros(after)];
-            Ok(vec![Some(concat(&parts, along as isize)?)])
-        })
-    });
+    record_batchable(
+        &[x],
+        &y,
+        |t| slice(tangent_at(t, 0)?, axis, start, len),
+        || {
+            let dims = x.dims().to_vec();
+            let resolved = x.shape().resolve_axis(axis).unwrap_or(0);
+            let dtype = x.dtype();
+            Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
+                // Batched, the zeros get g's seed axis in front and the axis shifts by one.
+                let (lead, along) = if batched { (g.dims().first().copied(), resolved + 1) } else { (None, resolved) };
+                let zeros = |width: usize| {
+                    let mut d: Vec<usize> = lead.into_iter().chain(dims.iter().copied()).collect();
+                    d[along] = width;
+                    Tensor::zeros(d, dtype)
+                };
+                let after = dims[resolved] - start - len;
+                let parts = [zeros(start), g.clone(), zeros(after)];
+                Ok(vec![Some(concat(&parts, along as isize)?)])
+            })
+        },
+    );
     Ok(y)
 }
 
@@ -138,14 +161,19 @@ pub(crate) fn squeeze(x: &Tensor, axes: &[isize]) -> Result<Tensor> {
 /// `isize::MAX` keeps it (`[usize::MAX, 0]`).
 pub(crate) fn reshape_to(x: &Tensor, dims: Vec<usize>) -> Result<Tensor> {
     let y = x.with_shape(dims)?.with_new_id();
-    record_batchable(&[x], &y, || {
-        let dims = x.dims().to_vec();
-        Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
-            // Batched, the seed axis stays in front.
-            let back: Vec<usize> = g.dims().iter().take(usize::from(batched)).chain(&dims).copied().collect();
-            Ok(vec![Some(reshape_to(g, back)?)])
-        })
-    });
+    record_batchable(
+        &[x],
+        &y,
+        |t| reshape_to(tangent_at(t, 0)?, y.dims().to_vec()),
+        || {
+            let dims = x.dims().to_vec();
+            Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
+                // Batched, the seed axis stays in front.
+                let back: Vec<usize> = g.dims().iter().take(usize::from(batched)).chain(&dims).copied().collect();
+                Ok(vec![Some(reshape_to(g, back)?)])
+            })
+        },
+    );
     Ok(y)
 }
 

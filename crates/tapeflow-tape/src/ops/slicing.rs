@@ -14,20 +14,27 @@ use tapeflow_dtype::{Error, Result};
 use tapeflow_kernels::{self as kernels, PadMode, SlicePlan};
 
 use crate::context::record_batchable;
+use crate::forward::tangent_at;
 use crate::ops::gather;
 use crate::runtime::Tensor;
 
 /// The view `plan` of `x`; the gradient puts `g` back into zeros of `x`'s shape.
 pub(crate) fn take(op: &'static str, x: &Tensor, plan: &SlicePlan) -> Result<Tensor> {
     let y = kernels::take(op, x, plan)?;
-    record_batchable(&[x], &y, || {
-        let plan = plan.clone();
-        Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
-            // Batched, g carries the seed axis in front: the plan takes it whole.
-            let plan = if batched { plan.with_leading_axis(g.dims()[0]) } else { plan.clone() };
-            Ok(vec![Some(put(op, g, &plan, 0.0)?)])
-        })
-    });
+    // Linear: the same view of the tangent.
+    record_batchable(
+        &[x],
+        &y,
+        |t| take(op, tangent_at(t, 0)?, plan),
+        || {
+            let plan = plan.clone();
+            Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
+                // Batched, g carries the seed axis in front: the plan takes it whole.
+                let plan = if batched { plan.with_leading_axis(g.dims()[0]) } else { plan.clone() };
+                Ok(vec![Some(put(op, g, &plan, 0.0)?)])
+            })
+        },
+    );
     Ok(y)
 }
 
@@ -35,13 +42,19 @@ pub(crate) fn take(op: &'static str, x: &Tensor, plan: &SlicePlan) -> Result<Ten
 /// view of `g`.
 pub(crate) fn put(op: &'static str, x: &Tensor, plan: &SlicePlan, fill: f64) -> Result<Tensor> {
     let y = kernels::put(op, x, plan, fill)?;
-    record_batchable(&[x], &y, || {
-        let plan = plan.clone();
-        Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
-            let plan = if batched { plan.with_leading_axis(g.dims()[0]) } else { plan.clone() };
-            Ok(vec![Some(take(op, g, &plan)?)])
-        })
-    });
+    // Affine (the fill is a constant): the tangent put into zeros.
+    record_batchable(
+        &[x],
+        &y,
+        |t| put(op, tangent_at(t, 0)?, plan, 0.0),
+        || {
+            let plan = plan.clone();
+            Arc::new(move |g: &Tensor, _: &[bool], batched: bool| {
+                let plan = if batched { plan.with_leading_axis(g.dims()[0]) } else { plan.clone() };
+                Ok(vec![Some(take(op, g, &plan)?)])
+            })
+        },
+    );
     Ok(y)
 }
 

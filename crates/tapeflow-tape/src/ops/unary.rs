@@ -11,6 +11,7 @@ use tapeflow_kernels::grad::constants::{
 };
 
 use crate::context::{Rule, record, record_batchable};
+use crate::forward::tangent_at;
 use crate::ops::TensorMath;
 use crate::ops::activation::masked_grad;
 use crate::ops::binary::select;
@@ -159,6 +160,19 @@ fn derivative_catalog2(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Resul
     }
 }
 
+/// The JVP of `y = op(x)` with tangent `t` of x: the op is elementwise, so its Jacobian is
+/// diagonal (its own transpose) and the tangent is the backward rule applied to `t`.
+pub(crate) fn jvp(op: UnaryOp, x: &Tensor, y: &Tensor, t: &Tensor) -> Result<Tensor> {
+    if crate::context::nothing_records()
+        && let Some(fused) = derivative_first_order(op, x, y, t)?
+    {
+        // Nothing (no tape, no outer accumulator) sees this tangent's ops: one fused pass,
+        // the same bits as the composition.
+        return Ok(fused);
+    }
+    derivative(op, x, y, t)
+}
+
 /// [`derivative`] as one fused pass over raw buffers (`tanh`: `g·(1 − y²)` at once), for
 /// backward passes that nothing records; the same bits. `None` where no fused form applies
 /// (float16, or an upstream gradient of another shape).
@@ -196,11 +210,17 @@ fn batched_relu_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
 /// what the fused kernel requires.
 pub(crate) fn relu_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
     let out = kernels::relu_grad(x, g)?;
-    record_batchable(&[g], &out, || {
-        let x = x.clone();
-        Arc::new(move |gg: &Tensor, _needs: &[bool], batched: bool| {
-            Ok(vec![Some(if batched { batched_relu_grad(&x, gg)? } else { relu_grad(&x, gg)? })])
-        })
-    });
+    // Linear in g: the JVP is the same op of g's tangent.
+    record_batchable(
+        &[g],
+        &out,
+        |t| relu_grad(x, tangent_at(t, 0)?),
+        || {
+            let x = x.clone();
+            Arc::new(move |gg: &Tensor, _needs: &[bool], batched: bool| {
+                Ok(vec![Some(if batched { batched_relu_grad(&x, gg)? } else { relu_grad(&x, gg)? })])
+            })
+        },
+    );
     Ok(out)
 }

@@ -115,7 +115,7 @@ pub(crate) fn pairs_to_update<'a>(
 }
 
 fn check_pair(grad: &Tensor, var: &Variable) -> Result<()> {
-    let value = var.value();
+    let value = var.unrecorded_value();
     if !value.dtype().is_float() {
         return Err(Error::UnsupportedDType { op: OP, shape: value.shape().clone(), dtype: value.dtype() });
     }
