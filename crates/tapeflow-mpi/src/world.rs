@@ -148,7 +148,7 @@ impl World {
             }
             polls = polls.wrapping_add(1);
             // Probing for notices costs more than testing the request: one probe in 64.
-            if polls % 64 == 0 {
+            if polls.is_multiple_of(64) {
                 self.read_notices();
                 if let Some((rank, joined)) = self.departed_before(seq) {
                     self.abort_for(op, seq, rank, joined);
