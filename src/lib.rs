@@ -17,7 +17,8 @@
 //! ```
 //!
 //! This package is a facade: values live in `tapeflow-dtype`, kernels in
-//! `tapeflow-kernels`, autodiff in `tapeflow-tape`.
+//! `tapeflow-kernels`, autodiff in `tapeflow-tape`, data-parallel training on MPI in
+//! `tapeflow-mpi` (feature `mpi`).
 
 pub use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, TensorId, f16};
 pub use tapeflow_tape::{
@@ -41,6 +42,12 @@ pub struct TensorflowUsersDoctests;
 
 /// The kernels, for users who want them without autodiff.
 pub use tapeflow_kernels as kernels;
+
+/// Data-parallel training on MPI (cargo feature `mpi`): `mpi::init()`, the world's
+/// collectives and [`DistributedGradientTape`](tapeflow_mpi::DistributedGradientTape);
+/// `docs/distributed.md` says how to run it.
+#[cfg(feature = "mpi")]
+pub use tapeflow_mpi as mpi;
 
 /// Everything a program needs: `use tapeflow::prelude::*;`.
 pub mod prelude {

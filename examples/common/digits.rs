@@ -106,7 +106,7 @@ impl Mlp {
     }
 
     /// Logits with the hidden activations multiplied by `mask` (dropout while training).
-    fn logits_with_dropout(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
+    pub fn logits_with_dropout(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let hidden = (x.matmul(&self.w1)? + &self.b1)?.relu()?;
         let hidden = match mask {
             Some(mask) => (hidden * mask)?,
@@ -172,14 +172,14 @@ pub struct TrainConfig {
 
 /// `x` plus noise drawn uniformly from `[-amplitude, amplitude]` per element: input noise,
 /// a regularizer that makes the model's output vary smoothly with the pixels.
-fn add_noise(x: &Tensor, amplitude: f32, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+pub fn add_noise(x: &Tensor, amplitude: f32, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let noisy = x.to_vec::<f32>()?.iter().map(|&p| p + amplitude * (2.0 * rng.random::<f32>() - 1.0)).collect();
     Tensor::from_vec(noisy, x.dims())
 }
 
 /// A dropout mask for `[rows, HIDDEN]`: each unit kept with probability `1 − rate` and
 /// scaled by `1 / (1 − rate)`, as Keras' `Dropout` does while training.
-fn dropout_mask(rows: usize, rate: f32, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+pub fn dropout_mask(rows: usize, rate: f32, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let keep = 1.0 / (1.0 - rate);
     let mask = (0..rows * HIDDEN).map(|_| if rng.random::<f32>() < rate { 0.0 } else { keep }).collect();
     Tensor::from_vec(mask, [rows, HIDDEN])

@@ -1,0 +1,193 @@
+//! `DistributedGradientTape`: a `GradientTape` whose gradients are the mean over ranks.
+
+use std::borrow::Borrow;
+
+use mpi::collective::SystemOperation;
+use mpi::traits::*;
+use tapeflow_dtype::{Error, Result};
+use tapeflow_tape::{GradSource, GradientOptions, GradientTape, Tensor, Variable, Watchable};
+
+use crate::bucket::{DEFAULT_BUCKET_BYTES, Layout};
+use crate::collective::describe;
+use crate::meta::Signature;
+use crate::world::World;
+
+/// Horovod's `hvd.DistributedGradientTape`: TensorFlow's tape surface, whose
+/// [`gradients`](Self::gradients) are the mean over every rank of each rank's gradients, so
+/// an optimizer step after it is the same on every rank.
+///
+/// The gradients of one call are fused into buckets ([`bucket_bytes`](Self::bucket_bytes),
+/// 4 MiB by default), one non-blocking all-reduce per bucket. Before any bucket moves, the
+/// ranks agree on the call: the sources' shapes and dtypes (a difference is an `Err` on
+/// every rank), whether each rank's own backward pass succeeded (a failure on one rank is
+/// an `Err` on every rank), and which gradients exist: a gradient is `None` only if it is
+/// `None` on every rank; where some ranks have one, the others count as zeros.
+pub struct DistributedGradientTape<'w> {
+    tape: GradientTape,
+    world: &'w World,
+    bucket_bytes: usize,
+}
+
+impl<'w> DistributedGradientTape<'w> {
+    /// Wraps `tape`; its gradients are averaged over `world`'s ranks.
+    pub fn new(tape: GradientTape, world: &'w World) -> Self {
+        DistributedGradientTape { tape, world, bucket_bytes: DEFAULT_BUCKET_BYTES }
+    }
+
+    /// The size of a fusion bucket in bytes (at least one f32 element; every rank must use
+    /// the same, which the ranks check). Smaller buckets start the first all-reduce sooner
+    /// and cost one more collective each; see docs/distributed.md for tuning.
+    pub fn bucket_bytes(mut self, bytes: usize) -> Self {
+        self.bucket_bytes = bytes;
+        self
+    }
+
+    /// A persistent tape may compute any number of gradients (each one a collective, so
+    /// every rank asks for the same ones in the same order). Call before recording.
+    pub fn persistent(self, persistent: bool) -> Self {
+        DistributedGradientTape { tape: self.tape.persistent(persistent), ..self }
+    }
+
+    /// Whether the tape is persistent.
+    pub fn is_persistent(&self) -> bool {
+        self.tape.is_persistent()
+    }
+
+    /// Runs `f` with the tape recording (see [`GradientTape::record`]); local to the rank.
+    pub fn record<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.tape.record(f)
+    }
+
+    /// Runs `f` with the tape paused (see [`GradientTape::stop_recording`]).
+    pub fn stop_recording<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.tape.stop_recording(f)
+    }
+
+    /// Watches tensors and variables (see [`GradientTape::watch`]).
+    pub fn watch(&self, items: impl Watchable) {
+        self.tape.watch(items)
+    }
+
+    /// The variables the tape watches (see [`GradientTape::watched_variables`]).
+    pub fn watched_variables(&self) -> Vec<Variable> {
+        self.tape.watched_variables()
+    }
+
+    /// Forgets everything recorded and watched (see [`GradientTape::reset`]).
+    pub fn reset(&self) {
+        self.tape.reset()
+    }
+
+    /// The wrapped tape.
+    pub fn tape(&self) -> &GradientTape {
+        &self.tape
+    }
+
+    /// The gradient of `target` with respect to `source`, averaged over the ranks.
+    pub fn gradient(&self, target: &Tensor, source: impl GradSource) -> Result<Option<Tensor>> {
+        let mut grads = self.gradients_with(&[target], &[source], GradientOptions::default())?;
+        Ok(grads.pop().flatten())
+    }
+
+    /// The gradients of the sum of `targets` with respect to each of `sources`, each the
+    /// mean over the ranks (a collective: every rank calls it with the same sources).
+    pub fn gradients<T: Borrow<Tensor>, S: GradSource>(
+        &self,
+        targets: &[T],
+        sources: &[S],
+    ) -> Result<Vec<Option<Tensor>>> {
+        self.gradients_with(targets, sources, GradientOptions::default())
+    }
+
+    /// [`gradients`](Self::gradients) with options (output gradients, unconnected
+    /// gradients as zeros), applied to each rank's own backward pass.
+    pub fn gradients_with<T: Borrow<Tensor>, S: GradSource>(
+        &self,
+        targets: &[T],
+        sources: &[S],
+        options: GradientOptions,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let op = "DistributedGradientTape::gradients";
+        let local =
+            self.tape.gradients_with(targets, sources, options).and_then(|grads| check_local(op, grads, sources));
+        let signature = sources
+            .iter()
+            .fold(Signature::new(op).word(self.bucket_bytes as u64).word(sources.len() as u64), |s, src| {
+                s.tensor(src.source_dtype(), src.source_shape().dims())
+            })
+            .value();
+        let what = || {
+            let shapes: Vec<String> =
+                sources.iter().map(|s| describe(s.source_dtype(), s.source_shape().dims())).collect();
+            format!("{} sources [{}] with buckets of {} bytes", sources.len(), shapes.join(", "), self.bucket_bytes)
+        };
+        let agreed = self.world.agree(op, signature, local.is_err(), what);
+        let local = match (local, agreed) {
+            (Err(error), _) => return Err(error),
+            (Ok(_), Err(error)) => return Err(error),
+            (Ok(local), Ok(())) => local,
+        };
+        if self.world.size() == 1 {
+            // A world of one: its gradients are the mean.
+            return Ok(local);
+        }
+        // Which gradients exist on some rank: the maximum of each rank's 0/1 flags.
+        let present: Vec<u8> = local.iter().map(|g| u8::from(g.is_some())).collect();
+        let mut anywhere = vec![0u8; present.len()];
+        let seq = self.world.begin();
+        mpi::request::scope(|scope| {
+            let request = self.world.data().immediate_all_reduce_into(
+                scope,
+                &present[..],
+                &mut anywhere[..],
+                SystemOperation::max(),
+            );
+            self.world.wait(op, seq, request);
+        });
+        let layout = Layout::new(
+            sources
+                .iter()
+                .enumerate()
+                .filter(|&(k, _)| anywhere[k] != 0)
+                .map(|(k, s)| (k, s.source_dtype(), s.source_shape().dims().to_vec())),
+            self.bucket_bytes,
+        );
+        let divisor = self.world.size() as f32;
+        self.world.all_reduce_fused(
+            op,
+            &layout,
+            |k| local[k].as_ref(),
+            |summed| {
+                let mut grads: Vec<Option<Tensor>> = vec![None; sources.len()];
+                for slot in &layout.slots {
+                    grads[slot.index] = Some(layout.unpack(slot, summed, divisor)?);
+                }
+                Ok(grads)
+            },
+        )
+    }
+}
+
+/// The rank's own gradients, checked to have their sources' shapes and float dtypes (what
+/// the fused buffer's layout assumes).
+fn check_local<S: GradSource>(
+    op: &'static str,
+    grads: Vec<Option<Tensor>>,
+    sources: &[S],
+) -> Result<Vec<Option<Tensor>>> {
+    for (g, s) in grads.iter().zip(sources) {
+        if let Some(g) = g
+            && (g.dtype() != s.source_dtype() || g.shape() != &s.source_shape() || !g.dtype().is_float())
+        {
+            return Err(Error::InvalidArgument {
+                op,
+                reason: format!(
+                    "a gradient of {} for a source of {}",
+                    describe(g.dtype(), g.dims()),
+                    describe(s.source_dtype(), s.source_shape().dims())
+                ),
+            });
+        }
+    }
+    Ok(grads)
+}
