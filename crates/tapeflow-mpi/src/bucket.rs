@@ -73,6 +73,8 @@ impl Layout {
             let (from, to) = (slot.range.start.max(bucket.start), slot.range.end.min(bucket.end));
             let out = &mut dst[from - bucket.start..to - bucket.start];
             let local = from - slot.range.start..to - slot.range.start;
+            // The slot was laid out from this very gradient's dtype and shape, and the
+            // backward pass gives float32 or float16 gradients only: the slices below exist.
             match gradient(slot.index) {
                 None => out.fill(0.0),
                 Some(g) => match g.dtype() {

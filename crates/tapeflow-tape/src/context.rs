@@ -544,10 +544,11 @@ fn record_op<J: Fn(&[Option<Tensor>]) -> Result<Tensor> + ?Sized>(
             record_on_tapes(&active.tapes, inputs, output, make_rule);
             return None;
         }
-        Some((make_rule, active.accs.clone()))
+        // JVP rules run ops, which record: the lists are copied, not kept borrowed.
+        Some((make_rule, active.tapes.clone(), active.accs.clone()))
     });
-    if let Some((make_rule, accs)) = forward {
-        record_forward(inputs, output, jvp, make_rule, &accs);
+    if let Some((make_rule, tapes, accs)) = forward {
+        record_forward(inputs, output, jvp, make_rule, &tapes, &accs);
     }
 }
 
@@ -579,6 +580,7 @@ fn record_forward<J: Fn(&[Option<Tensor>]) -> Result<Tensor> + ?Sized>(
     output: &Tensor,
     jvp: Option<&J>,
     make_rule: impl FnOnce() -> Rule,
+    tapes: &[Arc<TapeCore>],
     accs: &[Arc<AccCore>],
 ) {
     // Each accumulator's tangents of the inputs, looked up before anything runs.
@@ -590,15 +592,14 @@ fn record_forward<J: Fn(&[Option<Tensor>]) -> Result<Tensor> + ?Sized>(
             tangents.iter().any(Option::is_some).then_some((k, tangents))
         })
         .collect();
-    let mut make = Some(make_rule);
-    let mut rule: Option<Rule> = None;
-    let tapes = ACTIVE.with(|a| a.borrow().tapes.clone());
+    if wanted.is_empty() {
+        // No tangent to push: only the tapes may want the op.
+        record_on_tapes(tapes, inputs, output, make_rule);
+        return;
+    }
+    let rule = make_rule();
     if !tapes.is_empty() {
-        record_on_tapes(&tapes, inputs, output, || {
-            let made = make.take().map(|make| make()).expect("the rule is built once");
-            rule = Some(made.clone());
-            made
-        });
+        record_on_tapes(tapes, inputs, output, || rule.clone());
     }
     for (k, tangents) in wanted {
         let tangent = match tangents.iter().flatten().find_map(|t| t.as_ref().err()) {
@@ -611,18 +612,7 @@ fn record_forward<J: Fn(&[Option<Tensor>]) -> Result<Tensor> + ?Sized>(
                 let _paused = pause_accs_from(k);
                 let computed = match jvp {
                     Some(jvp) => jvp(&tangents),
-                    None => {
-                        if rule.is_none() {
-                            rule = make.take().map(|make| make());
-                        }
-                        match &rule {
-                            Some(rule) => rule.jvp(inputs, output, &tangents),
-                            None => Err(tapeflow_dtype::Error::InvalidArgument {
-                                op: "ForwardAccumulator",
-                                reason: "an op's rule was consumed before its tangent was computed".into(),
-                            }),
-                        }
-                    }
+                    None => rule.jvp(inputs, output, &tangents),
                 };
                 computed.and_then(|t| crate::forward::fit_tangent(t, output))
             }

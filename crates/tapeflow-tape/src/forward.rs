@@ -92,13 +92,11 @@ struct RecordGuard<'a> {
 impl Drop for RecordGuard<'_> {
     fn drop(&mut self) {
         if self.pushed {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                context::with_active(|a| {
-                    if let Some(i) = a.accs.iter().rposition(|c| Arc::ptr_eq(c, self.core)) {
-                        a.accs.remove(i);
-                    }
-                });
-            }));
+            context::with_active(|a| {
+                if let Some(i) = a.accs.iter().rposition(|c| Arc::ptr_eq(c, self.core)) {
+                    a.accs.remove(i);
+                }
+            });
         }
     }
 }
@@ -204,9 +202,9 @@ pub(crate) fn sum_of_terms(
     })
 }
 
-/// The sum of the terms that exist, for rules that build one term per input themselves.
-fn sum_present(terms: [Option<Result<Tensor>>; 2]) -> Result<Tensor> {
-    let [a, b] = terms;
+/// `Σ` of a binary rule's two JVP terms (either may be absent), for `binary::jvp` and
+/// `matmul::jvp`.
+pub(crate) fn two_terms(a: Option<Result<Tensor>>, b: Option<Result<Tensor>>) -> Result<Tensor> {
     match (a.transpose()?, b.transpose()?) {
         (Some(a), Some(b)) => add_gradients(&a, &b),
         (Some(t), None) | (None, Some(t)) => Ok(t),
@@ -287,9 +285,4 @@ fn custom_rule_jvp(rule: &CustomRule, inputs: &[&Tensor], output: &Tensor, t: &[
     let needs: Vec<bool> = t.iter().map(Option::is_some).collect();
     debug_assert_eq!(needs.len(), inputs.len());
     transposed_vjp("custom op", &|u| rule(u, &needs), output, t)
-}
-
-/// `Σ` of a binary rule's two JVP terms, for `binary::jvp` and `matmul::jvp`.
-pub(crate) fn two_terms(a: Option<Result<Tensor>>, b: Option<Result<Tensor>>) -> Result<Tensor> {
-    sum_present([a, b])
 }
