@@ -13,8 +13,10 @@
 //! batch, default 512), `--bucket BYTES` (the fusion bucket, default 4 MiB).
 //!
 //! Each round times a distributed forward and backward pass (`DistributedGradientTape`,
-//! with the all-reduce), the SGD update, and a local forward and backward pass on the same
-//! rows (a plain `GradientTape`), so both kinds see the same machine; the all-reduce is the
+//! with the all-reduce overlapping the backward pass), the same distributed pass with every
+//! bucket started after the backward pass (`overlap(false)`), the SGD update (of the first),
+//! and a local forward and backward pass on the same rows (a plain `GradientTape`), so all
+//! kinds see the same machine; the all-reduce is the
 //! difference of the two passes' medians. Rank 0 prints one line; throughput is global rows
 //! per second of a step (one process: local pass plus update over the whole batch).
 
@@ -71,14 +73,26 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let mut opt = Sgd::new(0.01);
     let (mut distributed, mut local, mut update) = (Vec::new(), Vec::new(), Vec::new());
+    let mut after_pass = Vec::new();
     // Two warm-up rounds, then `steps` timed rounds of one step of each kind.
     for round in 0..steps + 2 {
-        // Forward, backward and the all-reduce of the gradients...
-        let start = Instant::now();
-        let tape = DistributedGradientTape::new(GradientTape::new(), &world).bucket_bytes(bucket);
-        let loss = tape.record(loss_of)?;
-        let grads = tape.gradients(&[&loss], &vars)?;
-        let d = start.elapsed().as_secs_f64();
+        // Forward, backward and the all-reduce of the gradients, with the overlap and
+        // without (the order alternates from round to round, so neither always goes first);
+        // the update applies the first.
+        let distributed_step = |overlap: bool| -> Result<(f64, Vec<Option<Tensor>>)> {
+            let start = Instant::now();
+            let tape = DistributedGradientTape::new(GradientTape::new(), &world).bucket_bytes(bucket).overlap(overlap);
+            let loss = tape.record(loss_of)?;
+            let grads = tape.gradients(&[&loss], &vars)?;
+            Ok((start.elapsed().as_secs_f64(), grads))
+        };
+        let ((d, grads), (a, _)) = if round % 2 == 0 {
+            let with = distributed_step(true)?;
+            (with, distributed_step(false)?)
+        } else {
+            let without = distributed_step(false)?;
+            (distributed_step(true)?, without)
+        };
         // ... the update, the same on every rank ...
         let start = Instant::now();
         opt.apply_gradients(&grads, &vars)?;
@@ -92,11 +106,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         drop(grads);
         if round >= 2 {
             distributed.push(d);
+            after_pass.push(a);
             local.push(l);
             update.push(u);
         }
     }
     let (d, l, u) = (median(&mut distributed), median(&mut local), median(&mut update));
+    let a = median(&mut after_pass);
     // The all-reduce alone, without the ranks' differences in compute time: every rank
     // first meets the others in a one-element all-reduce, then sums one tensor of the
     // model's size.
@@ -115,7 +131,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!(
             "ranks {} threads {} batch {batch} parameters {parameters} bucket {bucket}: step {:.2} ms \
              (forward+backward {:.2} ms, all-reduce {:.2} ms, update {:.2} ms; medians of {steps}), \
-             all-reduce share {:.1}%, throughput {:.0} rows/s; all-reduce of {parameters} floats alone {:.2} ms",
+             all-reduce share {:.1}%, throughput {:.0} rows/s; all-reduce of {parameters} floats alone {:.2} ms; \
+             without overlap: forward+backward+all-reduce {:.2} ms against {:.2} ms with it",
             world.size(),
             rayon::current_num_threads(),
             1e3 * step,
@@ -125,6 +142,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             100.0 * (d - l) / (d + u),
             batch as f64 / step,
             1e3 * alone,
+            1e3 * a,
+            1e3 * d,
         );
     }
     Ok(())

@@ -32,6 +32,8 @@ pub(crate) struct Slot {
 #[derive(Debug, Clone)]
 pub(crate) struct Layout {
     pub slots: Vec<Slot>,
+    /// Elements after the slots that carry no gradient (the streaming tape's flags).
+    pub trailer: Range<usize>,
     pub total: usize,
     /// Elements per bucket (at least one).
     pub bucket: usize,
@@ -41,6 +43,15 @@ impl Layout {
     /// Lays out the float gradients `(index, dtype, dims)` in the given order, in buckets
     /// of `bucket_bytes` (rounded down to whole f32 elements, at least one).
     pub(crate) fn new(items: impl IntoIterator<Item = (usize, DType, Vec<usize>)>, bucket_bytes: usize) -> Self {
+        Self::with_trailer(items, 0, bucket_bytes)
+    }
+
+    /// [`new`](Self::new), with `trailer` more elements after the gradients.
+    pub(crate) fn with_trailer(
+        items: impl IntoIterator<Item = (usize, DType, Vec<usize>)>,
+        trailer: usize,
+        bucket_bytes: usize,
+    ) -> Self {
         let mut total = 0;
         let slots = items
             .into_iter()
@@ -51,12 +62,30 @@ impl Layout {
                 slot
             })
             .collect();
-        Layout { slots, total, bucket: (bucket_bytes / 4).max(1) }
+        let trailer = total..total + trailer;
+        Layout { slots, total: trailer.end, trailer, bucket: (bucket_bytes / 4).max(1) }
+    }
+
+    /// The buckets that hold any of the elements `range`.
+    pub(crate) fn buckets_of(&self, range: &Range<usize>) -> Range<usize> {
+        if range.is_empty() {
+            return 0..0;
+        }
+        range.start / self.bucket..(range.end - 1) / self.bucket + 1
+    }
+
+    /// The elements of bucket `k`.
+    pub(crate) fn bucket_range(&self, k: usize) -> Range<usize> {
+        k * self.bucket..((k + 1) * self.bucket).min(self.total)
     }
 
     /// The buckets' element ranges, in order: `ceil(total / bucket)` of them.
     pub(crate) fn buckets(&self) -> impl Iterator<Item = Range<usize>> + '_ {
-        (0..self.total.div_ceil(self.bucket)).map(|k| k * self.bucket..((k + 1) * self.bucket).min(self.total))
+        (0..self.bucket_count()).map(|k| self.bucket_range(k))
+    }
+
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.total.div_ceil(self.bucket)
     }
 
     /// Copies the elements `bucket` of the fused buffer into `dst` (`bucket.len()` long)
@@ -70,21 +99,31 @@ impl Layout {
     ) {
         debug_assert_eq!(dst.len(), bucket.len());
         for slot in self.overlapping(&bucket) {
-            let (from, to) = (slot.range.start.max(bucket.start), slot.range.end.min(bucket.end));
-            let out = &mut dst[from - bucket.start..to - bucket.start];
-            let local = from - slot.range.start..to - slot.range.start;
-            // The slot was laid out from this very gradient's dtype and shape, and the
-            // backward pass gives float32 or float16 gradients only: the slices below exist.
-            match gradient(slot.index) {
-                None => out.fill(0.0),
-                Some(g) => match g.dtype() {
-                    DType::F16 => {
-                        let src = &g.as_slice::<f16>().expect("an f16 slot holds an f16 tensor")[local];
-                        out.iter_mut().zip(src).for_each(|(o, s)| *o = s.to_f32());
-                    }
-                    _ => out.copy_from_slice(&g.as_slice::<f32>().expect("an f32 slot holds an f32 tensor")[local]),
-                },
-            }
+            self.pack_slot(slot, bucket.clone(), dst, gradient(slot.index));
+        }
+    }
+
+    /// Copies the part of `slot` that lies in `bucket` into `dst` (the bucket's elements)
+    /// from `gradient` (`None`: zeros).
+    pub(crate) fn pack_slot(&self, slot: &Slot, bucket: Range<usize>, dst: &mut [f32], gradient: Option<&Tensor>) {
+        let (from, to) = (slot.range.start.max(bucket.start), slot.range.end.min(bucket.end));
+        if from >= to {
+            return;
+        }
+        let out = &mut dst[from - bucket.start..to - bucket.start];
+        let local = from - slot.range.start..to - slot.range.start;
+        // The slot was laid out from this very gradient's dtype and shape (its callers
+        // check), and the backward pass gives float32 or float16 gradients only: the
+        // slices below exist.
+        match gradient {
+            None => out.fill(0.0),
+            Some(g) => match g.dtype() {
+                DType::F16 => {
+                    let src = &g.as_slice::<f16>().expect("an f16 slot holds an f16 tensor")[local];
+                    out.iter_mut().zip(src).for_each(|(o, s)| *o = s.to_f32());
+                }
+                _ => out.copy_from_slice(&g.as_slice::<f32>().expect("an f32 slot holds an f32 tensor")[local]),
+            },
         }
     }
 

@@ -38,6 +38,8 @@ mod shard;
 #[cfg(feature = "mpi")]
 mod collective;
 #[cfg(feature = "mpi")]
+mod stream;
+#[cfg(feature = "mpi")]
 mod tape;
 #[cfg(feature = "mpi")]
 mod world;

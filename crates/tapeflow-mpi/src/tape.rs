@@ -2,14 +2,13 @@
 
 use std::borrow::Borrow;
 
-use mpi::collective::SystemOperation;
-use mpi::traits::*;
 use tapeflow_dtype::{Error, Result};
-use tapeflow_tape::{GradSource, GradientOptions, GradientTape, Tensor, Variable, Watchable};
+use tapeflow_tape::{GradSource, GradientOptions, GradientSink, GradientTape, Tensor, Variable, Watchable};
 
 use crate::bucket::{DEFAULT_BUCKET_BYTES, Layout};
 use crate::collective::describe;
 use crate::meta::Signature;
+use crate::stream::{self, Reducer};
 use crate::world::World;
 
 /// Horovod's `hvd.DistributedGradientTape`: TensorFlow's tape surface, whose
@@ -26,12 +25,13 @@ pub struct DistributedGradientTape<'w> {
     tape: GradientTape,
     world: &'w World,
     bucket_bytes: usize,
+    overlap: bool,
 }
 
 impl<'w> DistributedGradientTape<'w> {
     /// Wraps `tape`; its gradients are averaged over `world`'s ranks.
     pub fn new(tape: GradientTape, world: &'w World) -> Self {
-        DistributedGradientTape { tape, world, bucket_bytes: DEFAULT_BUCKET_BYTES }
+        DistributedGradientTape { tape, world, bucket_bytes: DEFAULT_BUCKET_BYTES, overlap: true }
     }
 
     /// The size of a fusion bucket in bytes (at least one f32 element; every rank must use
@@ -39,6 +39,14 @@ impl<'w> DistributedGradientTape<'w> {
     /// and cost one more collective each; see docs/distributed.md for tuning.
     pub fn bucket_bytes(mut self, bytes: usize) -> Self {
         self.bucket_bytes = bytes;
+        self
+    }
+
+    /// Whether buckets start during the backward pass, as soon as their gradients are done
+    /// (the default), or only after the pass, all together. The gradients are the same bits
+    /// either way; `false` is there to measure what the overlap gains (docs/distributed.md).
+    pub fn overlap(mut self, overlap: bool) -> Self {
+        self.overlap = overlap;
         self
     }
 
@@ -108,8 +116,6 @@ impl<'w> DistributedGradientTape<'w> {
         options: GradientOptions,
     ) -> Result<Vec<Option<Tensor>>> {
         let op = "DistributedGradientTape::gradients";
-        let local =
-            self.tape.gradients_with(targets, sources, options).and_then(|grads| check_local(op, grads, sources));
         let signature = sources
             .iter()
             .fold(Signature::new(op).word(self.bucket_bytes as u64).word(sources.len() as u64), |s, src| {
@@ -121,50 +127,54 @@ impl<'w> DistributedGradientTape<'w> {
                 sources.iter().map(|s| describe(s.source_dtype(), s.source_shape().dims())).collect();
             format!("{} sources [{}] with buckets of {} bytes", sources.len(), shapes.join(", "), self.bucket_bytes)
         };
-        let agreed = self.world.agree(op, signature, local.is_err(), what);
-        let local = match (local, agreed) {
-            (Err(error), _) => return Err(error),
-            (Ok(_), Err(error)) => return Err(error),
-            (Ok(local), Ok(())) => local,
-        };
+        // The ranks agree on the sources before the pass, so that buckets can move during it.
+        self.world.agree(op, signature, false, what)?;
         if self.world.size() == 1 {
             // A world of one: its gradients are the mean.
-            return Ok(local);
+            let local = self.tape.gradients_with(targets, sources, options)?;
+            return check_local(op, local, sources);
         }
-        // Which gradients exist on some rank: the maximum of each rank's 0/1 flags.
-        let present: Vec<u8> = local.iter().map(|g| u8::from(g.is_some())).collect();
-        let mut anywhere = vec![0u8; present.len()];
-        let seq = self.world.begin();
-        mpi::request::scope(|scope| {
-            let request = self.world.data().immediate_all_reduce_into(
-                scope,
-                &present[..],
-                &mut anywhere[..],
-                SystemOperation::max(),
-            );
-            self.world.wait(op, seq, request);
-        });
-        let layout = Layout::new(
+        // The float sources, last first: the backward pass finishes the last layers'
+        // gradients first, so the first buckets fill (and start) first.
+        let floats = sources.iter().filter(|s| s.source_dtype().is_float()).count();
+        let layout = Layout::with_trailer(
             sources
                 .iter()
                 .enumerate()
-                .filter(|&(k, _)| anywhere[k] != 0)
+                .rev()
+                .filter(|(_, s)| s.source_dtype().is_float())
                 .map(|(k, s)| (k, s.source_dtype(), s.source_shape().dims().to_vec())),
+            stream::trailer_len(floats, self.world.size()),
             self.bucket_bytes,
         );
-        let divisor = self.world.size() as f32;
-        self.world.all_reduce_fused(
-            op,
-            &layout,
-            |k| local[k].as_ref(),
-            |summed| {
-                let mut grads: Vec<Option<Tensor>> = vec![None; sources.len()];
-                for slot in &layout.slots {
-                    grads[slot.index] = Some(layout.unpack(slot, summed, divisor)?);
+        let mut buffers = self.world.buffers.borrow_mut();
+        let (send, recv) = &mut *buffers;
+        send.resize(layout.total, 0.0);
+        recv.resize(layout.total, 0.0);
+        let (send, recv) = (&mut send[..layout.total], &mut recv[..layout.total]);
+        let own = mpi::request::scope(|scope| {
+            let mut reducer = Reducer::new(op, self.world, &layout, scope, sources.len(), send, &mut *recv);
+            let outcome = if self.overlap {
+                self.tape.gradients_streaming(targets, sources, options, &mut reducer)
+            } else {
+                let outcome = self.tape.gradients_with(targets, sources, options);
+                for (k, g) in outcome.iter().flatten().enumerate() {
+                    reducer.ready(k, g.as_ref());
                 }
-                Ok(grads)
-            },
-        )
+                outcome
+            };
+            reducer.finish(outcome)
+        });
+        own?;
+        let present = stream::verdict(op, &layout, recv)?;
+        let divisor = self.world.size() as f32;
+        let mut grads: Vec<Option<Tensor>> = vec![None; sources.len()];
+        for (slot, present) in layout.slots.iter().zip(present) {
+            if present {
+                grads[slot.index] = Some(layout.unpack(slot, recv, divisor)?);
+            }
+        }
+        Ok(grads)
     }
 }
 

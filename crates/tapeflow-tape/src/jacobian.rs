@@ -74,7 +74,7 @@ fn vjp_rows(
             sequential: false,
             batched: false,
         };
-        Ok(backward::run(Cow::Borrowed(&snapshot.entries), &snapshot.tracked, &request)?.pop().flatten())
+        Ok(backward::run(Cow::Borrowed(&snapshot.entries), &snapshot.tracked, &request, None)?.pop().flatten())
     };
     if context::records_on_this_thread() {
         return seeds.into_iter().map(one).collect();
@@ -146,7 +146,7 @@ fn vectorized_rows(
             sequential: false,
             batched: true,
         };
-        match backward::run(Cow::Borrowed(&snapshot.entries), &snapshot.tracked, &request) {
+        match backward::run(Cow::Borrowed(&snapshot.entries), &snapshot.tracked, &request, None) {
             Ok(mut grads) => match grads.pop().flatten() {
                 Some(part) => parts.push(part),
                 // Which ops connect does not depend on the seeds: every chunk is unconnected.

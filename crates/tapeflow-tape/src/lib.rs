@@ -21,7 +21,7 @@ mod tape;
 mod variable;
 pub mod weights;
 
-pub use backward::{GradientOptions, UnconnectedGradients};
+pub use backward::{GradientOptions, GradientSink, UnconnectedGradients};
 pub use custom::{Block, GradFn, custom_gradient, recompute_grad};
 pub use forward::ForwardAccumulator;
 pub use jacobian::JacobianOptions;

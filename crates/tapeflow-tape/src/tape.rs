@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tapeflow_dtype::{Error, Result};
 
-use crate::backward::{self, GradientOptions, Request};
+use crate::backward::{self, GradientOptions, GradientSink, Request};
 use crate::context::{self, TapeCore};
 use crate::jacobian::{self, JacobianOptions};
 use crate::operand::{GradSource, WatchItem, Watchable, target_tensors};
@@ -193,12 +193,37 @@ impl GradientTape {
         sources: &[S],
         options: GradientOptions,
     ) -> Result<Vec<Option<Tensor>>> {
+        self.gradients_inner(targets, sources, options, None)
+    }
+
+    /// [`gradients_with`](Self::gradients_with), handing each source's gradient to `sink`
+    /// as soon as the backward pass has finished it (a variable's once every op that read
+    /// it has run its backward rule), while the pass goes on. The result is the same as
+    /// `gradients_with`'s, bit for bit. A data-parallel tape uses it to start all-reducing
+    /// the last layers' gradients before the first layers' are computed.
+    pub fn gradients_streaming<T: Borrow<Tensor>, S: GradSource>(
+        &self,
+        targets: &[T],
+        sources: &[S],
+        options: GradientOptions,
+        sink: &mut dyn GradientSink,
+    ) -> Result<Vec<Option<Tensor>>> {
+        self.gradients_inner(targets, sources, options, Some(sink))
+    }
+
+    fn gradients_inner<T: Borrow<Tensor>, S: GradSource>(
+        &self,
+        targets: &[T],
+        sources: &[S],
+        options: GradientOptions,
+        sink: Option<&mut dyn GradientSink>,
+    ) -> Result<Vec<Option<Tensor>>> {
         let targets = target_tensors(targets);
         let request = Request::new(&targets, sources, &options)?;
         let snapshot = self.take_for_gradient()?;
         // The snapshot is this computation's own (a copy, for persistent tapes): the pass
         // drops each op's saved tensors as soon as the op has run.
-        let grads = backward::run(std::borrow::Cow::Owned(snapshot.entries), &snapshot.tracked, &request);
+        let grads = backward::run(std::borrow::Cow::Owned(snapshot.entries), &snapshot.tracked, &request, sink);
         if let Ok(grads) = &grads
             && log::log_enabled!(log::Level::Debug)
         {

@@ -1,136 +1,24 @@
 //! The backward pass: from the targets' seeds back to the sources, through the recorded
 //! ops that connect them.
 
+mod parallel;
+mod request;
+mod stream;
+
 use std::borrow::Cow;
-use std::sync::Mutex;
 
 use smallvec::SmallVec;
-use tapeflow_dtype::{DType, Error, Result, Shape, TensorId};
+use tapeflow_dtype::{Error, Result, TensorId};
 use tapeflow_kernels::isa;
 
 use crate::context::{Entries, IdMap, Input, InputGrads, Link, Rule};
-use crate::operand::GradSource;
 use crate::ops::binary::add_gradients;
 use crate::runtime::Tensor;
-use crate::tape::warn_if_int;
-
-/// What `gradient` returns for a source that the targets do not depend on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UnconnectedGradients {
-    /// `None` (TensorFlow's default).
-    #[default]
-    None,
-    /// Zeros of the source's shape and dtype.
-    Zero,
-}
-
-/// Options of [`GradientTape::gradient_with`](crate::GradientTape::gradient_with).
-#[derive(Debug, Clone, Default)]
-pub struct GradientOptions {
-    pub(crate) output_gradients: Option<Vec<Tensor>>,
-    pub(crate) unconnected: UnconnectedGradients,
-    pub(crate) sequential: bool,
-}
-
-impl GradientOptions {
-    /// Seeds, one per target with the target's shape and dtype: the result is the
-    /// vector–Jacobian product `sum(seed * d target / d source)`. Default: ones.
-    pub fn output_gradients(mut self, seeds: Vec<Tensor>) -> Self {
-        self.output_gradients = Some(seeds);
-        self
-    }
-
-    /// What to return for unconnected sources.
-    pub fn unconnected(mut self, unconnected: UnconnectedGradients) -> Self {
-        self.unconnected = unconnected;
-        self
-    }
-
-    /// Runs every backward op on the calling thread, one after another (the benchmarks
-    /// use it to show the parallel schedule's speedup). Results are bitwise identical
-    /// either way.
-    pub fn sequential(mut self, sequential: bool) -> Self {
-        self.sequential = sequential;
-        self
-    }
-}
-
-/// A tape's recorded ops and tracked ids, as one gradient computation reads them.
-pub(crate) struct Snapshot {
-    pub entries: Entries,
-    pub tracked: IdMap<Link>,
-}
-
-/// A source as the backward pass needs it.
-#[derive(Clone)]
-pub(crate) struct SourceInfo {
-    pub id: TensorId,
-    pub shape: Shape,
-    pub dtype: DType,
-}
-
-/// One validated gradient request: seeds per target id, sources, options.
-pub(crate) struct Request {
-    pub seeds: Vec<(TensorId, Tensor)>,
-    pub sources: Vec<SourceInfo>,
-    pub unconnected: UnconnectedGradients,
-    pub sequential: bool,
-    /// The seeds carry a leading axis of R seeds (`[R] ++ target shape`) and every op runs
-    /// its batched rule (`Rule::apply_batched`): R vector–Jacobian products in one pass.
-    pub batched: bool,
-}
-
-/// The op of the error a batched pass returns when a live op has no batched rule, before
-/// running anything: the jacobian then falls back to one pass per row.
-pub(crate) const NO_BATCHED_RULE: &str = "batched backward";
-
-impl Request {
-    pub fn new<S: GradSource>(targets: &[Tensor], sources: &[S], options: &GradientOptions) -> Result<Self> {
-        let seeds = match &options.output_gradients {
-            Some(seeds) => {
-                if seeds.len() != targets.len() {
-                    return Err(Error::InvalidArgument {
-                        op: "gradient",
-                        reason: format!("{} output gradients given for {} targets", seeds.len(), targets.len()),
-                    });
-                }
-                for (t, s) in targets.iter().zip(seeds) {
-                    if t.shape() != s.shape() || t.dtype() != s.dtype() {
-                        return Err(Error::shape_mismatch(
-                            "gradient",
-                            t,
-                            s,
-                            "an output gradient must have its target's shape and dtype",
-                        ));
-                    }
-                }
-                Some(seeds)
-            }
-            None => None,
-        };
-        // One vector of (target, seed): a given seed or ones; int32 targets are dropped.
-        let seeds = targets
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| warn_if_int("target", t.dtype()))
-            .map(|(k, t)| {
-                let seed = match seeds {
-                    Some(seeds) => seeds[k].clone(),
-                    None => Tensor::ones(t.shape().clone(), t.dtype()),
-                };
-                (t.id(), seed)
-            })
-            .collect();
-        let sources = sources
-            .iter()
-            .map(|s| SourceInfo { id: s.source_id(), shape: s.source_shape(), dtype: s.source_dtype() })
-            .collect::<Vec<_>>();
-        for s in &sources {
-            warn_if_int("source", s.dtype);
-        }
-        Ok(Request { seeds, sources, unconnected: options.unconnected, sequential: options.sequential, batched: false })
-    }
-}
+use parallel::{COMPONENT_MIN_WORK, components, run_components, run_dynamic};
+pub use request::{GradientOptions, UnconnectedGradients};
+pub(crate) use request::{NO_BATCHED_RULE, Request, Snapshot, SourceInfo};
+pub use stream::GradientSink;
+use stream::Stream;
 
 /// Gradient contributions to one tensor, each with its order key: seeds first, in the order
 /// given, then consumers in reverse recording order. They are summed in that order once all
@@ -263,6 +151,9 @@ struct Pass<'a> {
     /// kernels ([`Rule::apply_first_order`]), since nothing needs their ops recorded.
     first_order: bool,
     batched: bool,
+    /// Counts each watched leaf's pending consumers when the caller streams gradients
+    /// ([`GradientSink`]); `None` otherwise, so a plain pass pays nothing for it.
+    stream: Option<Stream>,
 }
 
 impl Drop for Pass<'_> {
@@ -324,8 +215,13 @@ impl Pass<'_> {
             match input.link {
                 Link::Untracked => {}
                 Link::Leaf => {
-                    if let (Some(k), Some(grad)) = (self.leaves.position(&input.id), grad) {
-                        self.leaves.grads[k].push((order, grad));
+                    if let Some(k) = self.leaves.position(&input.id) {
+                        if let Some(grad) = grad {
+                            self.leaves.grads[k].push((order, grad));
+                        }
+                        if let Some(stream) = &mut self.stream {
+                            stream.consumed(k);
+                        }
                     }
                 }
                 Link::Op(p) => {
@@ -384,162 +280,20 @@ fn no_batched_rule(name: &str) -> Error {
     Error::InvalidArgument { op: NO_BATCHED_RULE, reason: format!("{name} has no batched backward rule") }
 }
 
-/// Runs the ops of `ready` and everything they make ready on rayon, without waves: a
-/// thread that finishes an op continues with one op it made ready (so a chain tends to stay
-/// on one core) and offers the others to idle threads. The pass's bookkeeping is shared
-/// under a lock held only between ops; the order keys keep the sums independent of which
-/// thread ran what. The first error stops the pass.
-fn run_dynamic(pass: &mut Pass<'_>, ready: Vec<usize>) -> Result<()> {
-    let shared = Mutex::new(pass);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    // The kernels' instruction-set level of the calling thread (`isa::with_isa`) goes with
-    // every op onto the workers.
-    let level = isa::current();
-    rayon::scope(|scope| {
-        for i in ready {
-            let (shared, failure) = (&shared, &failure);
-            scope.spawn(move |scope| level.enter(|| run_from(shared, failure, scope, i)));
-        }
-    });
-    match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
-}
-
-/// The value behind `mutex`, also after a panic elsewhere poisoned it (the pass then
-/// fails anyway; the lock only guards bookkeeping).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Runs op `i`, then ops it makes ready (see [`run_dynamic`]).
-fn run_from<'s, 'p: 's, 'e: 'p>(
-    shared: &'s Mutex<&'p mut Pass<'e>>,
-    failure: &'s Mutex<Option<Error>>,
-    scope: &rayon::Scope<'s>,
-    mut i: usize,
-) {
-    // Set by the spawning `enter`: the level of the thread that started the pass.
-    let level = isa::current();
-    let mut next = Vec::new();
-    loop {
-        if lock(failure).is_some() {
-            return;
-        }
-        let job = lock(shared).job(i);
-        match job.run() {
-            Ok((upstream, input_grads)) => lock(shared).finish(i, upstream, input_grads, &mut next),
-            Err(error) => {
-                lock(failure).get_or_insert(error);
-                return;
-            }
-        }
-        let Some(continue_with) = next.pop() else { return };
-        for p in next.drain(..) {
-            scope.spawn(move |scope| level.enter(|| run_from(shared, failure, scope, p)));
-        }
-        i = continue_with;
-    }
-}
-
-/// A component's work must reach this ([`Rule::work`] units) to count as worth a thread:
-/// 2^16 multiply-adds take ~3 µs here, about the cost of handing work to the other core.
-const COMPONENT_MIN_WORK: usize = 1 << 16;
-
-/// One connected part of the live graph: its entries in reverse recording order (a valid
-/// backward order) and their summed work.
-struct Component {
-    entries: Vec<usize>,
-    work: usize,
-}
-
-/// The live entries grouped into connected parts: two entries are in one part when one
-/// consumes the other's output or both feed the same watched leaf. Parts share no
-/// gradient slot, so they can run side by side without changing any sum.
-fn components(pass: &Pass<'_>) -> Vec<Component> {
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    let n = pass.nodes.flags.len();
-    let mut parent: Vec<usize> = (0..n).collect();
-    let mut leaf_owner: SmallVec<[Option<usize>; 4]> = SmallVec::from_elem(None, pass.leaves.ids.len());
-    for i in (0..n).filter(|&i| pass.nodes.flags[i].live) {
-        for input in pass.entries.inputs(i).iter().filter(|input| pass.connected(input)) {
-            let other = match input.link {
-                Link::Op(p) => p as usize,
-                Link::Leaf => match pass.leaves.position(&input.id) {
-                    Some(k) => *leaf_owner[k].get_or_insert(i),
-                    None => continue,
-                },
-                Link::Untracked => continue,
-            };
-            let (a, b) = (root(&mut parent, i), root(&mut parent, other));
-            parent[a.max(b)] = a.min(b);
-        }
-    }
-    let mut index_of_root = vec![usize::MAX; n];
-    let mut parts: Vec<Component> = Vec::new();
-    for i in (0..n).rev().filter(|&i| pass.nodes.flags[i].live) {
-        let r = root(&mut parent, i);
-        if index_of_root[r] == usize::MAX {
-            index_of_root[r] = parts.len();
-            parts.push(Component { entries: Vec::new(), work: 0 });
-        }
-        let part = &mut parts[index_of_root[r]];
-        part.entries.push(i);
-        part.work = part.work.saturating_add(pass.entries.rules[i].work());
-    }
-    parts
-}
-
-/// Runs each component on one thread, the calling thread taking components too
-/// (`parallel::for_each_item`), largest first. Within a component, entries run in reverse
-/// recording order, so every op's consumers have run before it; the order keys keep each
-/// sum independent of which thread ran what. The first error stops the pass.
-fn run_components(pass: &mut Pass<'_>, mut parts: Vec<Component>) -> Result<()> {
-    parts.sort_by_key(|c| std::cmp::Reverse(c.work));
-    let shared = Mutex::new(pass);
-    let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let level = isa::current();
-    tapeflow_kernels::parallel::for_each_item(parts, |_, part| {
-        level.enter(|| {
-            let mut ready = Vec::new();
-            for &i in &part.entries {
-                if lock(&failure).is_some() {
-                    return;
-                }
-                let job = lock(&shared).job(i);
-                match job.run() {
-                    Ok((upstream, input_grads)) => lock(&shared).finish(i, upstream, input_grads, &mut ready),
-                    Err(error) => {
-                        lock(&failure).get_or_insert(error);
-                        return;
-                    }
-                }
-                // The order is fixed in advance; readiness needs no tracking here.
-                ready.clear();
-            }
-        })
-    });
-    match failure.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
-        Some(error) => Err(error),
-        None => Ok(()),
-    }
-}
-
 /// Runs the backward pass of `request` over a tape's `entries`; one result per source.
 ///
 /// Only ops on a path from a source to a target run. Each recorded op counts the live
 /// consumers of its output; an op runs once they all have. All ops that are ready together
 /// form a wave; a wave with several expensive ops runs on rayon in parallel (independent
 /// chains side by side), otherwise inline. Waves run on the calling thread whenever a tape
-/// records there, so higher-order gradients see every op.
-pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Request) -> Result<Vec<Option<Tensor>>> {
+/// records there, so higher-order gradients see every op. With a `sink`, each watched
+/// leaf's gradient is handed to it as soon as it is finished ([`GradientSink`]).
+pub(crate) fn run(
+    entries: Cow<'_, Entries>,
+    tracked: &IdMap<Link>,
+    request: &Request,
+    sink: Option<&mut dyn GradientSink>,
+) -> Result<Vec<Option<Tensor>>> {
     let n = entries.len();
     let link_of = |id: &TensorId| tracked.get(id).copied().unwrap_or(Link::Untracked);
     let mut nodes = Nodes::take(n);
@@ -552,14 +306,10 @@ pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Re
         }
     }
     let first_order = !crate::context::records_on_this_thread();
-    let mut pass = Pass {
-        entries,
-        nodes,
-        leaves: Leaves::new(leaf_ids),
-        seed_count: request.seeds.len(),
-        first_order,
-        batched: request.batched,
-    };
+    let leaves = Leaves::new(leaf_ids);
+    let stream = sink.is_some().then(|| Stream::new(leaves.ids.len()));
+    let mut pass =
+        Pass { entries, nodes, leaves, seed_count: request.seeds.len(), first_order, batched: request.batched, stream };
     // Recording order is topological, so one forward sweep finds the live ops (and sums
     // their work, which decides below whether the pass is worth splitting).
     let mut live_work = 0usize;
@@ -568,13 +318,21 @@ pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Re
         pass.nodes.flags[i].live = live;
         if live {
             live_work = live_work.saturating_add(pass.entries.rules[i].work());
-            let Pass { entries, nodes, .. } = &mut pass;
+            let Pass { entries, nodes, leaves, stream, .. } = &mut pass;
             for input in entries.inputs(i) {
-                if let Link::Op(p) = input.link {
-                    let p = p as usize;
-                    if nodes.wanted(p) {
-                        nodes.flags[p].pending += 1;
+                match input.link {
+                    Link::Op(p) => {
+                        let p = p as usize;
+                        if nodes.wanted(p) {
+                            nodes.flags[p].pending += 1;
+                        }
                     }
+                    Link::Leaf => {
+                        if let (Some(stream), Some(k)) = (stream.as_mut(), leaves.position(&input.id)) {
+                            stream.count(k);
+                        }
+                    }
+                    Link::Untracked => {}
                 }
             }
         }
@@ -593,6 +351,7 @@ pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Re
             slot.push((k, seed.clone()));
         }
     }
+    let mut delivery = sink.map(|sink| stream::Delivery::new(sink, &pass, request));
     // With one rayon thread, handing the pass to it only moves the work off the calling
     // thread, whose core holds the forward pass's tensors in cache (measured: the same
     // sequential 16-chain backward takes 2.5 ms on the calling thread, 3.2–4.1 ms on a
@@ -634,9 +393,17 @@ pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Re
         for &i in &wave {
             let (upstream, input_grads) = pass.job(i).run()?;
             pass.finish(i, upstream, input_grads, &mut next);
+            if let Some(delivery) = delivery.as_mut() {
+                delivery.deliver(&mut pass, request)?;
+                delivery.between_ops();
+            }
         }
         std::mem::swap(&mut wave, &mut next);
         next.clear();
+    }
+    if let Some(delivery) = delivery.as_mut() {
+        // What the parallel schedules finished.
+        delivery.deliver(&mut pass, request)?;
     }
 
     // Each distinct source's contributions, summed (in parallel when several need sums).
@@ -649,14 +416,9 @@ pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Re
         }
         _ => Parts::new(),
     };
-    let result = |sum: Option<Tensor>, s: &SourceInfo| match (sum, request.unconnected) {
-        (Some(g), _) => Some(g),
-        (None, UnconnectedGradients::Zero) => Some(Tensor::zeros(s.shape.clone(), s.dtype)),
-        (None, UnconnectedGradients::None) => None,
-    };
-    if let [source] = request.sources.as_slice() {
+    if let ([source], None) = (request.sources.as_slice(), &delivery) {
         // `gradient`'s one source: no per-source vectors to build.
-        return Ok(vec![result(sum_in_order(contributions(source), first_order)?, source)]);
+        return Ok(vec![stream::finalize(sum_in_order(contributions(source), first_order)?, request, 0)]);
     }
     let finals: Vec<Parts> = request.sources.iter().map(contributions).collect();
     let expensive = finals.iter().filter(|p| p.len() > 1).count();
@@ -667,12 +429,22 @@ pub(crate) fn run(entries: Cow<'_, Entries>, tracked: &IdMap<Link>, request: &Re
     } else {
         finals.into_iter().map(|p| sum_in_order(p, first_order)).collect::<Result<_>>()?
     };
-    Ok(request
-        .sources
-        .iter()
-        .zip(first_positions(&request.sources))
-        .map(|(s, first)| result(sums[first].clone(), s))
-        .collect())
+    let results: Vec<Option<Tensor>> = first_positions(&request.sources)
+        .into_iter()
+        .map(|first| stream::finalize(sums[first].clone(), request, first))
+        .collect();
+    let Some(mut delivery) = delivery else { return Ok(results) };
+    // Leaves finished during the pass were summed then (their contributions are gone).
+    let results: Vec<Option<Tensor>> = results
+        .into_iter()
+        .zip(&request.sources)
+        .map(|(g, s)| match pass.leaves.position(&s.id).and_then(|k| delivery.finished[k].as_ref()) {
+            Some(finished) if s.dtype.is_float() => finished.clone(),
+            _ => g,
+        })
+        .collect();
+    delivery.deliver_rest(&results);
+    Ok(results)
 }
 
 /// For each source, the position where it first appears in `sources`.
