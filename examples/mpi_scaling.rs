@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Options: `--steps N` (timed steps of each kind, default 40), `--batch ROWS` (the global
-//! batch, default 512), `--bucket BYTES` (the fusion bucket, default 4 MiB).
+//! batch, default 512), `--bucket BYTES` (the fusion bucket, default 1 MiB).
 //!
 //! Each round times a distributed forward and backward pass (`DistributedGradientTape`,
 //! with the all-reduce overlapping the backward pass), the same distributed pass with every

@@ -22,10 +22,11 @@
 
 pub use tapeflow_dtype::{DType, Element, Error, Result, Shape, Storage, TensorId, f16};
 pub use tapeflow_tape::{
-    Adam, AdamW, Autodiff, Block, ForwardAccumulator, GradFn, GradSource, GradientOptions, GradientTape, IntoOperand,
-    JacobianOptions, Operand, Optimizer, SavedValue, Sgd, Tensor, TensorMath, UnconnectedGradients, Variable,
-    VariableBuilder, Watchable, assign_variables, concat, constant, from_safetensors_bytes, init, load_safetensors,
-    load_variables, nn, ops, optim, save_safetensors, select, stop_gradient, to_safetensors_bytes, weights,
+    Adam, AdamW, Autodiff, Block, ForwardAccumulator, GradFn, GradSource, GradientOptions, GradientSink, GradientTape,
+    IntoOperand, JacobianOptions, Operand, Optimizer, SavedValue, Sgd, Tensor, TensorMath, UnconnectedGradients,
+    Variable, VariableBuilder, Watchable, assign_variables, concat, constant, from_safetensors_bytes, init,
+    load_safetensors, load_variables, nn, ops, optim, save_safetensors, select, stop_gradient, to_safetensors_bytes,
+    weights,
 };
 pub use tapeflow_tape::{PadMode, einsum, one_hot, scatter_nd, stack, unsorted_segment_sum};
 pub use tapeflow_tape::{custom_gradient, recompute_grad};

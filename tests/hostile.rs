@@ -160,6 +160,18 @@ thread_local! {
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
+/// A [`GradientSink`] that counts its calls.
+#[derive(Default)]
+struct CountingSink {
+    calls: usize,
+}
+
+impl tapeflow::GradientSink for CountingSink {
+    fn ready(&mut self, _: usize, _: Option<&Tensor>) {
+        self.calls += 1;
+    }
+}
+
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
@@ -489,14 +501,27 @@ impl Hostile {
             let seed_dtype = if self.rng.one_in(4) { self.dtype() } else { y.dtype() };
             let seed = self.tensor(seed_dtype, &seed_dims);
             let options = GradientOptions::default().output_gradients(vec![seed.clone()]);
-            let got = match first {
-                Input::Tensor(t) => {
+            // Half the time through the streaming call, whose sink must then have seen the
+            // one source exactly once.
+            let streaming = self.rng.one_in(2);
+            let mut sink = CountingSink::default();
+            let got = match (first, streaming) {
+                (Input::Tensor(t), false) => {
                     self.call("gradient", &[&y, &seed], describe, || tape.gradient_with(&y, t, options))
                 }
-                Input::Variable(v) => {
+                (Input::Variable(v), false) => {
                     self.call("gradient", &[&y, &seed], describe, || tape.gradient_with(&y, v, options))
                 }
+                (Input::Tensor(t), true) => self.call("gradient", &[&y, &seed], describe, || {
+                    Ok(tape.gradients_streaming(&[&y], &[t], options, &mut sink)?.pop().flatten())
+                }),
+                (Input::Variable(v), true) => self.call("gradient", &[&y, &seed], describe, || {
+                    Ok(tape.gradients_streaming(&[&y], &[v], options, &mut sink)?.pop().flatten())
+                }),
             };
+            if streaming && got.is_some() && sink.calls != 1 {
+                self.fail(format!("{op}: the streaming sink saw {} calls for one source", sink.calls), describe());
+            }
             if let Some(Some(g)) = got
                 && g.shape() != source.shape()
             {

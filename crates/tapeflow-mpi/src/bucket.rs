@@ -12,10 +12,12 @@ use half::f16;
 use tapeflow_dtype::{DType, Error, Result, Storage};
 use tapeflow_tape::Tensor;
 
-/// Bytes per bucket unless the tape is told otherwise (4 MiB, Horovod's and DDP's order of
-/// magnitude): large enough that a bucket's all-reduce runs at memory or network bandwidth
-/// rather than at its per-message latency, small enough that its buffers stay in cache.
-pub const DEFAULT_BUCKET_BYTES: usize = 4 << 20;
+/// Bytes per bucket unless the tape is told otherwise (1 MiB): large enough that a
+/// bucket's all-reduce on one machine runs at memory bandwidth rather than at its
+/// per-message latency, small enough that a model of a few MB has several buckets, so that
+/// the first ones start while the backward pass computes the first layers' gradients
+/// (docs/distributed.md measures it; over a network, larger buckets may pay).
+pub const DEFAULT_BUCKET_BYTES: usize = 1 << 20;
 
 /// One gradient's place in the fused buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,6 +173,12 @@ mod tests {
         assert_eq!(l.buckets().collect::<Vec<_>>(), vec![0..4, 4..8, 8..12, 12..15]);
         // A bucket larger than everything: one all-reduce for the whole step.
         assert_eq!(layout(DEFAULT_BUCKET_BYTES).buckets().count(), 1);
+        // The bucket of each element range.
+        assert_eq!(l.buckets_of(&(0..4)), 0..1);
+        assert_eq!(l.buckets_of(&(3..9)), 0..3);
+        assert_eq!(l.buckets_of(&(12..15)), 3..4);
+        assert_eq!(l.buckets_of(&(5..5)), 0..0);
+        assert_eq!(l.bucket_range(3), 12..15);
         // Fewer bytes than an element still moves one element per bucket.
         assert_eq!(layout(1).buckets().count(), 15);
     }
@@ -200,6 +208,16 @@ mod tests {
             );
             assert_eq!(back[2].to_vec::<f32>().unwrap(), vec![5.0, 10.0, 15.0, 20.0, 25.0]);
         }
+    }
+
+    #[test]
+    fn the_trailer_follows_the_gradients() {
+        let l = Layout::with_trailer([(1, DType::F32, vec![3]), (0, DType::F16, vec![2])], 4, 8);
+        assert_eq!(l.slots[1].range, 3..5);
+        assert_eq!(l.trailer, 5..9);
+        assert_eq!(l.total, 9);
+        assert_eq!(l.buckets().collect::<Vec<_>>(), vec![0..2, 2..4, 4..6, 6..8, 8..9]);
+        assert_eq!(l.buckets_of(&l.trailer), 2..5);
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub(crate) struct Reducer<'a, 's> {
     open: VecDeque<(u64, Request<'a, [f32], &'s LocalScope<'a>>)>,
     /// This rank's first failure: a gradient that does not fit its source.
     error: Option<Error>,
+    /// The gradients of sources without a slot (int32: never summed; zeros or `None` on
+    /// every rank alike, as the options say), by source position.
+    unsummed: Vec<Option<Tensor>>,
 }
 
 impl<'a, 's> Reducer<'a, 's> {
@@ -94,6 +97,7 @@ impl<'a, 's> Reducer<'a, 's> {
             next: 0,
             open: VecDeque::new(),
             error: None,
+            unsummed: vec![None; sources],
         }
     }
 
@@ -131,8 +135,9 @@ impl<'a, 's> Reducer<'a, 's> {
 
     /// After this rank's pass (`outcome`): packs what the pass did not deliver as zeros,
     /// fills the trailer, starts the remaining buckets and waits for all of them. `Err`:
-    /// this rank's own failure (the others learn of it from the trailer, [`verdict`]).
-    pub(crate) fn finish(mut self, outcome: Result<Vec<Option<Tensor>>>) -> Result<()> {
+    /// this rank's own failure (the others learn of it from the trailer, [`verdict`]);
+    /// `Ok`: the gradients of the sources without a slot.
+    pub(crate) fn finish(mut self, outcome: Result<Vec<Option<Tensor>>>) -> Result<Vec<Option<Tensor>>> {
         let own = match outcome {
             Ok(_) => self.error.take(),
             Err(error) => Some(error),
@@ -159,7 +164,7 @@ impl<'a, 's> Reducer<'a, 's> {
         while let Some((seq, request)) = self.open.pop_front() {
             self.world.wait(self.op, seq, request);
         }
-        own.map_or(Ok(()), Err)
+        own.map_or(Ok(self.unsummed), Err)
     }
 }
 
@@ -193,8 +198,13 @@ fn write_part(whole: &Range<usize>, values: &[f32], bucket: &Range<usize>, dst: 
 
 impl GradientSink for Reducer<'_, '_> {
     fn ready(&mut self, index: usize, gradient: Option<&Tensor>) {
-        // Integer sources have no slot (and never a gradient).
-        let Some(k) = self.slot_of.get(index).copied().flatten() else { return };
+        let Some(k) = self.slot_of.get(index).copied().flatten() else {
+            // Integer sources have no slot: their gradient is the same on every rank.
+            if let Some(slot) = self.unsummed.get_mut(index) {
+                *slot = gradient.cloned();
+            }
+            return;
+        };
         let slot = &self.layout.slots[k];
         let gradient = match gradient {
             Some(g) if g.dtype() != slot.dtype || g.dims() != slot.dims.as_slice() => {

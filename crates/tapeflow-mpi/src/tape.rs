@@ -15,12 +15,16 @@ use crate::world::World;
 /// [`gradients`](Self::gradients) are the mean over every rank of each rank's gradients, so
 /// an optimizer step after it is the same on every rank.
 ///
-/// The gradients of one call are fused into buckets ([`bucket_bytes`](Self::bucket_bytes),
-/// 4 MiB by default), one non-blocking all-reduce per bucket. Before any bucket moves, the
-/// ranks agree on the call: the sources' shapes and dtypes (a difference is an `Err` on
-/// every rank), whether each rank's own backward pass succeeded (a failure on one rank is
-/// an `Err` on every rank), and which gradients exist: a gradient is `None` only if it is
-/// `None` on every rank; where some ranks have one, the others count as zeros.
+/// The gradients of one call are fused into buckets ([`bucket_bytes`](Self::bucket_bytes)),
+/// one non-blocking all-reduce per bucket, laid out last source first: the backward pass
+/// finishes the last layers' gradients first, and each bucket's all-reduce starts as soon
+/// as its gradients are done, while the pass goes on ([`overlap`](Self::overlap)).
+///
+/// Before the pass, the ranks agree on the sources' shapes and dtypes (a difference is an
+/// `Err` on every rank, and no pass runs). After it, flags in the last bucket tell every
+/// rank whether each rank's own pass succeeded (a failure on one rank is an `Err` on every
+/// rank) and which gradients exist: a gradient is `None` only if it is `None` on every
+/// rank; where some ranks have one, the others count as zeros.
 pub struct DistributedGradientTape<'w> {
     tape: GradientTape,
     world: &'w World,
@@ -165,10 +169,9 @@ impl<'w> DistributedGradientTape<'w> {
             };
             reducer.finish(outcome)
         });
-        own?;
+        let mut grads = own?;
         let present = stream::verdict(op, &layout, recv)?;
         let divisor = self.world.size() as f32;
-        let mut grads: Vec<Option<Tensor>> = vec![None; sources.len()];
         for (slot, present) in layout.slots.iter().zip(present) {
             if present {
                 grads[slot.index] = Some(layout.unpack(slot, recv, divisor)?);
@@ -178,8 +181,8 @@ impl<'w> DistributedGradientTape<'w> {
     }
 }
 
-/// The rank's own gradients, checked to have their sources' shapes and float dtypes (what
-/// the fused buffer's layout assumes).
+/// A world of one's gradients, checked as the fused buffer's layout checks them on more
+/// ranks: each has its source's shape and dtype.
 fn check_local<S: GradSource>(
     op: &'static str,
     grads: Vec<Option<Tensor>>,
@@ -187,7 +190,7 @@ fn check_local<S: GradSource>(
 ) -> Result<Vec<Option<Tensor>>> {
     for (g, s) in grads.iter().zip(sources) {
         if let Some(g) = g
-            && (g.dtype() != s.source_dtype() || g.shape() != &s.source_shape() || !g.dtype().is_float())
+            && (g.dtype() != s.source_dtype() || g.shape() != &s.source_shape())
         {
             return Err(Error::InvalidArgument {
                 op,
