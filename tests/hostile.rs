@@ -1334,6 +1334,20 @@ fn regressions_found_by_the_generator() {
     assert_eq!(empty(&[0, 4, 1 << 62]).relu().unwrap().num_elements(), 0);
     names(constant(1.0).broadcast_to([usize::MAX, 2]), "broadcast_to");
     names(constant([1.0, 2.0]).broadcast_to([1 << 40, 1 << 40, 2]), "broadcast_to");
+    // The average pool's gradient over an empty input whose row (width × channels) alone
+    // exceeds usize.
+    let x = empty(&[0, 0, usize::MAX, 3]);
+    let tape = GradientTape::new();
+    tape.watch(&x);
+    let y = tape.record(|| tapeflow::nn::avg_pool2d(&x, [2, 1], [3, 7], tapeflow::nn::Padding::Same)).unwrap();
+    assert_eq!(tape.gradient(&y, &x).unwrap().unwrap().dims(), &[0, 0, usize::MAX, 3]);
+    // A matrix of 2^64 − 1 rows in an empty batch.
+    let product = empty(&[0, 1, usize::MAX]).matmul_transposed(constant([[1.0], [2.0], [3.0]]), true, true).unwrap();
+    assert_eq!(product.dims(), &[0, usize::MAX, 3]);
+    // moments of an empty input whose kept statistics no allocation can hold: its own Err
+    // (it named its inner mean).
+    let error = tapeflow::nn::moments(empty(&[4, usize::MAX, 4, 0]), &[-1, -2], true).unwrap_err().to_string();
+    assert!(error.starts_with("moments") && error.contains("float32"), "{error}");
     // Results that no allocation can hold are an Err, not an abort.
     names(empty(&[1 << 62, 0]).sum(&[1], false), "sum");
     names(empty(&[1 << 62, 0]).matmul(empty(&[0, 2])), "matmul");

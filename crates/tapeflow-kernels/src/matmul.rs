@@ -40,7 +40,10 @@ pub fn matmul<R>(a: &Tensor<R>, b: &Tensor<R>, transpose_a: bool, transpose_b: b
     let mut pairs = Vec::with_capacity(batches);
     for_each_strided(batch.dims(), [&sa, &sb], |_, [i, j]| pairs.push((i, j)));
     let k = ka;
-    let (size_a, size_b, size_c) = (m * k, k * n, m * n);
+    // Saturating: with no batch (`[0, 1, 2^64 − 1]`) a matrix's size may exceed usize, and
+    // no loop below reads it; with a batch, each is at most an operand's or the result's
+    // element count.
+    let (size_a, size_b, size_c) = (m.saturating_mul(k), k.saturating_mul(n), m.saturating_mul(n));
     let dims = Dims { m, k, n, transpose_a, transpose_b };
     let level = isa::current();
     let storage = match a.dtype() {
@@ -141,7 +144,10 @@ fn gemm_batch<T: gemm::Element>(
     d: Dims,
 ) -> std::result::Result<(), GemmError> {
     let Dims { m, k, n, transpose_a, transpose_b } = d;
-    let (size_a, size_b, size_c) = (m * k, k * n, m * n);
+    // Saturating: with no batch (`[0, 1, 2^64 − 1]`) a matrix's size may exceed usize, and
+    // no loop below reads it; with a batch, each is at most an operand's or the result's
+    // element count.
+    let (size_a, size_b, size_c) = (m.saturating_mul(k), k.saturating_mul(n), m.saturating_mul(n));
     if size_c == 0 {
         return Ok(());
     }

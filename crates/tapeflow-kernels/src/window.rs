@@ -115,10 +115,12 @@ impl AxisWindow {
     }
 }
 
-/// Elements of `dims`: 0 when any dimension is (`[2^62, 4, 4, 0]` must not overflow); a
-/// product of nonzero dimensions is at most the element count of an existing tensor.
+/// Elements of `dims`: 0 when any dimension is (`[2^62, 4, 4, 0]` must not overflow). The
+/// product saturates: a part of an empty tensor's dimensions (the row length of an input
+/// `[0, 0, 2^64 − 1, 3]`) may exceed `usize`, and every buffer that such a length would
+/// walk is empty; a part of a non-empty tensor's dimensions is at most its element count.
 pub(crate) fn count(dims: &[usize]) -> usize {
-    if dims.contains(&0) { 0 } else { dims.iter().product() }
+    if dims.contains(&0) { 0 } else { dims.iter().fold(1usize, |n, &d| n.saturating_mul(d)) }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `tf.nn.l2_normalize`, composed of the differentiable ops in TensorFlow's order (so the
 //! values, and the gradients of every order, are TensorFlow's).
 
-use tapeflow_dtype::{DType, Error, Result};
+use tapeflow_dtype::{DType, Error, Result, Shape};
 use tapeflow_kernels as kernels;
 
 use crate::ops::{TensorMath, stop_gradient};
@@ -61,7 +61,13 @@ pub fn moments(x: impl TensorMath, axes: &[isize], keepdims: bool) -> Result<(Te
     let x = x.to_tensor();
     float_operand(op, &x)?;
     // The axes must name axes of x (the kernels' check, with this op's name).
-    kernels::resolve_axes(op, &x, Some(axes))?;
+    let reduced = kernels::resolve_axes(op, &x, Some(axes))?;
+    // The statistics are computed with their reduced axes kept: an empty input whose kept
+    // shape no allocation can hold ([4, 2^64 − 1, 4, 0] over its last two axes) is this
+    // op's Err, not its inner mean's.
+    let kept: Vec<usize> =
+        x.dims().iter().enumerate().map(|(k, &d)| if reduced.contains(&k) { 1 } else { d }).collect();
+    kernels::layout::checked_output_len(op, &x, &Shape::from(kept))?;
     let y = if x.dtype() == DType::F16 { x.cast(DType::F32)? } else { x.clone() };
     let mean = y.mean(axes, true)?;
     let variance = y.squared_difference(stop_gradient(&mean))?.mean(axes, true)?;
