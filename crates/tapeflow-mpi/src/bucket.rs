@@ -90,21 +90,6 @@ impl Layout {
         self.total.div_ceil(self.bucket)
     }
 
-    /// Copies the elements `bucket` of the fused buffer into `dst` (`bucket.len()` long)
-    /// from the gradients (`gradient(index)`; `None` contributes zeros: a rank whose
-    /// gradient is `None` where another rank's is not adds nothing to the sum).
-    pub(crate) fn pack<'t>(
-        &self,
-        bucket: Range<usize>,
-        dst: &mut [f32],
-        gradient: impl Fn(usize) -> Option<&'t Tensor>,
-    ) {
-        debug_assert_eq!(dst.len(), bucket.len());
-        for slot in self.overlapping(&bucket) {
-            self.pack_slot(slot, bucket.clone(), dst, gradient(slot.index));
-        }
-    }
-
     /// Copies the part of `slot` that lies in `bucket` into `dst` (the bucket's elements)
     /// from `gradient` (`None`: zeros).
     pub(crate) fn pack_slot(&self, slot: &Slot, bucket: Range<usize>, dst: &mut [f32], gradient: Option<&Tensor>) {
@@ -127,12 +112,6 @@ impl Layout {
                 _ => out.copy_from_slice(&g.as_slice::<f32>().expect("an f32 slot holds an f32 tensor")[local]),
             },
         }
-    }
-
-    fn overlapping<'a>(&'a self, bucket: &'a Range<usize>) -> impl Iterator<Item = &'a Slot> + 'a {
-        // Slots are in buffer order: find the first that ends inside the bucket.
-        let first = self.slots.partition_point(|s| s.range.end <= bucket.start);
-        self.slots[first..].iter().take_while(|s| s.range.start < bucket.end)
     }
 
     /// The gradient of `slot` from the summed buffer, divided by `divisor` (the rank count
@@ -193,7 +172,9 @@ mod tests {
             let l = layout(bucket_bytes);
             let mut buffer = vec![f32::NAN; l.total];
             for bucket in l.buckets() {
-                l.pack(bucket.clone(), &mut buffer[bucket], |i| grads[i]);
+                for slot in &l.slots {
+                    l.pack_slot(slot, bucket.clone(), &mut buffer[bucket.clone()], grads[slot.index]);
+                }
             }
             assert_eq!(buffer[..6], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
             assert_eq!(buffer[6..10], [0.5, -1.5, 1.0, 0.0]);
@@ -224,7 +205,7 @@ mod tests {
     fn a_missing_gradient_packs_as_zeros() {
         let l = Layout::new([(0, DType::F32, vec![3])], 1 << 10);
         let mut buffer = vec![f32::NAN; 3];
-        l.pack(0..3, &mut buffer, |_| None);
+        l.pack_slot(&l.slots[0], 0..3, &mut buffer, None);
         assert_eq!(buffer, vec![0.0; 3]);
     }
 }

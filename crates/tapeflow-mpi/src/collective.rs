@@ -5,10 +5,11 @@ use half::f16;
 use mpi::collective::SystemOperation;
 use mpi::traits::*;
 use tapeflow_dtype::{DType, Error, Result};
-use tapeflow_tape::{Tensor, Variable};
+use tapeflow_tape::{GradientSink, Tensor, Variable};
 
 use crate::bucket::{DEFAULT_BUCKET_BYTES, Layout};
 use crate::meta::Signature;
+use crate::stream::Reducer;
 use crate::world::World;
 
 /// A tensor's dtype and shape as an error message shows them.
@@ -50,7 +51,7 @@ impl World {
         }
         let layout = Layout::new([(0, dtype, dims.to_vec())], DEFAULT_BUCKET_BYTES);
         let divisor = if mean { self.size() as f32 } else { 1.0 };
-        self.all_reduce_fused(op, &layout, |_| Some(tensor), |summed| layout.unpack(&layout.slots[0], summed, divisor))
+        self.all_reduce_fused(op, &layout, tensor, |summed| layout.unpack(&layout.slots[0], summed, divisor))
     }
 
     fn all_reduce_i32(&self, op: &'static str, tensor: &Tensor) -> Result<Tensor> {
@@ -64,42 +65,33 @@ impl World {
         Tensor::from_vec(summed, tensor.dims())
     }
 
-    /// Sums the fused buffer of `layout` over the ranks, one non-blocking all-reduce per
-    /// bucket (bucket `k + 1` is packed while bucket `k` is on the wire), then hands the
-    /// summed buffer to `finish`. The send and receive buffers are the world's, kept from
-    /// call to call.
-    pub(crate) fn all_reduce_fused<'t, T>(
+    /// Sums one float tensor over the ranks through the fused buffer of `layout` (its one
+    /// slot, no trailer), then hands the summed buffer to `finish`.
+    fn all_reduce_fused<T>(
         &self,
         op: &'static str,
         layout: &Layout,
-        gradient: impl Fn(usize) -> Option<&'t Tensor>,
+        tensor: &Tensor,
         finish: impl FnOnce(&[f32]) -> Result<T>,
     ) -> Result<T> {
+        self.with_buffers(layout.total, |send, recv| {
+            mpi::request::scope(|scope| {
+                let mut reducer = Reducer::new(op, self, layout, scope, 1, send, &mut *recv);
+                reducer.ready(0, Some(tensor));
+                reducer.finish(Ok(Vec::new()))
+            })?;
+            finish(recv)
+        })
+    }
+
+    /// Runs `f` on the world's send and receive buffers, `len` elements each (kept from
+    /// call to call, so a training step allocates none).
+    pub(crate) fn with_buffers<T>(&self, len: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> T) -> T {
         let mut buffers = self.buffers.borrow_mut();
         let (send, recv) = &mut *buffers;
-        send.resize(layout.total, 0.0);
-        recv.resize(layout.total, 0.0);
-        let (send, recv) = (&mut send[..layout.total], &mut recv[..layout.total]);
-        mpi::request::scope(|scope| {
-            let mut requests = Vec::new();
-            let (mut send_rest, mut recv_rest) = (&mut *send, &mut *recv);
-            for bucket in layout.buckets() {
-                let (send_bucket, s) = std::mem::take(&mut send_rest).split_at_mut(bucket.len());
-                let (recv_bucket, r) = std::mem::take(&mut recv_rest).split_at_mut(bucket.len());
-                (send_rest, recv_rest) = (s, r);
-                layout.pack(bucket, send_bucket, &gradient);
-                let seq = self.begin();
-                let send_bucket: &[f32] = send_bucket;
-                requests.push((
-                    seq,
-                    self.data().immediate_all_reduce_into(scope, send_bucket, recv_bucket, SystemOperation::sum()),
-                ));
-            }
-            for (seq, request) in requests {
-                self.wait(op, seq, request);
-            }
-        });
-        finish(recv)
+        send.resize(len, 0.0);
+        recv.resize(len, 0.0);
+        f(&mut send[..len], &mut recv[..len])
     }
 
     /// Makes every rank's `variables` hold rank `root`'s values (Horovod's

@@ -145,7 +145,8 @@ impl<'a, 's> Reducer<'a, 's> {
         for k in 0..self.layout.slots.len() {
             self.pack(k, None);
         }
-        // The trailer: presence flags, then one failure flag per rank.
+        // The trailer: presence flags, then one failure flag per rank (a tensor all-reduce
+        // has none: its single rank-agreed tensor needs no flags).
         let trailer = self.layout.trailer.clone();
         let flags: Vec<f32> = self
             .present
@@ -153,6 +154,7 @@ impl<'a, 's> Reducer<'a, 's> {
             .map(|&p| f32::from(u8::from(p)))
             .chain((0..self.world.size()).map(|r| f32::from(u8::from(r == self.world.rank() && own.is_some()))))
             .collect();
+        debug_assert!(trailer.is_empty() || trailer.len() == flags.len());
         for b in self.layout.buckets_of(&trailer) {
             let range = self.layout.bucket_range(b);
             if let Some(dst) = self.send[b].as_deref_mut() {

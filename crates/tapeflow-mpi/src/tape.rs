@@ -151,33 +151,30 @@ impl<'w> DistributedGradientTape<'w> {
             stream::trailer_len(floats, self.world.size()),
             self.bucket_bytes,
         );
-        let mut buffers = self.world.buffers.borrow_mut();
-        let (send, recv) = &mut *buffers;
-        send.resize(layout.total, 0.0);
-        recv.resize(layout.total, 0.0);
-        let (send, recv) = (&mut send[..layout.total], &mut recv[..layout.total]);
-        let own = mpi::request::scope(|scope| {
-            let mut reducer = Reducer::new(op, self.world, &layout, scope, sources.len(), send, &mut *recv);
-            let outcome = if self.overlap {
-                self.tape.gradients_streaming(targets, sources, options, &mut reducer)
-            } else {
-                let outcome = self.tape.gradients_with(targets, sources, options);
-                for (k, g) in outcome.iter().flatten().enumerate() {
-                    reducer.ready(k, g.as_ref());
+        self.world.with_buffers(layout.total, |send, recv| {
+            let own = mpi::request::scope(|scope| {
+                let mut reducer = Reducer::new(op, self.world, &layout, scope, sources.len(), send, &mut *recv);
+                let outcome = if self.overlap {
+                    self.tape.gradients_streaming(targets, sources, options, &mut reducer)
+                } else {
+                    let outcome = self.tape.gradients_with(targets, sources, options);
+                    for (k, g) in outcome.iter().flatten().enumerate() {
+                        reducer.ready(k, g.as_ref());
+                    }
+                    outcome
+                };
+                reducer.finish(outcome)
+            });
+            let mut grads = own?;
+            let present = stream::verdict(op, &layout, recv)?;
+            let divisor = self.world.size() as f32;
+            for (slot, present) in layout.slots.iter().zip(present) {
+                if present {
+                    grads[slot.index] = Some(layout.unpack(slot, recv, divisor)?);
                 }
-                outcome
-            };
-            reducer.finish(outcome)
-        });
-        let mut grads = own?;
-        let present = stream::verdict(op, &layout, recv)?;
-        let divisor = self.world.size() as f32;
-        for (slot, present) in layout.slots.iter().zip(present) {
-            if present {
-                grads[slot.index] = Some(layout.unpack(slot, recv, divisor)?);
             }
-        }
-        Ok(grads)
+            Ok(grads)
+        })
     }
 }
 

@@ -328,7 +328,10 @@ pub(crate) fn run(
                         }
                     }
                     Link::Leaf => {
-                        if let (Some(stream), Some(k)) = (stream.as_mut(), leaves.position(&input.id)) {
+                        // Looked up only when streaming: the plain pass does no search here.
+                        if let Some(stream) = stream.as_mut()
+                            && let Some(k) = leaves.position(&input.id)
+                        {
                             stream.count(k);
                         }
                     }

@@ -86,23 +86,16 @@ impl<'s> Delivery<'s> {
 
     /// Sums the leaves finished since the last call and hands them to the sink.
     pub(super) fn deliver(&mut self, pass: &mut Pass<'_>, request: &Request) -> Result<()> {
-        let Some(stream) = pass.stream.as_mut() else { return Ok(()) };
-        let done = std::mem::take(&mut stream.done);
-        for &k in &done {
-            let parts = std::mem::take(&mut pass.leaves.grads[k]);
-            let sum = sum_in_order(parts, pass.first_order)?;
+        while let Some(k) = pass.stream.as_mut().and_then(|stream| stream.done.pop()) {
+            // Every leaf stands for at least one float source (the leaves are made from them).
             let Some(&first) = self.sources_of[k].first() else { continue };
-            let gradient = finalize(sum, request, first);
+            let parts = std::mem::take(&mut pass.leaves.grads[k]);
+            let gradient = finalize(sum_in_order(parts, pass.first_order)?, request, first);
             for &j in &self.sources_of[k] {
                 self.sink.ready(j, gradient.as_ref());
                 self.delivered[j] = true;
             }
             self.finished[k] = Some(gradient);
-        }
-        // Hand the emptied vector back: it is reused for the rest of the pass.
-        if let Some(stream) = pass.stream.as_mut() {
-            stream.done = done;
-            stream.done.clear();
         }
         Ok(())
     }
