@@ -129,6 +129,24 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A host read (`to_vec`, `to_scalar`, `as_slice`) of a tensor that, while
+    /// `tapeflow::function` traces, stands for a value of the program: it has no value
+    /// until the program runs (TensorFlow: "numpy() is only available when eager execution
+    /// is enabled").
+    #[error(
+        "function: `{op}` of a symbolic tensor of shape {shape} {dtype} made by `{made_by}` while tracing: a compiled \
+         program cannot branch on data or read values; compute both sides and `select`, or return the tensor"
+    )]
+    SymbolicValue {
+        /// The read (`to_vec`, `to_scalar`, `as_slice`).
+        op: &'static str,
+        /// The op of the program that made the tensor.
+        made_by: &'static str,
+        /// Shape of the tensor.
+        shape: Shape,
+        /// Dtype of the tensor.
+        dtype: DType,
+    },
     /// A call that is wrong for reasons other than one operand's shape or dtype.
     #[error("{op}: {reason}")]
     InvalidArgument {

@@ -23,4 +23,4 @@ pub use literal::{Literal, ScalarLiteral};
 pub use operators::{ArithOp, Runtime};
 pub use shape::Shape;
 pub use storage::Storage;
-pub use tensor::{Tensor, TensorId};
+pub use tensor::{SymbolicHook, Tensor, TensorId, set_symbolic_hook};

@@ -1,5 +1,6 @@
 //! The immutable tensor value.
 
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -277,6 +278,9 @@ impl<R> Tensor<R> {
 
     /// [`as_slice`](Self::as_slice) whose error names `op`.
     fn slice_for<T: Element>(&self, op: &'static str) -> Result<&[T]> {
+        if let Some(made_by) = self.symbolic() {
+            return Err(Error::SymbolicValue { op, made_by, shape: self.shape.clone(), dtype: self.dtype() });
+        }
         self.data.as_slice::<T>().ok_or_else(|| Error::DTypeMismatch {
             op,
             lhs: self.shape.clone(),
@@ -397,9 +401,36 @@ impl<R> Tensor<R> {
     }
 }
 
+/// The hook that tells whether a tensor id stands for a value of a program being traced on
+/// this thread, and which op made it (see [`set_symbolic_hook`]).
+pub type SymbolicHook = fn(TensorId) -> Option<&'static str>;
+
+thread_local! {
+    static SYMBOLIC: Cell<Option<SymbolicHook>> = const { Cell::new(None) };
+}
+
+/// Installs `hook` on this thread (or removes it with `None`) and returns the previous one.
+/// While `tapeflow::function` traces, host reads of the program's values (`to_vec`,
+/// `to_scalar`, `as_slice`) are an `Err` and `Display` prints TensorFlow's symbolic form;
+/// the value crate knows nothing of tracing, so the tape crate answers through this hook.
+pub fn set_symbolic_hook(hook: Option<SymbolicHook>) -> Option<SymbolicHook> {
+    SYMBOLIC.with(|s| s.replace(hook))
+}
+
+impl<R> Tensor<R> {
+    /// The op that made this tensor when it stands for a traced program's value.
+    fn symbolic(&self) -> Option<&'static str> {
+        SYMBOLIC.with(Cell::get).and_then(|hook| hook(self.id))
+    }
+}
+
 impl<R> fmt::Display for Tensor<R> {
-    /// TensorFlow's `tf.Tensor` print: numpy-style values, then shape and dtype.
+    /// TensorFlow's `tf.Tensor` print: numpy-style values, then shape and dtype; while a
+    /// function traces, its symbolic tensors print as TF's do: `Tensor("op:0", shape=…)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(made_by) = self.symbolic() {
+            return write!(f, "Tensor(\"{made_by}:0\", shape={}, dtype={})", self.shape, self.dtype());
+        }
         let text = self.values_text();
         let sep = if text.contains('\n') { "\n" } else { "" };
         write!(f, "Tensor({sep}{text}, shape={}, dtype={})", self.shape, self.dtype())

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod optim;
 mod runtime;
 mod tape;
+mod trace;
 mod variable;
 pub mod weights;
 

@@ -9,6 +9,7 @@ use tapeflow_kernels::BinaryOp;
 use crate::context;
 use crate::operand::IntoOperand;
 use crate::runtime::Tensor;
+use crate::trace;
 
 struct VariableInner {
     handle: TensorId,
@@ -60,7 +61,9 @@ impl Variable {
     /// The value, read as an access on every active tape (see the type's docs).
     pub fn read(&self) -> Tensor {
         let value = self.value_lock().clone();
-        context::read_variable(self, value)
+        let value = context::read_variable(self, value);
+        trace::read_variable(self, &value);
+        value
     }
 
     /// The value, as TensorFlow's `Variable.value()`: inside a recording tape a read,
@@ -77,7 +80,21 @@ impl Variable {
     /// A snapshot of the current value that no tape or accumulator sees: not an access,
     /// never watched, no gradient flows through it (for metrics, logging, checkpoints).
     pub fn unrecorded_value(&self) -> Tensor {
+        let value = self.current();
+        trace::read_variable(self, &value);
+        value
+    }
+
+    /// The current value, seen by no tape and no trace: the library's own reads inside a
+    /// captured call (an optimizer's state, a generator's counter).
+    pub(crate) fn current(&self) -> Tensor {
         self.value_lock().clone()
+    }
+
+    /// Puts `value` back (a failed trace or call undoing its writes); `value` is one this
+    /// variable held, so its dtype and shape are the variable's.
+    pub(crate) fn restore(&self, value: Tensor) {
+        *self.value_write() = value;
     }
 
     /// The name, as TensorFlow shows it (`Variable:0` by default; a user name `w` is `w:0`).
@@ -114,54 +131,56 @@ impl Variable {
     /// literal adopts the dtype and works for scalar variables); otherwise `Err`, and the
     /// variable is unchanged.
     pub fn assign(&self, value: impl IntoOperand) -> Result<()> {
-        let mut guard = self.value_write();
-        let new = value.into_operand().resolve(guard.dtype(), "assign")?;
-        check_same_kind("assign", &guard, &new)?;
-        *guard = new.with_new_id();
-        Ok(())
+        let current = self.current();
+        let new = value.into_operand().resolve(current.dtype(), "assign")?;
+        check_same_kind("assign", &current, &new)?;
+        let var = self.clone();
+        trace::effect("AssignVariableOp", [&new], &[self], move |[new]| {
+            *var.value_write() = new.with_new_id();
+            Ok(())
+        })
     }
 
-    /// `self += delta`, atomically with respect to other `assign*` calls (no lost updates).
-    /// `delta` must have the variable's dtype and broadcast to its shape without changing it.
     pub fn assign_add(&self, delta: impl IntoOperand) -> Result<()> {
         self.update("assign_add", BinaryOp::Add, delta)
     }
 
-    /// `self -= delta`; see [`assign_add`](Self::assign_add).
     pub fn assign_sub(&self, delta: impl IntoOperand) -> Result<()> {
         self.update("assign_sub", BinaryOp::Sub, delta)
     }
 
     fn update(&self, op: &'static str, kind: BinaryOp, delta: impl IntoOperand) -> Result<()> {
-        let mut guard = self.value_write();
-        let delta = delta.into_operand().resolve(guard.dtype(), op)?;
-        if delta.dtype() != guard.dtype() {
-            return Err(Error::dtype_mismatch(op, &guard, &delta));
+        let current = self.current();
+        let delta = delta.into_operand().resolve(current.dtype(), op)?;
+        if delta.dtype() != current.dtype() {
+            return Err(Error::dtype_mismatch(op, &current, &delta));
         }
-        if guard.dtype() == DType::Bool {
+        if current.dtype() == DType::Bool {
             // Truth values have no sum (TensorFlow has no bool AssignAdd either).
-            return Err(Error::UnsupportedDType { op, shape: guard.shape().clone(), dtype: guard.dtype() });
+            return Err(Error::UnsupportedDType { op, shape: current.shape().clone(), dtype: current.dtype() });
         }
-        let fits =
-            tapeflow_kernels::layout::broadcast_dims(guard.dims(), delta.dims()).is_some_and(|s| &s == guard.shape());
+        let fits = tapeflow_kernels::layout::broadcast_dims(current.dims(), delta.dims())
+            .is_some_and(|s| &s == current.shape());
         if !fits {
             return Err(Error::shape_mismatch(
                 op,
-                &guard,
+                &current,
                 &delta,
                 "the update must broadcast to the variable's fixed shape",
             ));
         }
-        // Updates are not differentiable (as in TensorFlow): computed with the kernel.
-        let new = tapeflow_kernels::binary(kind, &guard, &delta)?;
-        *guard = new;
-        Ok(())
+        drop(current);
+        let var = self.clone();
+        let name = if kind == BinaryOp::Add { "AssignAddVariableOp" } else { "AssignSubVariableOp" };
+        trace::effect(name, [&delta], &[self], move |[delta]| {
+            let mut guard = var.value_write();
+            // Updates are not differentiable (as in TensorFlow): computed with the kernel.
+            let new = tapeflow_kernels::binary(kind, &guard, delta)?;
+            *guard = new;
+            Ok(())
+        })
     }
 
-    /// Runs `f` on the value while holding the write lock, so the update is atomic with
-    /// respect to `assign*` and other optimizer steps. `f` either overwrites the value's
-    /// storage (when nothing else shares it) or replaces the value, keeping its shape and
-    /// dtype, and changes nothing when it returns `Err`.
     pub(crate) fn update_in_place(&self, f: impl FnOnce(&mut Tensor) -> Result<()>) -> Result<()> {
         f(&mut self.value_write())
     }
