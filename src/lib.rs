@@ -28,6 +28,7 @@ pub use tapeflow_tape::{
     load_safetensors, load_variables, nn, ops, optim, save_safetensors, select, stop_gradient, to_safetensors_bytes,
     weights,
 };
+pub use tapeflow_tape::{Function, FunctionArgs, FunctionOutput, function, random};
 pub use tapeflow_tape::{PadMode, einsum, one_hot, scatter_nd, stack, unsorted_segment_sum};
 pub use tapeflow_tape::{custom_gradient, recompute_grad};
 
@@ -40,6 +41,11 @@ pub struct ReadmeDoctests;
 #[doc = include_str!("../docs/tensorflow-users.md")]
 #[cfg(doctest)]
 pub struct TensorflowUsersDoctests;
+
+// Every Rust block of the compiled-functions guide runs as a doctest.
+#[doc = include_str!("../docs/function.md")]
+#[cfg(doctest)]
+pub struct FunctionDoctests;
 
 /// The kernels, for users who want them without autodiff.
 pub use tapeflow_kernels as kernels;

@@ -14,6 +14,7 @@ use crate::operand::GradSource;
 use crate::ops::TensorMath;
 use crate::runtime::Tensor;
 use crate::tape::GradientTape;
+use crate::trace;
 use crate::variable::Variable;
 
 /// The gradient function of [`custom_gradient`]: the upstream gradient (of the value's
@@ -43,7 +44,7 @@ where
         f(&xs)?
     };
     // An op's output of its own, also when `f` hands back an input unchanged.
-    let value = value.with_new_id();
+    let value = trace::op("custom_gradient", [&value], |[value]| Ok(value.with_new_id()))?;
     let grad_fn: Arc<GradFn> = Arc::new(grad_fn);
     let signature: Arc<[(Shape, tapeflow_dtype::DType)]> =
         xs.iter().map(|x| (x.shape().clone(), x.dtype())).collect::<Vec<_>>().into();
@@ -177,7 +178,7 @@ where
     // The reads, now as accesses on the active tapes (which watch trainable variables read
     // in their scope), so that the variables' gradients flow through them.
     let reads: Vec<Tensor> = variables.iter().map(Variable::read).collect();
-    let out = out.with_new_id();
+    let out = trace::op("recompute_grad", [&out], |[out]| Ok(out.with_new_id()))?;
     let block: Arc<Block> = Arc::new(f);
     let mut refs: Vec<&Tensor> = xs.iter().collect();
     refs.extend(reads.iter());
@@ -206,11 +207,11 @@ fn recomputed_gradients(
     let fresh: Vec<Tensor> = inputs
         .iter()
         .map(|x| {
-            let copy = x.with_new_id();
+            let copy = trace::op("identity", [x], |[x]| Ok(x.with_new_id()))?;
             context::record(&[x], &copy, || Rule::Identity);
-            copy
+            Ok(copy)
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let tape = GradientTape::new().watch_accessed_variables(false);
     tape.watch(&fresh[..]);
     tape.watch(variables);

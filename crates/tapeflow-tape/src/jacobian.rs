@@ -13,6 +13,7 @@ use crate::operand::GradSource;
 use crate::ops::{self, TensorMath};
 use crate::runtime::Tensor;
 use crate::tape::warn_if_int;
+use crate::trace;
 
 /// Options of [`GradientTape::jacobian_with`](crate::GradientTape::jacobian_with) and
 /// [`batch_jacobian_with`](crate::GradientTape::batch_jacobian_with).
@@ -58,7 +59,8 @@ fn seed(shape: &Shape, dtype: DType, ones: impl Iterator<Item = usize>) -> Resul
 }
 
 /// Runs one backward pass per seed; rows run in parallel on rayon when no tape records on
-/// this thread (a recording outer tape must see every op, so then they run here, in order).
+/// this thread and no function traces on it (a recording outer tape, or the trace, must see
+/// every op, so then they run here, in order: the same bits).
 fn vjp_rows(
     snapshot: &Snapshot,
     target: &Tensor,
@@ -76,7 +78,7 @@ fn vjp_rows(
         };
         Ok(backward::run(Cow::Borrowed(&snapshot.entries), &snapshot.tracked, &request, None)?.pop().flatten())
     };
-    if context::records_on_this_thread() {
+    if context::records_on_this_thread() || trace::tracing() {
         return seeds.into_iter().map(one).collect();
     }
     let chunk = options.parallel_iterations.unwrap_or(seeds.len().max(1));

@@ -269,6 +269,22 @@ where
     one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: false })?)
 }
 
+/// [`op_n`] whose call takes its inputs by value: at replay, an input used for the last
+/// time arrives as the only handle to its buffer, which the call may then reuse (the
+/// backward pass's in-place sums).
+#[inline]
+pub(crate) fn op_owned<F>(name: &'static str, inputs: Inputs, f: F) -> Result<Tensor>
+where
+    F: Fn(Inputs) -> Result<Tensor> + Send + Sync + 'static,
+{
+    if !capturing() {
+        return f(inputs);
+    }
+    let refs: SmallVec<[&Tensor; 4]> = inputs.iter().collect();
+    let exec: Exec = Box::new(move |ins: Inputs| Ok(smallvec![f(ins)?]));
+    one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: false })?)
+}
+
 /// [`op`] for a call with several outputs.
 #[inline]
 pub(crate) fn op_multi<const N: usize, F>(name: &'static str, inputs: [&Tensor; N], f: F) -> Result<Vec<Tensor>>
@@ -348,12 +364,19 @@ fn declined(name: &'static str) -> Error {
 }
 
 fn one(mut outputs: Outputs) -> Result<Tensor> {
-    outputs.pop().ok_or_else(|| Error::InvalidArgument { op: "function", reason: "a captured op gave no output".into() })
+    outputs
+        .pop()
+        .ok_or_else(|| Error::InvalidArgument { op: "function", reason: "a captured op gave no output".into() })
 }
 
 /// A change of state (`writes` are the variables it changes) that also reads `inputs`:
 /// run now, and captured while a function traces.
-pub(crate) fn effect<const N: usize, F>(name: &'static str, inputs: [&Tensor; N], writes: &[&Variable], f: F) -> Result<()>
+pub(crate) fn effect<const N: usize, F>(
+    name: &'static str,
+    inputs: [&Tensor; N],
+    writes: &[&Variable],
+    f: F,
+) -> Result<()>
 where
     F: Fn([&Tensor; N]) -> Result<()> + Send + Sync + 'static,
 {
@@ -406,7 +429,8 @@ pub(crate) fn read_variable(var: &Variable, value: &Tensor) {
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
             recorder.touch(var);
-            let node = NodeParts { name: "ReadVariableOp", inputs: &[], exec, fallible: false, writes: &[], read: true };
+            let node =
+                NodeParts { name: "ReadVariableOp", inputs: &[], exec, fallible: false, writes: &[], read: true };
             recorder.push(node, std::slice::from_ref(value));
         }
     });

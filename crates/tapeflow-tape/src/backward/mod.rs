@@ -14,6 +14,7 @@ use tapeflow_kernels::isa;
 use crate::context::{Entries, IdMap, Input, InputGrads, Link, Rule};
 use crate::ops::binary::add_gradients;
 use crate::runtime::Tensor;
+use crate::trace;
 use parallel::{COMPONENT_MIN_WORK, components, run_components, run_dynamic};
 pub use request::{GradientOptions, UnconnectedGradients};
 pub(crate) use request::{NO_BATCHED_RULE, Request, Snapshot, SourceInfo};
@@ -38,16 +39,32 @@ fn sum_in_order(mut parts: Parts, first_order: bool) -> Result<Option<Tensor>> {
         return Ok(parts.pop().map(|(_, g)| g));
     }
     parts.sort_by_key(|(order, _)| *order);
-    let mut parts = parts.into_iter().map(|(_, g)| g);
-    let Some(first) = parts.next() else { return Ok(None) };
-    parts
-        .try_fold(first, |mut acc, g| {
-            if first_order && tapeflow_kernels::grad::add_in_place(&mut acc, &g)? {
-                return Ok(acc);
-            }
-            add_gradients(&acc, &g)
-        })
-        .map(Some)
+    let terms: trace::Inputs = parts.into_iter().map(|(_, g)| g).collect();
+    if terms.is_empty() {
+        return Ok(None);
+    }
+    if first_order {
+        // One captured node for the whole sum, so that a replay adds in place too.
+        return trace::op_owned("AddN", terms, sum_in_place).map(Some);
+    }
+    let mut terms = terms.into_iter();
+    let first = terms.next().expect("at least two terms");
+    terms.try_fold(first, |acc, g| add_gradients(&acc, &g)).map(Some)
+}
+
+/// The sum of `terms` in order, added in place into the running total whenever its buffer
+/// is its own.
+fn sum_in_place(terms: trace::Inputs) -> Result<Tensor> {
+    let mut terms = terms.into_iter();
+    let Some(first) = terms.next() else {
+        return Err(Error::InvalidArgument { op: "AddN", reason: "no terms to add".into() });
+    };
+    terms.try_fold(first, |mut acc, g| {
+        if tapeflow_kernels::grad::add_in_place(&mut acc, &g)? {
+            return Ok(acc);
+        }
+        add_gradients(&acc, &g)
+    })
 }
 
 /// An op's upstream gradient must have at least this many elements for its backward rule
@@ -359,7 +376,11 @@ pub(crate) fn run(
     // thread, whose core holds the forward pass's tensors in cache (measured: the same
     // sequential 16-chain backward takes 2.5 ms on the calling thread, 3.2–4.1 ms on a
     // worker of the other core, and the same on both when they share a core).
-    let parallel = !request.sequential && !crate::context::records_on_this_thread() && rayon::current_num_threads() > 1;
+    // A trace captures ops on this thread only: it keeps the pass here (the bits are the same).
+    let parallel = !request.sequential
+        && !crate::context::records_on_this_thread()
+        && !trace::tracing()
+        && rayon::current_num_threads() > 1;
 
     // Independent parts of the graph (chains that share no op and no source) each go to
     // one thread whole, when at least two of them carry real work. Only graphs with work

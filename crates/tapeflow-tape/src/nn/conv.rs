@@ -31,6 +31,7 @@ use crate::forward::sum_of_terms;
 use crate::ops::TensorMath;
 use crate::ops::shape::{reshape_to, stack};
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `tf.nn.conv2d(input, filters, strides, padding, dilations)`: `input` NHWC `[n, h, w, in]`,
 /// `filters` `[kh, kw, in, out]`, TensorFlow's SAME/VALID padding; `[n, oh, ow, out]`.
@@ -119,7 +120,7 @@ fn conv_of_upstream(u: &Tensor, w: &Tensor, spec: ConvSpec, batched: bool) -> Re
 
 /// The recorded `conv2d`.
 fn conv(x: &Tensor, w: &Tensor, spec: ConvSpec) -> Result<Tensor> {
-    let y = kernels::conv2d(x, w, spec)?;
+    let y = trace::op("conv2d", [x, w], move |[x, w]| kernels::conv2d(x, w, spec))?;
     let jvp = |t: &[Option<Tensor>]| sum_of_terms(t, |i, t| if i == 0 { conv(t, w, spec) } else { conv(x, t, spec) });
     record_batchable(&[x, w], &y, jvp, || {
         let (x, w) = (x.clone(), w.clone());
@@ -143,7 +144,10 @@ fn conv(x: &Tensor, w: &Tensor, spec: ConvSpec) -> Result<Tensor> {
 /// The recorded `Conv2DBackpropInput` (`op` names it in errors: `conv2d_transpose` when
 /// called as that).
 fn backprop_input(op: &'static str, dy: &Tensor, w: &Tensor, image: &Shape, spec: ConvSpec) -> Result<Tensor> {
-    let dx = kernels::conv2d_backprop_input(op, dy, w, image, spec)?;
+    let dx = {
+        let image = image.clone();
+        trace::op(op, [dy, w], move |[dy, w]| kernels::conv2d_backprop_input(op, dy, w, &image, spec))?
+    };
     let jvp = |t: &[Option<Tensor>]| {
         sum_of_terms(t, |i, t| {
             if i == 0 { backprop_input(op, t, w, image, spec) } else { backprop_input(op, dy, t, image, spec) }
@@ -170,7 +174,12 @@ fn backprop_input(op: &'static str, dy: &Tensor, w: &Tensor, image: &Shape, spec
 
 /// The recorded `Conv2DBackpropFilter`.
 fn backprop_filter(x: &Tensor, dy: &Tensor, filter: &Shape, spec: ConvSpec) -> Result<Tensor> {
-    let dw = kernels::conv2d_backprop_filter(x, dy, filter, spec)?;
+    let dw = {
+        let filter = filter.clone();
+        trace::op("conv2d_backprop_filter", [x, dy], move |[x, dy]| {
+            kernels::conv2d_backprop_filter(x, dy, &filter, spec)
+        })?
+    };
     let jvp =
         |t: &[Option<Tensor>]| {
             sum_of_terms(t, |i, t| {
@@ -201,7 +210,7 @@ fn backprop_filter(x: &Tensor, dy: &Tensor, filter: &Shape, spec: ConvSpec) -> R
 
 /// The recorded `depthwise_conv2d`.
 fn depthwise(x: &Tensor, f: &Tensor, spec: ConvSpec) -> Result<Tensor> {
-    let y = kernels::depthwise_conv2d(x, f, spec)?;
+    let y = trace::op("depthwise_conv2d", [x, f], move |[x, f]| kernels::depthwise_conv2d(x, f, spec))?;
     let jvp = |t: &[Option<Tensor>]| {
         sum_of_terms(t, |i, t| if i == 0 { depthwise(t, f, spec) } else { depthwise(x, t, spec) })
     };
@@ -236,7 +245,12 @@ fn depthwise(x: &Tensor, f: &Tensor, spec: ConvSpec) -> Result<Tensor> {
 
 /// The recorded `DepthwiseConv2dNativeBackpropInput`.
 fn depthwise_input(dy: &Tensor, f: &Tensor, image: &Shape, spec: ConvSpec) -> Result<Tensor> {
-    let dx = kernels::depthwise_backprop_input(dy, f, image, spec)?;
+    let dx = {
+        let image = image.clone();
+        trace::op("depthwise_conv2d_backprop_input", [dy, f], move |[dy, f]| {
+            kernels::depthwise_backprop_input(dy, f, &image, spec)
+        })?
+    };
     let jvp =
         |t: &[Option<Tensor>]| {
             sum_of_terms(t, |i, t| {
@@ -272,7 +286,12 @@ fn depthwise_input(dy: &Tensor, f: &Tensor, image: &Shape, spec: ConvSpec) -> Re
 
 /// The recorded `DepthwiseConv2dNativeBackpropFilter`.
 fn depthwise_filter(x: &Tensor, dy: &Tensor, filter: &Shape, spec: ConvSpec) -> Result<Tensor> {
-    let df = kernels::depthwise_backprop_filter(x, dy, filter, spec)?;
+    let df = {
+        let filter = filter.clone();
+        trace::op("depthwise_conv2d_backprop_filter", [x, dy], move |[x, dy]| {
+            kernels::depthwise_backprop_filter(x, dy, &filter, spec)
+        })?
+    };
     let jvp = |t: &[Option<Tensor>]| {
         sum_of_terms(t, |i, t| {
             if i == 0 { depthwise_filter(t, dy, filter, spec) } else { depthwise_filter(x, t, filter, spec) }

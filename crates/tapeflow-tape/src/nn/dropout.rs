@@ -6,25 +6,12 @@
 //! is split across threads. Kept values are scaled by `1 / (1 − rate)`; the result is
 //! `x · mask` with the mask a constant, so the gradient is `g · mask`.
 
-use tapeflow_dtype::{DType, Error, Result};
-use tapeflow_kernels::parallel;
+use tapeflow_dtype::{Error, Result};
 
 use crate::nn::norm::float_operand;
 use crate::ops::TensorMath;
+use crate::random::{Generator, keep_mask};
 use crate::runtime::Tensor;
-
-/// SplitMix64's output function: a bijection of u64 whose bits are well mixed.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// The uniform draw in [0, 1) of element `index` under `seed` (53 random bits).
-pub(crate) fn uniform(seed: u64, index: u64) -> f64 {
-    let bits = mix(mix(seed ^ 0x9E37_79B9_7F4A_7C15).wrapping_add(index.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
-    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
 
 /// `tf.nn.dropout(x, rate, seed)`: each element zeroed with probability `rate` (in [0, 1):
 /// anything else, NaN included, is an `Err`) and the kept ones scaled by `1 / (1 − rate)`.
@@ -32,24 +19,38 @@ pub(crate) fn uniform(seed: u64, index: u64) -> f64 {
 pub fn dropout(x: impl TensorMath, rate: f64, seed: u64) -> Result<Tensor> {
     let op = "dropout";
     let x = x.to_tensor();
-    float_operand(op, &x)?;
+    check(op, &x, rate)?;
+    if rate == 0.0 {
+        return Ok(x);
+    }
+    // The mask is a constant of the seed: a compiled function uses the same one every call
+    // (`dropout_with` draws a new one per call from a generator).
+    let mask = keep_mask(seed, rate, x.shape(), x.dtype())?;
+    x.mul(&mask)
+}
+
+/// `tf.nn.dropout(x, rate, rng_seed)` with its randomness from `generator`
+/// (`tf.random.Generator`): each call draws a new mask and advances the generator's state,
+/// a variable, so inside `tapeflow::function` every replay draws anew, the same sequence as
+/// eager calls. `rate` as in [`dropout`].
+pub fn dropout_with(x: impl TensorMath, rate: f64, generator: &Generator) -> Result<Tensor> {
+    let op = "dropout";
+    let x = x.to_tensor();
+    check(op, &x, rate)?;
+    if rate == 0.0 {
+        return Ok(x);
+    }
+    let mask = generator.keep_mask(rate, x.shape().clone(), x.dtype())?;
+    x.mul(&mask)
+}
+
+fn check(op: &'static str, x: &Tensor, rate: f64) -> Result<()> {
+    float_operand(op, x)?;
     if !(0.0..1.0).contains(&rate) {
         return Err(Error::InvalidArgument {
             op,
             reason: format!("rate must be in [0, 1), not {rate} (x {} {})", x.shape(), x.dtype()),
         });
     }
-    if rate == 0.0 {
-        return Ok(x);
-    }
-    let scale = (1.0 / (1.0 - rate)) as f32;
-    let mut keep = vec![0.0f32; x.num_elements()];
-    parallel::for_each_chunk(&mut keep, 8, |start, chunk| {
-        for (i, m) in chunk.iter_mut().enumerate() {
-            *m = if uniform(seed, (start + i) as u64) >= rate { scale } else { 0.0 };
-        }
-    });
-    let mask = Tensor::from_vec(keep, x.shape().clone())?;
-    let mask = if x.dtype() == DType::F16 { mask.cast(DType::F16)? } else { mask };
-    x.mul(&mask)
+    Ok(())
 }

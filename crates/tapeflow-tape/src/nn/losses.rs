@@ -11,6 +11,7 @@ use crate::forward::sum_of_terms;
 use crate::nn::norm::{float_operand, same_dtype};
 use crate::ops::{TensorMath, select, stop_gradient};
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// Logits and labels of a loss: float, one dtype, one shape.
 fn check_pair(op: &'static str, logits: &Tensor, labels: &Tensor, min_rank: usize) -> Result<()> {
@@ -46,9 +47,12 @@ pub fn softmax_cross_entropy(logits: impl TensorMath, labels: impl TensorMath) -
             "the loss (one value per row) would not fit in memory",
         ));
     }
-    let log_probs = kernels::log_softmax(&logits, -1)?;
-    let products = kernels::binary(BinaryOp::Mul, &labels, &log_probs)?;
-    let loss = kernels::unary(UnaryOp::Neg, &kernels::reduce(ReduceOp::Sum, &products, &[logits.rank() - 1], false)?)?;
+    let classes = logits.rank() - 1;
+    let loss = trace::op(op, [&logits, &labels], move |[logits, labels]| {
+        let log_probs = kernels::log_softmax(logits, -1)?;
+        let products = kernels::binary(BinaryOp::Mul, labels, &log_probs)?;
+        kernels::unary(UnaryOp::Neg, &kernels::reduce(ReduceOp::Sum, &products, &[classes], false)?)
+    })?;
     // The transpose of the gradients below: Σ_classes ((softmax − labels)·t_logits −
     // log_softmax·t_labels).
     let jvp = |t: &[Option<Tensor>]| {

@@ -9,7 +9,7 @@ mod losses;
 mod norm;
 mod pool;
 
-pub use dropout::dropout;
+pub use dropout::{dropout, dropout_with};
 pub use losses::{sigmoid_cross_entropy, softmax_cross_entropy};
 pub use norm::{TensorArg, batch_normalization, bias_add, l2_loss, l2_normalize, moments};
 pub use pool::{avg_pool2d, max_pool2d};

@@ -19,12 +19,13 @@ use crate::context::record_batchable;
 use crate::forward::tangent_at;
 use crate::ops::shape;
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// tf.nn.leaky_relu(x, alpha): `x > 0 ? x : alpha·x`; int32 is cast to float32 first, as
 /// TensorFlow's function does. Gradient: `x > 0 ? g : alpha·g` (alpha·g at 0).
 pub(crate) fn leaky_relu(x: &Tensor, alpha: f64) -> Result<Tensor> {
     let x = if x.dtype() == DType::I32 { shape::cast(x, DType::F32)? } else { x.clone() };
-    let y = kernels::leaky_relu(&x, alpha)?;
+    let y = trace::op("leaky_relu", [&x], move |[x]| kernels::leaky_relu(x, alpha))?;
     record_masked(&x, &y, MaskedGrad::LeakyRelu { alpha });
     Ok(y)
 }
@@ -33,7 +34,7 @@ pub(crate) fn leaky_relu(x: &Tensor, alpha: f64) -> Result<Tensor> {
 /// Gradient as TensorFlow's composition gives it: `g` where `min ≤ x ≤ max` (both bounds
 /// included: minimum's and maximum's ties send it to x), 0 elsewhere and at NaN.
 pub(crate) fn clip_by_value(x: &Tensor, min: f64, max: f64) -> Result<Tensor> {
-    let y = kernels::clip_by_value(x, min, max)?;
+    let y = trace::op("clip_by_value", [x], move |[x]| kernels::clip_by_value(x, min, max))?;
     record_masked(x, &y, MaskedGrad::Clip { min, max });
     Ok(y)
 }
@@ -58,8 +59,11 @@ fn record_masked(x: &Tensor, y: &Tensor, rule: MaskedGrad) {
 /// form of a vectorized jacobian): `x` is broadcast to it. Linear in `g`, so it is recorded
 /// as a function of `g` alone and its gradient is the same op of the upstream gradient.
 pub(crate) fn masked_grad(rule: MaskedGrad, x: &Tensor, g: &Tensor) -> Result<Tensor> {
-    let x_full = if x.shape() == g.shape() { x.clone() } else { kernels::broadcast_to(x, g.shape())? };
-    let out = kernels::mask_grad(rule, &x_full, g)?;
+    // One node: whether x is broadcast depends on the shapes only.
+    let out = trace::op(grad_name(rule), [x, g], move |[x, g]| {
+        let x_full = if x.shape() == g.shape() { x.clone() } else { kernels::broadcast_to(x, g.shape())? };
+        kernels::mask_grad(rule, &x_full, g)
+    })?;
     record_batchable(
         &[g],
         &out,
@@ -70,4 +74,13 @@ pub(crate) fn masked_grad(rule: MaskedGrad, x: &Tensor, g: &Tensor) -> Result<Te
         },
     );
     Ok(out)
+}
+
+/// The name of `rule`'s gradient kernel.
+fn grad_name(rule: MaskedGrad) -> &'static str {
+    match rule {
+        MaskedGrad::Relu6 => "relu6_grad",
+        MaskedGrad::LeakyRelu { .. } => "leaky_relu_grad",
+        MaskedGrad::Clip { .. } => "clip_by_value_grad",
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tapeflow_dtype::{Result, Shape};
+use tapeflow_dtype::{DType, Result, Shape};
 use tapeflow_kernels::{self as kernels, BinaryOp};
 
 use crate::context::{InputGrads, Rule, record, record_batchable};
@@ -10,6 +10,7 @@ use crate::forward::two_terms;
 use crate::operand::IntoOperand;
 use crate::ops::{TensorMath, reduce, scalar_like, shape};
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `op(a, b)` with a right operand that may be a literal (it adopts `a`'s dtype).
 pub(crate) fn with_operand(op: BinaryOp, a: &Tensor, b: impl IntoOperand) -> Result<Tensor> {
@@ -20,7 +21,7 @@ pub(crate) fn with_operand(op: BinaryOp, a: &Tensor, b: impl IntoOperand) -> Res
 /// `op(a, b)`, recorded with its derivative. Comparisons are piecewise constant and are
 /// not recorded, nor is floordiv (TensorFlow's registry gives it no gradient).
 pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let out = kernels::binary(op, a, b)?;
+    let out = kernel(op, a, b)?;
     let differentiable = matches!(
         op,
         BinaryOp::Add
@@ -47,6 +48,16 @@ pub(crate) fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
         });
     }
     Ok(out)
+}
+
+/// `op(a, b)` by the kernel, not recorded on tapes (captured while a function traces).
+/// int32 division by zero and int32 powers with a negative exponent fail on the operands'
+/// values, so those are captured as fallible.
+pub(crate) fn kernel(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let on_values = a.dtype() == DType::I32
+        && matches!(op, BinaryOp::Div | BinaryOp::FloorDiv | BinaryOp::FloorMod | BinaryOp::Pow);
+    let run = move |[a, b]: [&Tensor; 2]| kernels::binary(op, a, b);
+    if on_values { trace::op_fallible(op.name(), [a, b], run) } else { trace::op(op.name(), [a, b], run) }
 }
 
 /// Sum of two gradient contributions (recorded, so it is differentiable too).
@@ -165,13 +176,13 @@ fn products(
         BinaryOp::Pow => (
             need_a.then(|| (g * b)? * a.pow((b - c(1.0))?)?),
             need_b.then(|| {
-                let positive = kernels::binary(BinaryOp::Greater, a, &c(0.0))?;
+                let positive = kernel(BinaryOp::Greater, a, &c(0.0))?;
                 let safe_a = select(&positive, a, &c(1.0))?;
                 let log_a = select(&positive, &safe_a.log()?, &c(0.0))?;
                 // The output, saved for pow (computed again if a caller kept none).
                 let out = match out {
                     Some(out) => out.clone(),
-                    None => kernels::binary(BinaryOp::Pow, a, b)?,
+                    None => kernel(BinaryOp::Pow, a, b)?,
                 };
                 (g * out)? * log_a
             }),
@@ -179,7 +190,7 @@ fn products(
         // Ties send the gradient to the first argument; NaN compares false, so it goes to b.
         BinaryOp::Maximum | BinaryOp::Minimum => {
             let cmp = if op == BinaryOp::Maximum { BinaryOp::GreaterEqual } else { BinaryOp::LessEqual };
-            let mask = kernels::binary(cmp, a, b)?;
+            let mask = kernel(cmp, a, b)?;
             (need_a.then(|| select(&mask, g, &c(0.0))), need_b.then(|| select(&mask, &c(0.0), g)))
         }
         // d(a − b)² = 2(a − b)·(da − db): TensorFlow's (2·g)·(a − b), and its negation.
@@ -190,7 +201,7 @@ fn products(
         // floormod(a, b) = a − floor(a/b)·b with floor(a/b) piecewise constant:
         // da = g, db = −floor(a/b)·g (TensorFlow's _FloorModGrad).
         BinaryOp::FloorMod => {
-            (need_a.then(|| Ok(g.clone())), need_b.then(|| g * (-kernels::binary(BinaryOp::FloorDiv, a, b)?)?))
+            (need_a.then(|| Ok(g.clone())), need_b.then(|| g * (-kernel(BinaryOp::FloorDiv, a, b)?)?))
         }
         // d atan2(a, b) = (b·da − a·db) / (a² + b²), as TensorFlow's _Atan2Grad.
         BinaryOp::Atan2 => {
@@ -213,7 +224,9 @@ pub(crate) fn derivatives_first_order(
     needs: &[bool],
 ) -> Result<Option<InputGrads>> {
     let (need_a, need_b) = (needs.first() == Some(&true), needs.get(1) == Some(&true));
-    Ok(kernels::grad::binary_grad(op, a, b, g, need_a, need_b)?.map(|(ga, gb)| smallvec::smallvec![ga, gb]))
+    trace::op_grads("binary_grad", [a, b, g], move |[a, b, g]| {
+        Ok(kernels::grad::binary_grad(op, a, b, g, need_a, need_b)?.map(|(ga, gb)| smallvec::smallvec![ga, gb]))
+    })
 }
 
 fn reduce_opt(grad: Option<Result<Tensor>>, shape: &Shape) -> Result<Option<Tensor>> {
@@ -263,7 +276,7 @@ pub(crate) fn batched_unbroadcast(grad: &Tensor, shape: &Shape) -> Result<Tensor
 
 /// `where(cond, a, b)`; `cond` is treated as a constant.
 pub(crate) fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let out = kernels::select(cond, a, b)?;
+    let out = trace::op("select", [cond, a, b], |[cond, a, b]| kernels::select(cond, a, b))?;
     // Linear in (a, b): the tangent selects between the tangents (zero where one has none).
     let jvp = |t: &[Option<Tensor>]| {
         let zero = scalar_like(&out, 0.0);

@@ -12,11 +12,12 @@ use tapeflow_kernels::{self as kernels, ClassifyOp, CompareOp, LogicalOp};
 use crate::operand::{IntoOperand, Operand};
 use crate::ops::binary;
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `op(a, b)` with broadcasting, a bool tensor; a literal `b` adopts `a`'s dtype.
 pub(crate) fn compare(op: CompareOp, a: &Tensor, b: impl IntoOperand) -> Result<Tensor> {
     let b = b.into_operand().resolve(a.dtype(), op.name())?;
-    kernels::compare(op, a, &b)
+    trace::op(op.name(), [a, &b], move |[a, b]| kernels::compare(op, a, b))
 }
 
 /// `op(a, b)` on bool tensors with broadcasting; a literal `b` must be a bool.
@@ -25,18 +26,19 @@ pub(crate) fn logical(op: LogicalOp, a: &Tensor, b: impl IntoOperand) -> Result<
         return Err(Error::UnsupportedDType { op: op.name(), shape: a.shape().clone(), dtype: a.dtype() });
     }
     let b = b.into_operand().resolve(DType::Bool, op.name())?;
-    kernels::logical(op, a, &b)
+    trace::op(op.name(), [a, &b], move |[a, b]| kernels::logical(op, a, b))
 }
 
 /// `is_nan`, `is_finite` or `is_inf`.
 pub(crate) fn classify(op: ClassifyOp, x: &Tensor) -> Result<Tensor> {
-    kernels::classify(op, x)
+    trace::op(op.name(), [x], move |[x]| kernels::classify(op, x))
 }
 
 /// `any` (`all = false`) or `all` over `axes` (`None`: every axis).
 pub(crate) fn any_all(all: bool, x: &Tensor, axes: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
-    let axes = kernels::resolve_axes(if all { "all" } else { "any" }, x, axes)?;
-    kernels::any_all(all, x, &axes, keepdims)
+    let name = if all { "all" } else { "any" };
+    let axes = kernels::resolve_axes(name, x, axes)?;
+    trace::op(name, [x], move |[x]| kernels::any_all(all, x, &axes, keepdims))
 }
 
 /// `tf.where(cond, x, y)` (SelectV2): `x` where the bool `cond` holds, else `y`; the three

@@ -7,12 +7,18 @@ use crate::context::{InputGrads, Rule, record};
 use crate::ops::binary::{batched_unbroadcast, unbroadcast};
 use crate::ops::shape::{reshape, transpose};
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `op(a) · op(b)`, recorded with its derivative.
 pub(crate) fn matmul(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
-    let out = kernels::matmul(a, b, transpose_a, transpose_b)?;
+    let out = product(a, b, transpose_a, transpose_b)?;
     record(&[a, b], &out, || Rule::Matmul { a: a.clone(), b: b.clone(), transpose_a, transpose_b });
     Ok(out)
+}
+
+/// The kernel's `op(a) · op(b)`, captured while a function traces (not recorded on tapes).
+fn product(a: &Tensor, b: &Tensor, transpose_a: bool, transpose_b: bool) -> Result<Tensor> {
+    trace::op("matmul", [a, b], move |[a, b]| kernels::matmul(a, b, transpose_a, transpose_b))
 }
 
 /// The JVP of `op(a) · op(b)`, bilinear: `op(t_a) · op(b) + op(a) · op(t_b)`.
@@ -53,10 +59,11 @@ pub(crate) fn derivatives(
         // so nothing has to be recorded in order, and the results do not depend on where
         // a product runs.
         // The kernel level of this thread (`isa::with_isa`) goes with the product that may
-        // be stolen by another thread.
+        // be stolen by another thread. While a function traces, both run here, in order
+        // (the recorder is this thread's; the results are the same bits).
         let level = kernels::isa::current();
-        let run = |(x, y, tx, ty): (&Tensor, &Tensor, bool, bool)| level.enter(|| kernels::matmul(x, y, tx, ty));
-        let (ga, gb) = rayon::join(|| run(pa), || run(pb));
+        let run = |(x, y, tx, ty): (&Tensor, &Tensor, bool, bool)| level.enter(|| product(x, y, tx, ty));
+        let (ga, gb) = if trace::tracing() { (run(pa), run(pb)) } else { rayon::join(|| run(pa), || run(pb)) };
         (Some(ga), Some(gb))
     } else {
         (need_a.then(|| mm(pa)), need_b.then(|| mm(pb)))
@@ -147,9 +154,14 @@ pub(crate) fn batched_derivatives(
     {
         // Side by side as in `derivatives`: nothing records on this thread, so nothing has
         // to be recorded in order; the kernel level goes with the product that moves.
-        // Batched products are R times larger, so they always pay for the hand-off.
+        // Batched products are R times larger, so they always pay for the hand-off. While a
+        // function traces, both run here, in order.
         let level = kernels::isa::current();
-        let (ga, gb) = rayon::join(|| level.enter(grad_a), || level.enter(grad_b));
+        let (ga, gb) = if trace::tracing() {
+            (level.enter(grad_a), level.enter(grad_b))
+        } else {
+            rayon::join(|| level.enter(grad_a), || level.enter(grad_b))
+        };
         (Some(ga?), Some(gb?))
     } else {
         (need_a.then(grad_a).transpose()?, need_b.then(grad_b).transpose()?)

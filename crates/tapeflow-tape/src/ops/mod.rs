@@ -24,6 +24,7 @@ use tapeflow_kernels::{ArgOp, BinaryOp, ClassifyOp, CompareOp, LogicalOp, PadMod
 
 use crate::operand::IntoOperand;
 use crate::runtime::Tensor;
+use crate::trace;
 use crate::variable::Variable;
 
 /// The math of the op catalog, as methods on [`Tensor`] and [`Variable`] (a variable is
@@ -466,7 +467,7 @@ pub trait TensorMath {
     }
     /// Not; a bool operand only.
     fn logical_not(&self) -> Result<Tensor> {
-        tapeflow_kernels::logical_not(&self.to_tensor())
+        trace::op("logical_not", [&self.to_tensor()], |[x]| tapeflow_kernels::logical_not(x))
     }
     /// Which elements are NaN (float operands only).
     fn is_nan(&self) -> Result<Tensor> {
@@ -526,7 +527,8 @@ pub fn constant(value: impl Into<Tensor>) -> Tensor {
 
 /// The same value with no gradient path: `tf.stop_gradient`.
 pub fn stop_gradient(x: &impl TensorMath) -> Tensor {
-    x.to_tensor().with_new_id()
+    trace::op("stop_gradient", [&x.to_tensor()], |[x]| Ok(x.with_new_id()))
+        .expect("a new id for the same value cannot fail")
 }
 
 /// `tf.concat(values, axis)`: joins tensors (or variables) along an existing axis.
@@ -552,7 +554,7 @@ pub fn scatter_nd(indices: impl IntoOperand, updates: impl TensorMath, shape: im
 /// index outside `[0, depth)` gives a row of zeros.
 pub fn one_hot(indices: impl IntoOperand, depth: usize) -> Result<Tensor> {
     let indices = indices.into_operand().resolve(DType::I32, "one_hot")?;
-    tapeflow_kernels::one_hot_indices(&indices, depth)
+    trace::op("one_hot", [&indices], move |[indices]| tapeflow_kernels::one_hot_indices(indices, depth))
 }
 
 /// `tf.math.unsorted_segment_sum(data, segment_ids, num_segments)`: the rows of `data`

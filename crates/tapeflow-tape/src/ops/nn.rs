@@ -9,6 +9,7 @@ use crate::context::{self, record_batchable};
 use crate::forward::tangent_at;
 use crate::ops::TensorMath;
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `axis` of an op's tensor as an axis of its gradient, which has a leading seed axis when
 /// `batched` (a negative axis counts from the end and still names the same axis).
@@ -19,7 +20,7 @@ fn gradient_axis(axis: isize, batched: bool) -> isize {
 /// `tf.nn.softmax`: dx = (g - sum(g·y, axis)) · y. Batched (g with a leading seed axis), y
 /// broadcasts over the seeds: the same expression for each.
 pub(crate) fn softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
-    let y = kernels::softmax(x, axis)?;
+    let y = trace::op("softmax", [x], move |[x]| kernels::softmax(x, axis))?;
     // dy = y · (t − Σ_axis t·y)
     let jvp = |t: &[Option<Tensor>]| {
         let t = tangent_at(t, 0)?;
@@ -37,7 +38,7 @@ pub(crate) fn softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
 
 /// `tf.nn.log_softmax`: dx = g - exp(y) · sum(g, axis) (batched as softmax).
 pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
-    let y = kernels::log_softmax(x, axis)?;
+    let y = trace::op("log_softmax", [x], move |[x]| kernels::log_softmax(x, axis))?;
     // dy = t − Σ_axis softmax(x)·t, softmax(x) = e^y
     let jvp = |t: &[Option<Tensor>]| {
         let t = tangent_at(t, 0)?;
@@ -59,15 +60,23 @@ pub(crate) fn log_softmax(x: &Tensor, axis: isize) -> Result<Tensor> {
 /// while a tape records the gradient (higher order), it is recomputed as a recorded op so
 /// that the gradient can be differentiated again.
 pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    // Fallible (here and in the gradient): a label out of range is an `Err` found in the
+    // values.
     if !context::records_on_this_thread() {
         // Nothing can record it: the softmax would be computed for nobody.
-        return kernels::sparse_softmax_cross_entropy(logits, labels);
+        return cross_entropy_loss(logits, labels);
     }
-    let (loss, probs) = kernels::sparse_softmax_cross_entropy_with_probs(logits, labels)?;
+    let (loss, probs) = if trace::capturing() {
+        // No multi-output capture can fail on values: the loss (which checks the labels)
+        // and the softmax as two ops, each the same bits as the fused pass's.
+        (cross_entropy_loss(logits, labels)?, trace::op("softmax", [logits], |[logits]| kernels::softmax(logits, -1))?)
+    } else {
+        kernels::sparse_softmax_cross_entropy_with_probs(logits, labels)?
+    };
     // d loss = Σ_classes (softmax(logits) − one_hot(labels)) · t, with the softmax recorded
     // so that the tangent differentiates again.
     let jvp = |t: &[Option<Tensor>]| {
-        let one_hot = kernels::one_hot(logits, labels)?;
+        let one_hot = one_hot(logits, labels)?;
         ((softmax(logits, -1)? - one_hot)? * tangent_at(t, 0)?)?.sum(&[-1], false)
     };
     record_batchable(&[logits, labels], &loss, jvp, || {
@@ -79,9 +88,14 @@ pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> 
             let recording = context::records_on_this_thread();
             if !recording && probs.dtype() == DType::F32 && g.dtype() == DType::F32 && g.dims() == &logits.dims()[..1] {
                 // One fused pass, the same bits as the composition below.
-                return Ok(vec![Some(kernels::sparse_softmax_cross_entropy_grad(&probs, &labels, g)?), None]);
+                let grad = trace::op_fallible(
+                    "sparse_softmax_cross_entropy_grad",
+                    [&probs, &labels, g],
+                    |[probs, labels, g]| kernels::sparse_softmax_cross_entropy_grad(probs, labels, g),
+                )?;
+                return Ok(vec![Some(grad), None]);
             }
-            let one_hot = kernels::one_hot(&logits, &labels)?;
+            let one_hot = one_hot(&logits, &labels)?;
             let probs = if recording { softmax(&logits, -1)? } else { probs.clone() };
             // g as a column per example; batched ([R, N]) as R columns, which broadcast
             // (probs - one_hot) over the seeds.
@@ -94,4 +108,17 @@ pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> 
         })
     });
     Ok(loss)
+}
+
+/// The kernel's per-example losses, captured while a function traces.
+fn cross_entropy_loss(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    trace::op_fallible("sparse_softmax_cross_entropy", [logits, labels], |[logits, labels]| {
+        kernels::sparse_softmax_cross_entropy(logits, labels)
+    })
+}
+
+/// One-hot rows of `labels` against `logits` (not recorded: labels get no gradient),
+/// captured while a function traces.
+fn one_hot(logits: &Tensor, labels: &Tensor) -> Result<Tensor> {
+    trace::op_fallible("one_hot", [logits, labels], |[logits, labels]| kernels::one_hot(logits, labels))
 }

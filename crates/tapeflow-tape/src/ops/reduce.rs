@@ -7,13 +7,15 @@ use tapeflow_dtype::{Error, Result, Shape};
 use tapeflow_kernels::{self as kernels, ArgOp, BinaryOp, ReduceOp};
 
 use crate::context::{Rule, record};
-use crate::ops::{TensorMath, scalar_like, scan, shape};
+use crate::ops::{TensorMath, binary, scalar_like, scan, shape};
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `op` over `axes` (`None` = all), recorded with its derivative.
 pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
     let axes = kernels::resolve_axes(op.name(), x, axes)?;
-    let y = kernels::reduce(op, x, &axes, keepdims)?;
+    let captured = axes.clone();
+    let y = trace::op(op.name(), [x], move |[x]| kernels::reduce(op, x, &captured, keepdims))?;
     record(&[x], &y, || Rule::Reduce { op, x: x.clone(), y: y.clone(), axes: SmallVec::from_slice(&axes) });
     Ok(y)
 }
@@ -81,10 +83,14 @@ fn spread_derivative(
         // same, TF's _MinOrMaxGrad). The indicator is piecewise constant, so it is computed
         // unrecorded.
         ReduceOp::Max | ReduceOp::Min => {
-            let y_kept = y.with_shape(kept.iter().map(|&d| d as usize).collect::<Vec<_>>())?;
-            let hits = kernels::binary(BinaryOp::Equal, x, &y_kept)?;
-            let count = kernels::reduce(ReduceOp::Sum, &hits, axes, true)?;
-            let share = kernels::binary(BinaryOp::Div, &hits, &count)?;
+            let kept_shape = Shape::from(kept.iter().map(|&d| d as usize).collect::<Vec<_>>());
+            let y_kept = trace::op("reshape", [y], move |[y]| y.with_shape(kept_shape.clone()))?;
+            let hits = binary::kernel(BinaryOp::Equal, x, &y_kept)?;
+            let summed = axes.to_vec();
+            let count = trace::op(ReduceOp::Sum.name(), [&hits], move |[hits]| {
+                kernels::reduce(ReduceOp::Sum, hits, &summed, true)
+            })?;
+            let share = binary::kernel(BinaryOp::Div, &hits, &count)?;
             share * spread
         }
         // d prod = the product of the other elements of the slice (TF's _ProdGrad: exact
@@ -113,13 +119,20 @@ fn composed_axes(op: &'static str, x: &Tensor, axes: &[isize]) -> Result<Vec<isi
 pub(crate) fn logsumexp(x: &Tensor, axes: &[isize], keepdims: bool) -> Result<Tensor> {
     let axes = composed_axes("logsumexp", x, axes)?;
     let resolved: Vec<usize> = axes.iter().map(|&a| a as usize).collect();
-    let raw_max = kernels::reduce(ReduceOp::Max, x, &resolved, true)?;
+    let raw_max = trace::op(ReduceOp::Max.name(), [x], move |[x]| kernels::reduce(ReduceOp::Max, x, &resolved, true))?;
     // m − m is 0 exactly where m is finite (NaN for ±inf and NaN).
     let finite =
-        kernels::binary(BinaryOp::Equal, &kernels::binary(BinaryOp::Sub, &raw_max, &raw_max)?, &scalar_like(x, 0.0))?;
-    let shift = kernels::select(&finite, &raw_max, &scalar_like(x, 0.0))?;
+        binary::kernel(BinaryOp::Equal, &binary::kernel(BinaryOp::Sub, &raw_max, &raw_max)?, &scalar_like(x, 0.0))?;
+    let shift = trace::op("select", [&finite, &raw_max, &scalar_like(x, 0.0)], |[finite, raw_max, zero]| {
+        kernels::select(finite, raw_max, zero)
+    })?;
     let sum = reduce(ReduceOp::Sum, &(x - &shift)?.exp()?, Some(&axes), keepdims)?;
-    let shift = if keepdims { shift } else { shift.with_shape(sum.shape().clone())? };
+    let shift = if keepdims {
+        shift
+    } else {
+        let target = sum.shape().clone();
+        trace::op("reshape", [&shift], move |[shift]| shift.with_shape(target.clone()))?
+    };
     sum.log()? + &shift
 }
 
@@ -139,5 +152,5 @@ pub(crate) fn std(x: &Tensor, axes: &[isize], keepdims: bool) -> Result<Tensor> 
 /// `tf.math.argmax` / `argmin` with int32 indices: never recorded (no gradient flows
 /// through an index).
 pub(crate) fn arg_reduce(op: ArgOp, x: &Tensor, axis: isize) -> Result<Tensor> {
-    kernels::arg_reduce(op, x, axis)
+    trace::op(op.name(), [x], move |[x]| kernels::arg_reduce(op, x, axis))
 }

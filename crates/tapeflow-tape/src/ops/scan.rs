@@ -11,10 +11,11 @@ use crate::context::record_batchable;
 use crate::forward::tangent_at;
 use crate::ops::{binary, scalar_like, shape};
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `tf.math.cumsum` / `tf.math.cumprod` of `x` along `axis`, recorded with its gradient.
 pub(crate) fn scan(op: ScanOp, x: &Tensor, axis: isize, exclusive: bool, reverse: bool) -> Result<Tensor> {
-    let y = kernels::scan(op, x, axis, exclusive, reverse)?;
+    let y = trace::op(op.name(), [x], move |[x]| kernels::scan(op, x, axis, exclusive, reverse))?;
     // The kernel accepted the axis, so it resolves.
     let axis = x.shape().resolve_axis(axis).unwrap_or(0);
     // d cumsum(x) = cumsum(t). d cumprod(x) = y · cumsum(t / x) in the same direction: the
@@ -50,7 +51,7 @@ pub(crate) fn scan(op: ScanOp, x: &Tensor, axis: isize, exclusive: bool, reverse
 pub(crate) fn div_no_nan(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let zero = scalar_like(b, 0.0);
     // Piecewise constant in b: computed unrecorded.
-    let is_zero = kernels::binary(BinaryOp::Equal, b, &zero)?;
+    let is_zero = binary::kernel(BinaryOp::Equal, b, &zero)?;
     let safe_b = binary::select(&is_zero, &scalar_like(b, 1.0), b)?;
     binary::select(&is_zero, &zero, &(a / &safe_b)?)
 }

@@ -10,17 +10,20 @@ use tapeflow_kernels as kernels;
 use crate::context::{Rule, record, record_batchable};
 use crate::forward::tangent_at;
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `tf.reshape`; the gradient is reshaped back.
 pub(crate) fn reshape(x: &Tensor, dims: &[isize]) -> Result<Tensor> {
-    let y = kernels::reshape(x, dims)?;
+    let target = dims.to_vec();
+    let y = trace::op("reshape", [x], move |[x]| kernels::reshape(x, &target))?;
     record(&[x], &y, || Rule::Reshape { shape: x.shape().clone() });
     Ok(y)
 }
 
 /// `tf.transpose`; the gradient goes through the inverse permutation.
 pub(crate) fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
-    let y = kernels::transpose(x, perm)?;
+    let order = perm.to_vec();
+    let y = trace::op("transpose", [x], move |[x]| kernels::transpose(x, &order))?;
     record(&[x], &y, || {
         let mut inverse = SmallVec::from_elem(0, perm.len());
         perm.iter().enumerate().for_each(|(i, &p)| inverse[p] = i);
@@ -39,7 +42,8 @@ pub(crate) fn transpose_jvp(t: &Tensor, inverse: &[usize]) -> Result<Tensor> {
 
 /// `tf.broadcast_to`; the gradient is summed over the stretched dimensions.
 pub(crate) fn broadcast_to(x: &Tensor, shape: &Shape) -> Result<Tensor> {
-    let y = kernels::broadcast_to(x, shape)?;
+    let target = shape.clone();
+    let y = trace::op("broadcast_to", [x], move |[x]| kernels::broadcast_to(x, &target))?;
     record(&[x], &y, || Rule::BroadcastTo { shape: x.shape().clone() });
     Ok(y)
 }
@@ -47,7 +51,10 @@ pub(crate) fn broadcast_to(x: &Tensor, shape: &Shape) -> Result<Tensor> {
 /// `tf.concat`; each input's gradient is its slice of the upstream gradient.
 pub(crate) fn concat(values: &[Tensor], axis: isize) -> Result<Tensor> {
     let refs: Vec<&Tensor> = values.iter().collect();
-    let y = kernels::concat(&refs, axis)?;
+    let y = trace::op_n("concat", values, move |values| {
+        let refs: Vec<&Tensor> = values.iter().collect();
+        kernels::concat(&refs, axis)
+    })?;
     // Linear: the concat of the tangents, zeros for inputs without one.
     let jvp = |t: &[Option<Tensor>]| {
         let parts: Vec<Tensor> = t
@@ -77,7 +84,7 @@ pub(crate) fn concat(values: &[Tensor], axis: isize) -> Result<Tensor> {
 
 /// Elements `start..start + len` along `axis`; the gradient is padded back with zeros.
 pub(crate) fn slice(x: &Tensor, axis: isize, start: usize, len: usize) -> Result<Tensor> {
-    let y = kernels::slice_axis(x, axis, start, len)?;
+    let y = trace::op("slice", [x], move |[x]| kernels::slice_axis(x, axis, start, len))?;
     record_batchable(
         &[x],
         &y,
@@ -105,7 +112,7 @@ pub(crate) fn slice(x: &Tensor, axis: isize, start: usize, len: usize) -> Result
 
 /// `tf.cast`: between float dtypes the gradient is cast back; nothing flows through int32.
 pub(crate) fn cast(x: &Tensor, dtype: DType) -> Result<Tensor> {
-    let y = x.to_dtype(dtype);
+    let y = trace::op("cast", [x], move |[x]| Ok(x.to_dtype(dtype)))?;
     if x.dtype().is_float() && dtype.is_float() {
         record(&[x], &y, || Rule::Cast { from: x.dtype() });
     }
@@ -160,7 +167,7 @@ pub(crate) fn squeeze(x: &Tensor, axes: &[isize]) -> Result<Tensor> {
 /// [`reshape`] the dimensions are not signed, so an empty tensor with a dimension past
 /// `isize::MAX` keeps it (`[usize::MAX, 0]`).
 pub(crate) fn reshape_to(x: &Tensor, dims: Vec<usize>) -> Result<Tensor> {
-    let y = x.with_shape(dims)?.with_new_id();
+    let y = trace::op("reshape", [x], move |[x]| Ok(x.with_shape(dims.clone())?.with_new_id()))?;
     record_batchable(
         &[x],
         &y,

@@ -17,10 +17,12 @@ use crate::context::record_batchable;
 use crate::forward::tangent_at;
 use crate::ops::gather;
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// The view `plan` of `x`; the gradient puts `g` back into zeros of `x`'s shape.
 pub(crate) fn take(op: &'static str, x: &Tensor, plan: &SlicePlan) -> Result<Tensor> {
-    let y = kernels::take(op, x, plan)?;
+    let view = plan.clone();
+    let y = trace::op(op, [x], move |[x]| kernels::take(op, x, &view))?;
     // Linear: the same view of the tangent.
     record_batchable(
         &[x],
@@ -41,7 +43,8 @@ pub(crate) fn take(op: &'static str, x: &Tensor, plan: &SlicePlan) -> Result<Ten
 /// `x` at the view `plan` of a tensor filled with `fill` elsewhere; the gradient is the
 /// view of `g`.
 pub(crate) fn put(op: &'static str, x: &Tensor, plan: &SlicePlan, fill: f64) -> Result<Tensor> {
-    let y = kernels::put(op, x, plan, fill)?;
+    let view = plan.clone();
+    let y = trace::op(op, [x], move |[x]| kernels::put(op, x, &view, fill))?;
     // Affine (the fill is a constant): the tangent put into zeros.
     record_batchable(
         &[x],

@@ -14,15 +14,16 @@ use crate::context::{Rule, record, record_batchable};
 use crate::forward::tangent_at;
 use crate::ops::TensorMath;
 use crate::ops::activation::masked_grad;
-use crate::ops::binary::select;
+use crate::ops::binary::{self, select};
 use crate::ops::scalar_like;
 use crate::runtime::Tensor;
+use crate::trace;
 
 /// `op(x)`, recorded with its derivative. floor, ceil and round are not recorded:
 /// TensorFlow's gradient registry returns None for them (sign's gradient is zeros, so
 /// sign is recorded).
 pub(crate) fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor> {
-    let y = kernels::unary(op, x)?;
+    let y = trace::op(op.name(), [x], move |[x]| kernels::unary(op, x))?;
     if !matches!(op, UnaryOp::Floor | UnaryOp::Ceil | UnaryOp::Round) {
         record(&[x], &y, || rule(op, x, &y));
     }
@@ -59,7 +60,7 @@ pub(crate) fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Res
         // d(-x) = -1
         UnaryOp::Neg => -g,
         // d|x| = sign(x), 0 at 0; sign is piecewise constant: not recorded.
-        UnaryOp::Abs => g * kernels::unary(UnaryOp::Sign, x)?,
+        UnaryOp::Abs => g * trace::op(UnaryOp::Sign.name(), [x], |[x]| kernels::unary(UnaryOp::Sign, x))?,
         // d e^x = e^x = y
         UnaryOp::Exp => g * y,
         // d log x = 1/x
@@ -104,7 +105,7 @@ pub(crate) fn derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Res
 /// `tapeflow_kernels::grad` repeat operation for operation.
 fn derivative_catalog2(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
     let c = |v: f64| scalar_like(x, v);
-    let below_zero = |y: &Tensor| kernels::binary(kernels::BinaryOp::Less, y, &c(0.0));
+    let below_zero = |y: &Tensor| binary::kernel(kernels::BinaryOp::Less, y, &c(0.0));
     match op {
         // d tan = sec² x = (1 / cos x)²
         UnaryOp::Tan => g * x.cos()?.reciprocal()?.square()?,
@@ -177,7 +178,7 @@ pub(crate) fn jvp(op: UnaryOp, x: &Tensor, y: &Tensor, t: &Tensor) -> Result<Ten
 /// backward passes that nothing records; the same bits. `None` where no fused form applies
 /// (float16, or an upstream gradient of another shape).
 pub(crate) fn derivative_first_order(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
-    kernels::grad::unary_grad(op, x, y, g)
+    trace::op_maybe("unary_grad", [x, y, g], move |[x, y, g]| kernels::grad::unary_grad(op, x, y, g))
 }
 
 /// [`derivative`] with `g` of shape `[R] ++ x.shape` (R stacked seeds of a vectorized
@@ -198,8 +199,8 @@ pub(crate) fn batched_derivative(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor
 /// `where(x > 0, g, 0)` for `g` of shape `[R] ++ x.shape`: the fused kernel needs equal
 /// shapes, `select` broadcasts the mask over the seeds (the same values: both pick g or +0).
 fn batched_relu_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
-    let positive = kernels::binary(kernels::BinaryOp::Greater, x, &scalar_like(x, 0.0))?;
-    crate::ops::binary::select(&positive, g, &scalar_like(g, 0.0))
+    let positive = binary::kernel(kernels::BinaryOp::Greater, x, &scalar_like(x, 0.0))?;
+    select(&positive, g, &scalar_like(g, 0.0))
 }
 
 /// ReLU's gradient `where(x > 0, g, 0)` in one fused pass. The mask is piecewise constant
@@ -209,7 +210,7 @@ fn batched_relu_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
 /// The backward pass hands every op a gradient of its output's shape and dtype, which is
 /// what the fused kernel requires.
 pub(crate) fn relu_grad(x: &Tensor, g: &Tensor) -> Result<Tensor> {
-    let out = kernels::relu_grad(x, g)?;
+    let out = trace::op("relu_grad", [x, g], |[x, g]| kernels::relu_grad(x, g))?;
     // Linear in g: the JVP is the same op of g's tangent.
     record_batchable(
         &[g],

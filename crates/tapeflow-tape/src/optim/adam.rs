@@ -5,15 +5,16 @@ use std::collections::HashMap;
 use tapeflow_dtype::{Result, TensorId};
 use tapeflow_kernels::optim::{AdamStep, adam_in_place};
 
-use super::{Optimizer, pairs_to_update};
+use super::{Counters, Optimizer, copy_state, pairs_to_update, state_slice, state_values, zeros_state};
 use crate::runtime::Tensor;
+use crate::trace;
 use crate::variable::Variable;
 
 /// The first and second moment estimates of one variable.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Moments {
-    m: Vec<f32>,
-    v: Vec<f32>,
+    m: Variable,
+    v: Variable,
 }
 
 /// Keras' `Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)`. At step
@@ -33,20 +34,43 @@ struct Moments {
 /// let opt = Adam::new(1e-3).beta_1(0.9).beta_2(0.999).epsilon(1e-7);
 /// assert_eq!(opt.learning_rate(), 1e-3);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Adam {
-    learning_rate: f32,
     beta_1: f32,
     beta_2: f32,
     epsilon: f32,
-    iterations: u64,
+    /// The step count and learning rate, in variables (a compiled step replays them).
+    counters: Counters,
     moments: HashMap<TensorId, Moments>,
+}
+
+impl Clone for Adam {
+    /// A copy with state of its own.
+    fn clone(&self) -> Self {
+        Adam {
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
+            counters: self.counters.deep_clone(),
+            moments: self
+                .moments
+                .iter()
+                .map(|(k, s)| (*k, Moments { m: copy_state(&s.m), v: copy_state(&s.v) }))
+                .collect(),
+        }
+    }
 }
 
 impl Adam {
     /// Adam with this learning rate and Keras' other defaults.
     pub fn new(learning_rate: f32) -> Self {
-        Adam { learning_rate, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, iterations: 0, moments: HashMap::new() }
+        Adam {
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            counters: Counters::new(learning_rate),
+            moments: HashMap::new(),
+        }
     }
 
     /// The decay rate of the first moment (default 0.9).
@@ -68,8 +92,8 @@ impl Adam {
     }
 
     /// The moments `(m, v)` kept for `var`, once it has been updated.
-    pub fn moments(&self, var: &Variable) -> Option<(&[f32], &[f32])> {
-        self.moments.get(&var.handle_id()).map(|s| (s.m.as_slice(), s.v.as_slice()))
+    pub fn moments(&self, var: &Variable) -> Option<(Vec<f32>, Vec<f32>)> {
+        self.moments.get(&var.handle_id()).map(|s| (state_values(&s.m), state_values(&s.v)))
     }
 
     /// One step, with a decoupled weight decay for AdamW (0 for Adam).
@@ -78,27 +102,53 @@ impl Adam {
         if pairs.is_empty() {
             return Ok(());
         }
-        // Keras computes the bias correction in the variable's dtype from float32 betas.
-        let t = (self.iterations + 1) as f32;
-        let (lr, beta_1, beta_2) = (self.learning_rate, self.beta_1, self.beta_2);
-        let alpha = lr * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
-        let step = AdamStep {
-            learning_rate: lr,
-            alpha,
-            // Python computes `1 - beta` in double precision before the f32 multiply.
-            one_minus_beta_1: (1.0 - f64::from(beta_1)) as f32,
-            one_minus_beta_2: (1.0 - f64::from(beta_2)) as f32,
-            epsilon: self.epsilon,
-            weight_decay,
-        };
-        for (grad, var) in pairs {
+        // State is made on a variable's first update (host work: when tracing, once).
+        let mut targets = Vec::with_capacity(pairs.len());
+        for &(grad, var) in &pairs {
             let n = grad.num_elements();
-            let state =
-                self.moments.entry(var.handle_id()).or_insert_with(|| Moments { m: vec![0.0; n], v: vec![0.0; n] });
-            var.update_in_place(|w| adam_in_place(step, w, grad, &mut state.m, &mut state.v))?;
+            let state = self
+                .moments
+                .entry(var.handle_id())
+                .or_insert_with(|| Moments { m: zeros_state(n, "m"), v: zeros_state(n, "v") });
+            targets.push((var.clone(), state.m.clone(), state.v.clone()));
         }
-        self.iterations += 1;
-        Ok(())
+        let grads: Vec<&Tensor> = pairs.iter().map(|(g, _)| *g).collect();
+        let mut written = vec![self.counters.iterations.clone()];
+        for (var, m, v) in &targets {
+            written.extend([var.clone(), m.clone(), v.clone()]);
+        }
+        let writes: Vec<&Variable> = written.iter().collect();
+        let (beta_1, beta_2, epsilon) = (self.beta_1, self.beta_2, self.epsilon);
+        let (iterations, learning_rate) = (self.counters.iterations.clone(), self.counters.learning_rate.clone());
+        let counters = Counters { iterations, learning_rate };
+        let name = if weight_decay == 0.0 { "AdamUpdate" } else { "AdamWUpdate" };
+        trace::effect_n(name, &grads, &writes, move |grads| {
+            // The step number and rate are read here, so a replay reads their current values.
+            let (t, lr) = counters.this_step()?;
+            // Keras computes the bias correction in the variable's dtype from float32 betas.
+            let tf = t as f32;
+            let alpha = lr * (1.0 - beta_2.powf(tf)).sqrt() / (1.0 - beta_1.powf(tf));
+            let step = AdamStep {
+                learning_rate: lr,
+                alpha,
+                // Python computes `1 - beta` in double precision before the f32 multiply.
+                one_minus_beta_1: (1.0 - f64::from(beta_1)) as f32,
+                one_minus_beta_2: (1.0 - f64::from(beta_2)) as f32,
+                epsilon,
+                weight_decay,
+            };
+            for ((var, m, v), grad) in targets.iter().zip(grads) {
+                m.update_in_place(|m| {
+                    let m = state_slice(m)?;
+                    v.update_in_place(|v| {
+                        let v = state_slice(v)?;
+                        var.update_in_place(|w| adam_in_place(step, w, grad, m, v))
+                    })
+                })?;
+            }
+            counters.finish_step(t);
+            Ok(())
+        })
     }
 }
 
@@ -115,15 +165,15 @@ impl Optimizer for Adam {
     }
 
     fn iterations(&self) -> u64 {
-        self.iterations
+        self.counters.iterations()
     }
 
     fn learning_rate(&self) -> f32 {
-        self.learning_rate
+        self.counters.learning_rate()
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) {
-        self.learning_rate = learning_rate;
+        self.counters.set_learning_rate(learning_rate);
     }
 }
 
@@ -180,7 +230,7 @@ impl AdamW {
     }
 
     /// See [`Adam::moments`].
-    pub fn moments(&self, var: &Variable) -> Option<(&[f32], &[f32])> {
+    pub fn moments(&self, var: &Variable) -> Option<(Vec<f32>, Vec<f32>)> {
         self.adam.moments(var)
     }
 }
@@ -199,14 +249,14 @@ impl Optimizer for AdamW {
     }
 
     fn iterations(&self) -> u64 {
-        self.adam.iterations
+        self.adam.counters.iterations()
     }
 
     fn learning_rate(&self) -> f32 {
-        self.adam.learning_rate
+        self.adam.counters.learning_rate()
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) {
-        self.adam.learning_rate = learning_rate;
+        self.adam.counters.set_learning_rate(learning_rate);
     }
 }

@@ -35,7 +35,7 @@ mod sgd;
 
 use std::borrow::Borrow;
 
-use tapeflow_dtype::{Error, Result};
+use tapeflow_dtype::{DType, Error, Result};
 
 use crate::runtime::Tensor;
 use crate::variable::Variable;
@@ -131,4 +131,95 @@ fn check_pair(grad: &Tensor, var: &Variable) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// An optimizer's per-call state, kept in variables so that a compiled function
+/// (`tapeflow::function`) replays it: the step count (int32, as Keras' `iterations`) and the
+/// learning rate (float32; a new rate takes effect on the next call, traced or not).
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub iterations: Variable,
+    pub learning_rate: Variable,
+}
+
+impl Counters {
+    pub fn new(learning_rate: f32) -> Self {
+        Counters {
+            iterations: state_variable(Tensor::scalar(0i32), "iterations"),
+            learning_rate: state_variable(Tensor::scalar(learning_rate), "learning_rate"),
+        }
+    }
+
+    /// The step count now (a host read: outside the program, like Keras' `iterations.numpy()`).
+    pub fn iterations(&self) -> u64 {
+        scalar_of::<i32>(&self.iterations).map_or(0, |t| u64::from(t as u32))
+    }
+
+    pub fn learning_rate(&self) -> f32 {
+        scalar_of::<f32>(&self.learning_rate).unwrap_or(f32::NAN)
+    }
+
+    /// Sets the rate; inside a trace this is an assignment of the program (a constant
+    /// rate for every replay, as TF's `optimizer.learning_rate.assign(x)` in a tf.function).
+    pub fn set_learning_rate(&self, learning_rate: f32) {
+        if let Err(e) = self.learning_rate.assign(learning_rate) {
+            // A float32 scalar into a float32 scalar variable: cannot fail.
+            log::error!("set_learning_rate: {e}");
+        }
+    }
+
+    /// The step the update being made is (from 1) and its learning rate, read inside the
+    /// update: a replay reads the variables' current values.
+    pub fn this_step(&self) -> Result<(i32, f32)> {
+        Ok((scalar_of::<i32>(&self.iterations)?.wrapping_add(1), scalar_of::<f32>(&self.learning_rate)?))
+    }
+
+    /// Counts the step made.
+    pub fn finish_step(&self, t: i32) {
+        self.iterations.restore(Tensor::scalar(t));
+    }
+
+    /// A copy with state of its own (cloning an optimizer copies its state, as before the
+    /// state moved into variables).
+    pub fn deep_clone(&self) -> Self {
+        Counters {
+            iterations: state_variable(self.iterations.current(), "iterations"),
+            learning_rate: state_variable(self.learning_rate.current(), "learning_rate"),
+        }
+    }
+}
+
+/// A non-trainable variable holding optimizer state.
+pub(crate) fn state_variable(value: Tensor, name: &str) -> Variable {
+    Variable::builder(value).trainable(false).name(name).build().expect("no dtype conversion is asked")
+}
+
+/// An f32 state vector of `n` zeros (velocities, moments).
+pub(crate) fn zeros_state(n: usize, name: &str) -> Variable {
+    state_variable(Tensor::zeros([n], DType::F32), name)
+}
+
+/// A copy of a state variable with storage of its own.
+pub(crate) fn copy_state(var: &Variable) -> Variable {
+    state_variable(var.current(), var.name())
+}
+
+fn scalar_of<T: tapeflow_dtype::Element>(var: &Variable) -> Result<T> {
+    var.current().to_scalar::<T>()
+}
+
+/// The f32 elements of a state tensor to update in place (copied first when another handle
+/// shares the buffer: a caller's clone, or a failed call's saved value).
+pub(crate) fn state_slice(t: &mut Tensor) -> Result<&mut [f32]> {
+    if t.unique_slice_mut::<f32>().is_none() {
+        let copy = t.as_slice::<f32>()?.to_vec();
+        *t = Tensor::from_vec(copy, t.shape().clone())?;
+    }
+    let refused = Error::UnsupportedDType { op: OP, shape: t.shape().clone(), dtype: t.dtype() };
+    t.unique_slice_mut::<f32>().ok_or(refused)
+}
+
+/// A state vector's values, for inspection (tests, checkpoints).
+pub(crate) fn state_values(var: &Variable) -> Vec<f32> {
+    var.current().to_vec::<f32>().unwrap_or_default()
 }

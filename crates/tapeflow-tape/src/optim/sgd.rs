@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use tapeflow_dtype::{Error, Result, TensorId};
 use tapeflow_kernels::optim::{SgdStep, sgd_in_place};
 
-use super::{OP, Optimizer, pairs_to_update};
+use super::{Counters, OP, Optimizer, copy_state, pairs_to_update, state_slice, state_values, zeros_state};
 use crate::runtime::Tensor;
+use crate::trace;
 use crate::variable::Variable;
 
 /// Keras' `SGD(learning_rate=0.01, momentum=0.0, nesterov=False)`:
@@ -21,19 +22,32 @@ use crate::variable::Variable;
 /// let opt = Sgd::new(0.1).momentum(0.9).nesterov(true); // SGD(0.1, momentum=0.9, nesterov=True)
 /// assert_eq!(opt.learning_rate(), 0.1);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sgd {
-    learning_rate: f32,
     momentum: f32,
     nesterov: bool,
-    iterations: u64,
-    velocities: HashMap<TensorId, Vec<f32>>,
+    /// The step count and learning rate, in variables (a compiled step replays them).
+    counters: Counters,
+    /// Each variable's velocity, an f32 variable of its element count.
+    velocities: HashMap<TensorId, Variable>,
+}
+
+impl Clone for Sgd {
+    /// A copy with state of its own.
+    fn clone(&self) -> Self {
+        Sgd {
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            counters: self.counters.deep_clone(),
+            velocities: self.velocities.iter().map(|(k, v)| (*k, copy_state(v))).collect(),
+        }
+    }
 }
 
 impl Sgd {
     /// Plain gradient descent with this learning rate.
     pub fn new(learning_rate: f32) -> Self {
-        Sgd { learning_rate, momentum: 0.0, nesterov: false, iterations: 0, velocities: HashMap::new() }
+        Sgd { momentum: 0.0, nesterov: false, counters: Counters::new(learning_rate), velocities: HashMap::new() }
     }
 
     /// The momentum factor, in `[0, 1]` (Keras refuses others; here the first
@@ -51,8 +65,8 @@ impl Sgd {
 
     /// The velocity kept for `var` (one f32 per element), once it has been updated with
     /// momentum; `None` before, or without momentum.
-    pub fn velocity(&self, var: &Variable) -> Option<&[f32]> {
-        self.velocities.get(&var.handle_id()).map(Vec::as_slice)
+    pub fn velocity(&self, var: &Variable) -> Option<Vec<f32>> {
+        self.velocities.get(&var.handle_id()).map(state_values)
     }
 }
 
@@ -75,29 +89,51 @@ impl Optimizer for Sgd {
         if pairs.is_empty() {
             return Ok(());
         }
-        let step = SgdStep { learning_rate: self.learning_rate, momentum: self.momentum, nesterov: self.nesterov };
-        for (grad, var) in pairs {
-            let velocity: &mut [f32] = if step.momentum == 0.0 {
-                &mut []
-            } else {
+        let (momentum, nesterov) = (self.momentum, self.nesterov);
+        // State is made on a variable's first update (host work: when tracing, once).
+        let mut targets = Vec::with_capacity(pairs.len());
+        for &(grad, var) in &pairs {
+            let velocity = (momentum != 0.0).then(|| {
                 let n = grad.num_elements();
-                self.velocities.entry(var.handle_id()).or_insert_with(|| vec![0.0; n])
-            };
-            var.update_in_place(|w| sgd_in_place(step, w, grad, velocity))?;
+                self.velocities.entry(var.handle_id()).or_insert_with(|| zeros_state(n, "velocity")).clone()
+            });
+            targets.push((var.clone(), velocity));
         }
-        self.iterations += 1;
-        Ok(())
+        let grads: Vec<&Tensor> = pairs.iter().map(|(g, _)| *g).collect();
+        let mut written = vec![self.counters.iterations.clone()];
+        for (var, velocity) in &targets {
+            written.push(var.clone());
+            written.extend(velocity.clone());
+        }
+        let writes: Vec<&Variable> = written.iter().collect();
+        let (iterations, learning_rate) = (self.counters.iterations.clone(), self.counters.learning_rate.clone());
+        let counters = Counters { iterations, learning_rate };
+        trace::effect_n("SGDUpdate", &grads, &writes, move |grads| {
+            let (t, learning_rate) = counters.this_step()?;
+            let step = SgdStep { learning_rate, momentum, nesterov };
+            for ((var, velocity), grad) in targets.iter().zip(grads) {
+                match velocity {
+                    Some(velocity) => velocity.update_in_place(|v| {
+                        let v = state_slice(v)?;
+                        var.update_in_place(|w| sgd_in_place(step, w, grad, v))
+                    })?,
+                    None => var.update_in_place(|w| sgd_in_place(step, w, grad, &mut []))?,
+                }
+            }
+            counters.finish_step(t);
+            Ok(())
+        })
     }
 
     fn iterations(&self) -> u64 {
-        self.iterations
+        self.counters.iterations()
     }
 
     fn learning_rate(&self) -> f32 {
-        self.learning_rate
+        self.counters.learning_rate()
     }
 
     fn set_learning_rate(&mut self, learning_rate: f32) {
-        self.learning_rate = learning_rate;
+        self.counters.set_learning_rate(learning_rate);
     }
 }
