@@ -25,6 +25,8 @@ mod workloads;
 mod cnn;
 #[path = "common/digits.rs"]
 mod digits;
+#[path = "../benches/common/function_workloads.rs"]
+mod function_workloads;
 #[path = "../benches/common/train_workloads.rs"]
 mod train_workloads;
 
@@ -543,6 +545,7 @@ fn main() -> Result<()> {
     }
     print_table(&rows);
     drop(main_in_pool);
+    compiled_against_eager(&wanted, quick);
     if !subnormal_ratios.is_empty() {
         println!("\nsubnormal / normal time (same run, medians):");
         for (name, ratio) in &subnormal_ratios {
@@ -575,4 +578,61 @@ fn main() -> Result<()> {
         println!("  {}: {:.2}", r.workload, n * (1u64 << 20) as f64 / r.time.as_secs_f64() / 1e9);
     }
     Ok(())
+}
+
+/// Every tape workload and training step eager and compiled (`tapeflow::function`, traced
+/// before timing), in alternating rounds: each round times both sides, in turn first, and
+/// each side's median is over all its rounds' samples, so the machine's drift hits both.
+fn compiled_against_eager(wanted: &dyn Fn(&str) -> bool, quick: bool) {
+    let rounds = if quick { 3 } else { 7 };
+    let mut table = Vec::new();
+    for mut pair in function_workloads::pairs() {
+        if !wanted(&format!("function: {}", pair.name)) {
+            continue;
+        }
+        // Warm up (the compiled side traces here) and size a round to about 20 ms.
+        for _ in 0..3 {
+            (pair.eager)();
+            (pair.compiled)();
+        }
+        let start = Instant::now();
+        (pair.eager)();
+        let per_call = start.elapsed().as_secs_f64().max(1e-7);
+        let calls = ((0.02 / per_call) as usize).clamp(3, 2000);
+        let (mut eager, mut compiled) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            let mut sides: [(&mut Box<dyn FnMut()>, &mut Vec<Duration>); 2] =
+                [(&mut pair.eager, &mut eager), (&mut pair.compiled, &mut compiled)];
+            if round % 2 == 1 {
+                sides.reverse();
+            }
+            for (f, samples) in sides {
+                for _ in 0..calls {
+                    let start = Instant::now();
+                    f();
+                    samples.push(start.elapsed());
+                }
+            }
+        }
+        let median = |v: &mut Vec<Duration>| {
+            v.sort();
+            v[v.len() / 2]
+        };
+        let (e, c) = (median(&mut eager), median(&mut compiled));
+        table.push((pair.name, e, c));
+    }
+    if table.is_empty() {
+        return;
+    }
+    println!("\ncompiled (tapeflow::function) against eager, alternating rounds, medians of one run:");
+    println!("  {:<52} {:>12} {:>12} {:>9}", "workload", "eager", "compiled", "ratio");
+    for (name, e, c) in table {
+        println!(
+            "  {:<52} {:>12} {:>12} {:>8.2}x",
+            name,
+            format!("{:.2?}", e),
+            format!("{:.2?}", c),
+            c.as_secs_f64() / e.as_secs_f64()
+        );
+    }
 }

@@ -967,6 +967,78 @@ fn run_case(case: &Case) -> Vec<String> {
     if let Some(second) = &case.second_order {
         failures.extend(check_second_order(&op, case, &inputs, upstream.as_ref(), second));
     }
+    failures.extend(check_compiled(&op, case, &inputs, upstream.as_ref()));
+    failures
+}
+
+/// The case's whole computation — output, first-order gradients, second-order gradients
+/// through nested tapes — as one closure, for [`check_compiled`].
+fn everything(op: &Op, case: &Case, inputs: &[Tensor], upstream: Option<&Tensor>) -> Result<Vec<Tensor>> {
+    let mut results = vec![op.apply(inputs)?];
+    if case.grads.is_some() {
+        let tape = GradientTape::new();
+        let out = tape.record(|| {
+            watch_float_inputs(&tape, inputs);
+            op.apply(inputs)
+        })?;
+        results.extend(tape.gradients_with(&[&out], inputs, seeded(upstream))?.into_iter().flatten());
+    }
+    if let Some(second) = &case.second_order {
+        let upstream2 = second.upstream2.to_tensor().map_err(|reason| Error::InvalidArgument { op: "test", reason })?;
+        let outer = GradientTape::new();
+        let first = outer.record(|| {
+            watch_float_inputs(&outer, inputs);
+            let inner = GradientTape::new();
+            let out = inner.record(|| {
+                watch_float_inputs(&inner, inputs);
+                op.apply(inputs)
+            })?;
+            inner.gradient_with(&out, &inputs[second.grad_of], seeded(upstream))
+        })?;
+        if let Some(first) = first {
+            results.push(first.clone());
+            results.extend(outer.gradients_with(&[&first], inputs, seeded(Some(&upstream2)))?.into_iter().flatten());
+        }
+    }
+    Ok(results)
+}
+
+/// The case inside `tapeflow::function`: traced on the case's inputs, then replayed on
+/// them and on other values of the same signature (floats halved and shifted), each
+/// replay bit for bit what the eager computation gives on those values (or the same `Err`
+/// kind: both fail). Catches a value frozen into a program by an op that is not captured.
+fn check_compiled(op: &Op, case: &Case, inputs: &[Tensor], upstream: Option<&Tensor>) -> Vec<String> {
+    let shifted: Vec<Tensor> = inputs
+        .iter()
+        .map(|t| match t.dtype() {
+            DType::F32 | DType::F16 => (t * 0.5).and_then(|h| h + 0.25).unwrap_or_else(|_| t.clone()),
+            _ => t.clone(),
+        })
+        .collect();
+    let mut compiled = tapeflow::function(|args: Vec<Tensor>| everything(op, case, &args, upstream));
+    let mut failures = Vec::new();
+    for (round, args) in [inputs, inputs, &shifted[..], inputs].into_iter().enumerate() {
+        let eager = everything(op, case, args, upstream);
+        let got = compiled.call(args.to_vec());
+        match (eager, got) {
+            (Ok(want), Ok(got)) => {
+                let bits = |ts: &[Tensor]| -> Vec<(DType, Vec<usize>, Vec<u64>)> {
+                    ts.iter()
+                        .map(|t| (t.dtype(), t.dims().to_vec(), t.to_f64_vec().iter().map(|v| v.to_bits()).collect()))
+                        .collect()
+                };
+                if bits(&want) != bits(&got) {
+                    failures.push(format!("compiled: call {round} differs from the eager run"));
+                }
+            }
+            (Err(_), Err(_)) => {}
+            (Ok(_), Err(e)) => failures.push(format!("compiled: call {round} failed ({e}), eager did not")),
+            (Err(e), Ok(_)) => failures.push(format!("compiled: call {round} succeeded, eager failed ({e})")),
+        }
+    }
+    if failures.is_empty() && compiled.trace_count() > 1 {
+        failures.push(format!("compiled: {} traces for one signature", compiled.trace_count()));
+    }
     failures
 }
 

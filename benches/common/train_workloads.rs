@@ -55,6 +55,12 @@ impl TrainStep {
 
     /// One step: forward, gradients of the mean loss, SGD update; returns the loss.
     pub fn step(&mut self) -> Result<f32> {
+        self.loss_step()?.to_scalar::<f32>()
+    }
+
+    /// [`step`](Self::step) returning the loss as a tensor (what a compiled step returns:
+    /// its value is read after the call).
+    pub fn loss_step(&mut self) -> Result<Tensor> {
         let tape = GradientTape::new();
         let loss = tape.record(|| {
             let mut h = self.x.clone();
@@ -69,6 +75,6 @@ impl TrainStep {
         let vars: Vec<&Variable> = self.layers.iter().flat_map(|(w, b)| [w, b]).collect();
         let grads = tape.gradients(&[&loss], &vars)?;
         self.opt.apply_gradients(&grads, &vars)?;
-        loss.to_scalar::<f32>()
+        Ok(loss)
     }
 }

@@ -8,7 +8,7 @@ use tapeflow::nn::{self, Padding};
 use super::*;
 
 /// The ops these cases call; each must succeed and differentiate somewhere.
-pub(crate) const OPS: [&str; 10] = [
+pub(crate) const OPS: [&str; 11] = [
     "max_pool2d",
     "avg_pool2d",
     "bias_add",
@@ -19,6 +19,7 @@ pub(crate) const OPS: [&str; 10] = [
     "l2_loss",
     "l2_normalize",
     "dropout",
+    "dropout_with",
 ];
 
 const RATES: [f64; 7] = [0.0, 0.25, 0.5, 0.999, 1.0, -0.1, f64::NAN];
@@ -36,6 +37,7 @@ impl Hostile {
         self.loss_case("sigmoid_cross_entropy");
         self.l2_case();
         self.dropout_case();
+        self.generator_cases();
     }
 
     /// `f` on one random input (a tensor or a variable), differentiated.
@@ -160,6 +162,34 @@ impl Hostile {
         let rate = self.rng.pick(&RATES);
         let seed = self.rng.next();
         self.single("dropout", x, format!("{rate}, {seed}"), |x| nn::dropout(x, rate, seed));
+    }
+
+    /// `tapeflow::random::Generator`'s draws and `dropout_with`: any shape (huge, empty) and
+    /// dtype; a refused draw leaves the generator's state as it was.
+    fn generator_cases(&mut self) {
+        let seed = self.rng.next();
+        let generator = tapeflow::random::Generator::from_seed(seed);
+        let x = self.random_tensor();
+        let rate = self.rng.pick(&RATES);
+        self.single("dropout_with", x, format!("{rate}, generator {seed}"), |x| nn::dropout_with(x, rate, &generator));
+        for op in ["uniform", "normal"] {
+            let dims = self.dims();
+            let dtype = self.dtype();
+            let before = generator.state().unrecorded_value().to_vec::<i32>().unwrap_or_default();
+            let describe = || format!("{op}({dims:?}, {dtype})");
+            let drawn = self.call(op, &[], &describe, || match op {
+                "uniform" => generator.uniform(dims.as_slice(), dtype),
+                _ => generator.normal(dims.as_slice(), dtype),
+            });
+            let after = generator.state().unrecorded_value().to_vec::<i32>().unwrap_or_default();
+            match drawn {
+                Some(t) if t.dims() != dims.as_slice() || t.dtype() != dtype => {
+                    self.fail(format!("{op}: wrong shape or dtype"), describe())
+                }
+                None if before != after => self.fail(format!("{op}: a refused draw moved the state"), describe()),
+                _ => {}
+            }
+        }
     }
 }
 

@@ -4,8 +4,8 @@ use tapeflow_dtype::{DType, Error, Result, Shape};
 
 use crate::runtime::Tensor;
 
-/// The argument of a [`Function`](super::Function)'s closure: `()`, a [`Tensor`] or a tuple
-/// of tensors (up to eight), by value (clones are O(1)).
+/// The argument of a [`Function`](super::Function)'s closure: `()`, a [`Tensor`], a tuple
+/// of tensors (up to eight) or a `Vec<Tensor>`, by value (clones are O(1)).
 pub trait FunctionArgs: Clone {
     /// Calls `f` on each tensor, in order.
     fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor));
@@ -27,6 +27,13 @@ impl FunctionArgs for () {
 impl FunctionArgs for Tensor {
     fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
         f(self);
+    }
+}
+
+/// A list of tensors: its length is part of the signature.
+impl FunctionArgs for Vec<Tensor> {
+    fn for_each_tensor(&self, f: &mut dyn FnMut(&Tensor)) {
+        self.iter().for_each(f);
     }
 }
 
