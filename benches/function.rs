@@ -4,7 +4,6 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 
 #[path = "../examples/common/digits.rs"]
-#[allow(dead_code)]
 mod digits;
 #[path = "common/function_workloads.rs"]
 mod function_workloads;

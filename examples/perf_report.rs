@@ -601,8 +601,8 @@ fn compiled_against_eager(wanted: &dyn Fn(&str) -> bool, quick: bool) {
         let calls = ((0.02 / per_call) as usize).clamp(3, 2000);
         let (mut eager, mut compiled) = (Vec::new(), Vec::new());
         for round in 0..rounds {
-            let mut sides: [(&mut Box<dyn FnMut()>, &mut Vec<Duration>); 2] =
-                [(&mut pair.eager, &mut eager), (&mut pair.compiled, &mut compiled)];
+            type Side<'a> = (&'a mut Box<dyn FnMut()>, &'a mut Vec<Duration>);
+            let mut sides: [Side; 2] = [(&mut pair.eager, &mut eager), (&mut pair.compiled, &mut compiled)];
             if round % 2 == 1 {
                 sides.reverse();
             }

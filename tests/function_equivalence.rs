@@ -8,7 +8,6 @@ use tapeflow::prelude::*;
 use tapeflow::{FunctionArgs, FunctionOutput, function, init};
 
 #[path = "../examples/common/digits.rs"]
-#[allow(dead_code)]
 mod digits;
 
 const CALLS: usize = 12;

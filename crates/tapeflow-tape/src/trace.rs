@@ -1,7 +1,7 @@
 //! Capture of the tensor work a closure does, for `tapeflow::function` (`function/`).
 //!
 //! While a function traces on this thread, every kernel call of the tape crate goes through
-//! one of the wrappers here ([`op`], [`op_n`], [`op_multi`], [`op_maybe`], [`op_grads`]),
+//! one of the wrappers here ([`op`], [`op_fallible`], [`op_n`], [`op_owned`], [`op_maybe`], [`op_grads`]),
 //! variable reads through [`read_variable`] and every change of state (assignments,
 //! optimizer updates, random draws) through [`effect`] or [`stateful`]. Each wrapper runs
 //! the work eagerly, as it would run untraced, and appends a [`Node`] to the thread's
@@ -283,19 +283,6 @@ where
     let refs: SmallVec<[&Tensor; 4]> = inputs.iter().collect();
     let exec: Exec = Box::new(move |ins: Inputs| Ok(smallvec![f(ins)?]));
     one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: false })?)
-}
-
-/// [`op`] for a call with several outputs.
-#[inline]
-pub(crate) fn op_multi<const N: usize, F>(name: &'static str, inputs: [&Tensor; N], f: F) -> Result<Vec<Tensor>>
-where
-    F: Fn([&Tensor; N]) -> Result<Vec<Tensor>> + Send + Sync + 'static,
-{
-    if !capturing() {
-        return f(inputs);
-    }
-    let exec: Exec = Box::new(move |ins: Inputs| Ok(f(std::array::from_fn(|i| &ins[i]))?.into_iter().collect()));
-    Ok(capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: false })?.into_vec())
 }
 
 /// [`op`] for a fused kernel that may decline (`None`: the caller takes the composed

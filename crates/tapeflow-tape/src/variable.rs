@@ -141,10 +141,13 @@ impl Variable {
         })
     }
 
+    /// `self += delta`, atomically with respect to other `assign*` calls (no lost updates).
+    /// `delta` must have the variable's dtype and broadcast to its shape without changing it.
     pub fn assign_add(&self, delta: impl IntoOperand) -> Result<()> {
         self.update("assign_add", BinaryOp::Add, delta)
     }
 
+    /// `self -= delta`; see [`assign_add`](Self::assign_add).
     pub fn assign_sub(&self, delta: impl IntoOperand) -> Result<()> {
         self.update("assign_sub", BinaryOp::Sub, delta)
     }
@@ -181,6 +184,10 @@ impl Variable {
         })
     }
 
+    /// Runs `f` on the value while holding the write lock, so the update is atomic with
+    /// respect to `assign*` and other optimizer steps. `f` either overwrites the value's
+    /// storage (when nothing else shares it) or replaces the value, keeping its shape and
+    /// dtype, and changes nothing when it returns `Err`.
     pub(crate) fn update_in_place(&self, f: impl FnOnce(&mut Tensor) -> Result<()>) -> Result<()> {
         f(&mut self.value_write())
     }

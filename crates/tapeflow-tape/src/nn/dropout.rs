@@ -34,7 +34,7 @@ pub fn dropout(x: impl TensorMath, rate: f64, seed: u64) -> Result<Tensor> {
 /// a variable, so inside `tapeflow::function` every replay draws anew, the same sequence as
 /// eager calls. `rate` as in [`dropout`].
 pub fn dropout_with(x: impl TensorMath, rate: f64, generator: &Generator) -> Result<Tensor> {
-    let op = "dropout";
+    let op = "dropout_with";
     let x = x.to_tensor();
     check(op, &x, rate)?;
     if rate == 0.0 {
