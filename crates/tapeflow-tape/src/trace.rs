@@ -16,8 +16,9 @@
 //! eager code ([`DEPTH`]). Untraced code pays one thread-local read per wrapper.
 
 use std::cell::{Cell, RefCell};
+use std::time::Instant;
 
-use smallvec::{SmallVec, smallvec};
+use smallvec::SmallVec;
 use tapeflow_dtype::{Error, Result, TensorId};
 
 use crate::context::IdMap;
@@ -28,9 +29,11 @@ use crate::variable::Variable;
 /// kernel may reuse the buffer) and cloned (O(1)) otherwise.
 pub(crate) type Inputs = SmallVec<[Tensor; 4]>;
 /// A node's outputs.
-pub(crate) type Outputs = SmallVec<[Tensor; 1]>;
-/// What a node runs: the captured call, on new inputs.
-pub(crate) type Exec = Box<dyn Fn(Inputs) -> Result<Outputs> + Send + Sync>;
+pub(crate) type Outputs = SmallVec<[Tensor; 2]>;
+/// What a node runs: the captured call, on new inputs, pushing its results to the second
+/// argument. Both buffers belong to the replay and are reused node after node: a call moves
+/// no vector of tensors around (the replay loop's cost is mostly such moves otherwise).
+pub(crate) type Exec = Box<dyn Fn(&mut Inputs, &mut Outputs) -> Result<()> + Send + Sync>;
 
 /// Where a node's input comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +60,9 @@ pub(crate) struct Node {
     pub writes: SmallVec<[Variable; 1]>,
     /// A plain variable read (dropped from the program when nothing uses its value).
     pub read: bool,
+    /// How long the call took when traced: what the replay's scheduler weighs (a node
+    /// worth a thread of its own, or not).
+    pub nanos: u64,
 }
 
 /// What a trace has captured so far.
@@ -133,12 +139,20 @@ impl Recorder {
         }
     }
 
-    fn push(&mut self, node: NodeParts<'_>, outputs: &[Tensor]) {
+    fn push(&mut self, node: NodeParts<'_>, outputs: &[Tensor], nanos: u64) {
         let NodeParts { name, inputs, exec, fallible, writes, read } = node;
-        let inputs = inputs.iter().map(|t| self.source(t)).collect();
+        let inputs: SmallVec<[Src; 4]> = inputs.iter().map(|t| self.source(t)).collect();
+        if !inputs.is_empty() && inputs.iter().all(|s| matches!(s, Src::Const(_))) && writes.is_empty() && !read {
+            // Constant folding: a pure call of constants gives the same tensors every
+            // replay, so its outputs (already computed) are constants of the program.
+            for t in outputs {
+                self.source(t);
+            }
+            return;
+        }
         let outputs = outputs.iter().map(|t| self.new_slot(t.id(), name)).collect();
         let writes = writes.iter().map(|v| (*v).clone()).collect();
-        self.nodes.push(Node { name, inputs, outputs, exec, fallible, writes, read });
+        self.nodes.push(Node { name, inputs, outputs, exec, fallible, writes, read, nanos });
     }
 
     /// Puts back every variable the trace wrote, as it was before (a failed trace changes
@@ -214,16 +228,24 @@ fn capture(node: NodeParts<'_>) -> Result<Outputs> {
             recorder.before_writes(node.writes);
         }
     });
-    let outputs = {
+    let mut outputs = Outputs::new();
+    let start = Instant::now();
+    {
         let _inside = Inside::enter();
-        (node.exec)(node.inputs.iter().map(|t| (*t).clone()).collect())?
-    };
+        let mut inputs: Inputs = node.inputs.iter().map(|t| (*t).clone()).collect();
+        (node.exec)(&mut inputs, &mut outputs)?;
+    }
+    let nanos = elapsed_nanos(start);
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
-            recorder.push(node, &outputs);
+            recorder.push(node, &outputs, nanos);
         }
     });
     Ok(outputs)
+}
+
+fn elapsed_nanos(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// `f(inputs)`, captured while a function traces. Every tensor the call reads must be in
@@ -237,7 +259,10 @@ where
     if !capturing() {
         return f(inputs);
     }
-    let exec: Exec = Box::new(move |ins: Inputs| Ok(smallvec![f(std::array::from_fn(|i| &ins[i]))?]));
+    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
+        out.push(f(std::array::from_fn(|i| &ins[i]))?);
+        Ok(())
+    });
     one(capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: false })?)
 }
 
@@ -251,7 +276,10 @@ where
     if !capturing() {
         return f(inputs);
     }
-    let exec: Exec = Box::new(move |ins: Inputs| Ok(smallvec![f(std::array::from_fn(|i| &ins[i]))?]));
+    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
+        out.push(f(std::array::from_fn(|i| &ins[i]))?);
+        Ok(())
+    });
     one(capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: false })?)
 }
 
@@ -265,7 +293,10 @@ where
         return f(inputs);
     }
     let refs: SmallVec<[&Tensor; 4]> = inputs.iter().collect();
-    let exec: Exec = Box::new(move |ins: Inputs| Ok(smallvec![f(&ins)?]));
+    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
+        out.push(f(ins)?);
+        Ok(())
+    });
     one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: false })?)
 }
 
@@ -281,8 +312,37 @@ where
         return f(inputs);
     }
     let refs: SmallVec<[&Tensor; 4]> = inputs.iter().collect();
-    let exec: Exec = Box::new(move |ins: Inputs| Ok(smallvec![f(ins)?]));
+    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
+        out.push(f(std::mem::take(ins))?);
+        Ok(())
+    });
     one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: false })?)
+}
+
+/// [`op_fallible`] for a kernel with two outputs (a loss and the probabilities it
+/// computed on the way).
+#[inline]
+pub(crate) fn op_pair_fallible<const N: usize, F>(
+    name: &'static str,
+    inputs: [&Tensor; N],
+    f: F,
+) -> Result<(Tensor, Tensor)>
+where
+    F: Fn([&Tensor; N]) -> Result<(Tensor, Tensor)> + Send + Sync + 'static,
+{
+    if !capturing() {
+        return f(inputs);
+    }
+    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
+        let (a, b) = f(std::array::from_fn(|i| &ins[i]))?;
+        out.extend([a, b]);
+        Ok(())
+    });
+    let mut outputs = capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: false })?;
+    match (outputs.pop(), outputs.pop()) {
+        (Some(b), Some(a)) => Ok((a, b)),
+        _ => Err(Error::InvalidArgument { op: "function", reason: format!("`{name}` gave fewer than two outputs") }),
+    }
 }
 
 /// [`op`] for a fused kernel that may decline (`None`: the caller takes the composed
@@ -296,16 +356,18 @@ where
     if !capturing() {
         return f(inputs);
     }
+    let start = Instant::now();
     let Some(first) = untraced(|| f(inputs))? else { return Ok(None) };
-    let exec: Exec = Box::new(move |ins: Inputs| match f(std::array::from_fn(|i| &ins[i]))? {
-        Some(t) => Ok(smallvec![t]),
-        None => Err(declined(name)),
+    let nanos = elapsed_nanos(start);
+    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
+        out.push(f(std::array::from_fn(|i| &ins[i]))?.ok_or_else(|| declined(name))?);
+        Ok(())
     });
     let outputs = [first];
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
             let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: false };
-            recorder.push(node, &outputs);
+            recorder.push(node, &outputs, nanos);
         }
     });
     let [first] = outputs;
@@ -324,20 +386,23 @@ where
     if !capturing() {
         return f(inputs);
     }
+    let start = Instant::now();
     let Some(grads) = untraced(|| f(inputs))? else { return Ok(None) };
+    let nanos = elapsed_nanos(start);
     let present: SmallVec<[bool; 2]> = grads.iter().map(Option::is_some).collect();
-    let exec: Exec = Box::new(move |ins: Inputs| {
+    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
         let grads = f(std::array::from_fn(|i| &ins[i]))?.ok_or_else(|| declined(name))?;
         if grads.iter().map(Option::is_some).ne(present.iter().copied()) {
             return Err(declined(name));
         }
-        Ok(grads.into_iter().flatten().collect())
+        out.extend(grads.into_iter().flatten());
+        Ok(())
     });
     let outputs: Vec<Tensor> = grads.iter().flatten().cloned().collect();
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
             let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: false };
-            recorder.push(node, &outputs);
+            recorder.push(node, &outputs, nanos);
         }
     });
     Ok(Some(grads))
@@ -370,10 +435,7 @@ where
     if !capturing() {
         return f(inputs);
     }
-    let exec: Exec = Box::new(move |ins: Inputs| {
-        f(std::array::from_fn(|i| &ins[i]))?;
-        Ok(Outputs::new())
-    });
+    let exec: Exec = Box::new(move |ins: &mut Inputs, _: &mut Outputs| f(std::array::from_fn(|i| &ins[i])));
     capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes, read: false }).map(drop)
 }
 
@@ -386,10 +448,7 @@ where
         let owned: SmallVec<[Tensor; 4]> = inputs.iter().map(|t| (*t).clone()).collect();
         return f(&owned);
     }
-    let exec: Exec = Box::new(move |ins: Inputs| {
-        f(&ins)?;
-        Ok(Outputs::new())
-    });
+    let exec: Exec = Box::new(move |ins: &mut Inputs, _: &mut Outputs| f(ins));
     capture(NodeParts { name, inputs, exec, fallible: false, writes, read: false }).map(drop)
 }
 
@@ -401,7 +460,10 @@ where
     if !capturing() {
         return f();
     }
-    let exec: Exec = Box::new(move |_: Inputs| Ok(smallvec![f()?]));
+    let exec: Exec = Box::new(move |_: &mut Inputs, out: &mut Outputs| {
+        out.push(f()?);
+        Ok(())
+    });
     one(capture(NodeParts { name, inputs: &[], exec, fallible: false, writes, read: false })?)
 }
 
@@ -412,13 +474,16 @@ pub(crate) fn read_variable(var: &Variable, value: &Tensor) {
         return;
     }
     let handle = var.clone();
-    let exec: Exec = Box::new(move |_: Inputs| Ok(smallvec![handle.current()]));
+    let exec: Exec = Box::new(move |_: &mut Inputs, out: &mut Outputs| {
+        out.push(handle.current());
+        Ok(())
+    });
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
             recorder.touch(var);
             let node =
                 NodeParts { name: "ReadVariableOp", inputs: &[], exec, fallible: false, writes: &[], read: true };
-            recorder.push(node, std::slice::from_ref(value));
+            recorder.push(node, std::slice::from_ref(value), 0);
         }
     });
 }

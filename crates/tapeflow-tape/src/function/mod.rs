@@ -112,6 +112,17 @@ where
         self.programs.iter().map(|(_, p)| p.len()).collect()
     }
 
+    /// Each program as text, one captured call per line (its op, inputs, outputs and the
+    /// time it took when traced; calls the replay runs side by side marked `‖`): what a
+    /// replay runs, for debugging (TF: `get_concrete_function().graph`).
+    pub fn describe(&self) -> String {
+        self.programs
+            .iter()
+            .enumerate()
+            .map(|(k, (sig, p))| format!("program {k} ({sig:?}):\n{}", p.describe()))
+            .collect()
+    }
+
     /// `tf.config.run_functions_eagerly(true)` for this function: every call runs the
     /// closure eagerly (nothing is traced or replayed).
     pub fn run_eagerly(mut self, eagerly: bool) -> Self {

@@ -9,20 +9,43 @@
 //! moves tensors between slots: no tape, no hashing, no shape checks beyond the kernels'
 //! own, and no allocation of its own after the first call.
 
-use smallvec::SmallVec;
+use rayon::prelude::*;
 use tapeflow_dtype::{Error, Result};
 
 use crate::runtime::Tensor;
-use crate::trace::{Inputs, Node, Recorder, Src};
+use crate::trace::{Inputs, Node, Outputs, Recorder, Src};
 use crate::variable::Variable;
 
-/// A node's inputs, each with whether the replay moves it out of its slot.
-type Uses = SmallVec<[(Src, bool); 4]>;
+/// One step of the replay: a node's call and where its inputs and outputs are, as ranges
+/// of the program's flat lists (the loop reads these few words per node, not the node).
+struct Step {
+    uses: std::ops::Range<u32>,
+    outs: std::ops::Range<u32>,
+}
+
+/// A traced call must have taken this long for the replay to give it a thread of its own
+/// beside its neighbours (below, handing it to rayon costs more than it saves).
+const PARALLEL_MIN_NANOS: u64 = 20_000;
+
+/// One node's buffers when a stage runs its nodes side by side.
+type Lane = (Inputs, Outputs, Option<Error>);
 
 pub(crate) struct Program {
     nodes: Vec<Node>,
-    /// Per node: its inputs and whether each is the slot's last use.
-    uses: Vec<Uses>,
+    steps: Vec<Step>,
+    /// Runs of consecutive nodes, as ranges of `steps`: one node, or several expensive
+    /// nodes none of which reads another's output nor writes a variable, which the replay
+    /// runs side by side (the gradient of a matmul's two operands, the same op of
+    /// independent chains in one wave of the backward pass). Independent calls give the
+    /// same bits in any order, so the schedule changes no result.
+    stages: Vec<std::ops::Range<u32>>,
+    /// The buffers of the widest stage's nodes, reused call to call.
+    lanes: Vec<Lane>,
+    /// Every node's inputs, node after node, each with whether the replay moves it out of
+    /// its slot (its last use).
+    uses: Vec<(Src, bool)>,
+    /// Every node's output slots, node after node (`u32::MAX`: dropped at once).
+    outs: Vec<u32>,
     consts: Vec<Tensor>,
     /// The slot of each argument, `None` where nothing reads it.
     args: Vec<Option<u32>>,
@@ -32,8 +55,6 @@ pub(crate) struct Program {
     guarded: Vec<Variable>,
     /// Every variable the program reads or writes (`Function::verify` compares them).
     pub touched: Vec<Variable>,
-    /// Slots nothing reads: their values are dropped as soon as they are made.
-    dead: Vec<bool>,
     /// The value slots, empty between calls (kept for their capacity).
     slots: Vec<Option<Tensor>>,
     /// The results of the last call, drained by the caller (kept for their capacity).
@@ -75,23 +96,24 @@ impl Program {
                 }
             }
         }
-        let uses = nodes
-            .iter()
-            .enumerate()
-            .map(|(k, node)| {
-                node.inputs
+        let (mut steps, mut uses, mut outs) = (Vec::new(), Vec::new(), Vec::new());
+        for (k, node) in nodes.iter().enumerate() {
+            let first_use = uses.len() as u32;
+            for (p, &src) in node.inputs.iter().enumerate() {
+                let take = match src {
+                    Src::Slot(s) => !kept[s as usize] && last_use[s as usize] == Some((k, p)),
+                    Src::Const(_) => false,
+                };
+                uses.push((src, take));
+            }
+            let first_out = outs.len() as u32;
+            outs.extend(
+                node.outputs
                     .iter()
-                    .enumerate()
-                    .map(|(p, &src)| {
-                        let take = match src {
-                            Src::Slot(s) => !kept[s as usize] && last_use[s as usize] == Some((k, p)),
-                            Src::Const(_) => false,
-                        };
-                        (src, take)
-                    })
-                    .collect()
-            })
-            .collect();
+                    .map(|&s| if !read_somewhere[s as usize] && !kept[s as usize] { u32::MAX } else { s }),
+            );
+            steps.push(Step { uses: first_use..uses.len() as u32, outs: first_out..outs.len() as u32 });
+        }
         let args = args.iter().map(|&s| (read_somewhere[s as usize]).then_some(s)).collect();
 
         let last_fallible = nodes.iter().rposition(|n| n.fallible);
@@ -103,11 +125,17 @@ impl Program {
                 }
             }
         }
-        let dead = (0..n_slots).map(|s| !read_somewhere[s] && !kept[s]).collect();
+        let stages = stages_of(&nodes);
+        let widest = stages.iter().map(|r| r.len()).max().unwrap_or(0);
+        let lanes =
+            if widest > 1 { (0..widest).map(|_| (Inputs::new(), Outputs::new(), None)).collect() } else { Vec::new() };
         Program {
-            dead,
+            stages,
+            lanes,
             nodes,
+            steps,
             uses,
+            outs,
             consts,
             args,
             outputs,
@@ -117,6 +145,45 @@ impl Program {
             out: Vec::new(),
             saved: Vec::new(),
         }
+    }
+
+    /// The program as text: one line per captured call (its op, where its inputs come
+    /// from, the slots it fills, how long it took when traced), stages run side by side
+    /// marked with `‖`.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        for stage in &self.stages {
+            let side_by_side = stage.len() > 1;
+            for k in stage.clone() {
+                let node = &self.nodes[k as usize];
+                let inputs: Vec<String> = node
+                    .inputs
+                    .iter()
+                    .map(|src| match src {
+                        Src::Slot(s) => format!("%{s}"),
+                        Src::Const(c) => format!("const{c}"),
+                    })
+                    .collect();
+                let outputs: Vec<String> = node.outputs.iter().map(|s| format!("%{s}")).collect();
+                text.push_str(&format!(
+                    "{}{} = {}({}){}  [{:.1} µs]\n",
+                    if side_by_side { "‖ " } else { "  " },
+                    outputs.join(", "),
+                    node.name,
+                    inputs.join(", "),
+                    if node.writes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " writes {}",
+                            node.writes.iter().map(|v| v.name().to_string()).collect::<Vec<_>>().join(", ")
+                        )
+                    },
+                    node.nanos as f64 / 1e3
+                ));
+            }
+        }
+        text
     }
 
     /// The number of captured calls.
@@ -142,30 +209,41 @@ impl Program {
     }
 
     fn replay(&mut self, args: &[&Tensor]) -> Result<()> {
-        let Program { nodes, uses, consts, slots, out, dead, .. } = self;
+        let Program { nodes, steps, stages, lanes, uses, outs, consts, slots, out, .. } = self;
         for (slot, arg) in self.args.iter().zip(args) {
             if let Some(s) = slot {
                 slots[*s as usize] = Some((*arg).clone());
             }
         }
-        for (node, uses) in nodes.iter().zip(uses.iter()) {
-            let mut inputs = Inputs::new();
-            for &(src, take) in uses {
-                let value = match src {
-                    Src::Slot(s) if take => slots[s as usize].take(),
-                    Src::Slot(s) => slots[s as usize].clone(),
-                    Src::Const(c) => Some(consts[c as usize].clone()),
-                };
-                inputs.push(value.ok_or_else(|| missing(node.name))?);
-            }
-            let produced = (node.exec)(inputs)?;
-            if produced.len() != node.outputs.len() {
-                return Err(missing(node.name));
-            }
-            for (value, &s) in produced.into_iter().zip(&node.outputs) {
-                if !dead[s as usize] {
-                    slots[s as usize] = Some(value);
+        let (mut inputs, mut produced) = (Inputs::new(), Outputs::new());
+        let parallel = rayon::current_num_threads() > 1;
+        for stage in stages.iter() {
+            let (first, len) = (stage.start as usize, stage.len());
+            if len > 1 && parallel {
+                let group = &nodes[first..first + len];
+                for (k, (node, lane)) in group.iter().zip(lanes.iter_mut()).enumerate() {
+                    lane.0.clear();
+                    gather(&steps[first + k], node, uses, slots, consts, &mut lane.0)?;
                 }
+                let level = tapeflow_kernels::isa::current();
+                lanes[..len].par_iter_mut().zip(group).for_each(|((ins, outs, err), node)| {
+                    outs.clear();
+                    *err = level.enter(|| (node.exec)(ins, outs)).err();
+                });
+                for (k, (node, lane)) in group.iter().zip(lanes.iter_mut()).enumerate() {
+                    if let Some(e) = lane.2.take() {
+                        return Err(e);
+                    }
+                    scatter(&steps[first + k], node, outs, slots, &mut lane.1)?;
+                }
+                continue;
+            }
+            for (k, node) in nodes[first..first + len].iter().enumerate() {
+                inputs.clear();
+                gather(&steps[first + k], node, uses, slots, consts, &mut inputs)?;
+                produced.clear();
+                (node.exec)(&mut inputs, &mut produced)?;
+                scatter(&steps[first + k], node, outs, slots, &mut produced)?;
             }
         }
         out.clear();
@@ -178,6 +256,64 @@ impl Program {
         }
         Ok(())
     }
+}
+
+/// A node's inputs, moved or cloned out of their slots.
+fn gather(
+    step: &Step,
+    node: &Node,
+    uses: &[(Src, bool)],
+    slots: &mut [Option<Tensor>],
+    consts: &[Tensor],
+    inputs: &mut Inputs,
+) -> Result<()> {
+    for &(src, take) in &uses[step.uses.start as usize..step.uses.end as usize] {
+        let value = match src {
+            Src::Slot(s) if take => slots[s as usize].take(),
+            Src::Slot(s) => slots[s as usize].clone(),
+            Src::Const(c) => Some(consts[c as usize].clone()),
+        };
+        inputs.push(value.ok_or_else(|| missing(node.name))?);
+    }
+    Ok(())
+}
+
+/// A node's outputs into their slots (those nothing reads are dropped).
+fn scatter(step: &Step, node: &Node, outs: &[u32], slots: &mut [Option<Tensor>], produced: &mut Outputs) -> Result<()> {
+    let targets = &outs[step.outs.start as usize..step.outs.end as usize];
+    if produced.len() != targets.len() {
+        return Err(missing(node.name));
+    }
+    for (value, &s) in produced.drain(..).zip(targets) {
+        if s != u32::MAX {
+            slots[s as usize] = Some(value);
+        }
+    }
+    Ok(())
+}
+
+/// The program's stages: consecutive nodes grouped when each took at least
+/// [`PARALLEL_MIN_NANOS`] when traced, writes no variable and reads no output of the group.
+fn stages_of(nodes: &[Node]) -> Vec<std::ops::Range<u32>> {
+    let worth = |n: &Node| n.nanos >= PARALLEL_MIN_NANOS && n.writes.is_empty() && !n.read;
+    let mut stages = Vec::new();
+    let mut k = 0;
+    while k < nodes.len() {
+        let mut end = k + 1;
+        if worth(&nodes[k]) {
+            let mut made: Vec<u32> = nodes[k].outputs.to_vec();
+            while end < nodes.len()
+                && worth(&nodes[end])
+                && !nodes[end].inputs.iter().any(|src| matches!(src, Src::Slot(s) if made.contains(s)))
+            {
+                made.extend(nodes[end].outputs.iter().copied());
+                end += 1;
+            }
+        }
+        stages.push(k as u32..end as u32);
+        k = end;
+    }
+    stages
 }
 
 /// A value the program should hold and does not: a defect of the capture, reported

@@ -66,13 +66,11 @@ pub(crate) fn sparse_softmax_cross_entropy(logits: &Tensor, labels: &Tensor) -> 
         // Nothing can record it: the softmax would be computed for nobody.
         return cross_entropy_loss(logits, labels);
     }
-    let (loss, probs) = if trace::capturing() {
-        // No multi-output capture can fail on values: the loss (which checks the labels)
-        // and the softmax as two ops, each the same bits as the fused pass's.
-        (cross_entropy_loss(logits, labels)?, trace::op("softmax", [logits], |[logits]| kernels::softmax(logits, -1))?)
-    } else {
-        kernels::sparse_softmax_cross_entropy_with_probs(logits, labels)?
-    };
+    // One pass for the loss and the probabilities its gradient reads; it checks the labels.
+    let (loss, probs) =
+        trace::op_pair_fallible("sparse_softmax_cross_entropy", [logits, labels], |[logits, labels]| {
+            kernels::sparse_softmax_cross_entropy_with_probs(logits, labels)
+        })?;
     // d loss = Σ_classes (softmax(logits) − one_hot(labels)) · t, with the softmax recorded
     // so that the tangent differentiates again.
     let jvp = |t: &[Option<Tensor>]| {
