@@ -257,3 +257,65 @@ fn generators_draw_per_call_and_roll_back_on_failure() -> Result<()> {
     assert_eq!(f.trace_count(), 1);
     Ok(())
 }
+
+#[test]
+fn independent_chains_replay_side_by_side_with_eagers_bits() -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        let x = Tensor::from_vec((0..128 * 128).map(|i| (i % 13) as f32 / 13.0 - 0.5).collect(), [128, 128])?;
+        let ws: Vec<Variable> =
+            (0..4).map(|c| Variable::new(tapeflow::init::glorot_uniform([128, 128], DType::F32, c).unwrap())).collect();
+        let chains = |x: &Tensor| -> Result<Vec<Tensor>> {
+            let tape = GradientTape::new();
+            let outs = tape.record(|| {
+                ws.iter()
+                    .map(|w| {
+                        let mut h = x.clone();
+                        for _ in 0..4 {
+                            h = h.matmul(w)?.tanh()?;
+                        }
+                        h.sum_all()
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?;
+            let grads = tape.gradients(&outs, &ws)?;
+            Ok(grads.into_iter().flatten().collect())
+        };
+        let mut f = function(|x: Tensor| chains(&x));
+        f.call(x.clone())?;
+        assert!(f.describe().contains("4 independent parts"), "{}", f.describe());
+        for k in 0..3 {
+            let xk = x.mul(1.0 + k as f32)?;
+            let want = chains(&xk)?;
+            let got = f.call(xk)?;
+            for (w, g) in want.iter().zip(&got) {
+                assert_eq!(w.to_vec::<f32>()?, g.to_vec::<f32>()?);
+            }
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn a_failing_part_fails_the_call_as_eager_and_writes_nothing() -> Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        let big = Variable::new(tapeflow::init::glorot_uniform([128, 128], DType::F32, 9)?);
+        let table = Variable::new([1.0, 2.0, 3.0]);
+        let mut f = function(|idx: Tensor| -> Result<(Tensor, Tensor)> {
+            let mut h = big.read();
+            for _ in 0..6 {
+                h = h.matmul(&big)?.tanh()?;
+            }
+            let picked = table.read().gather(&idx, 0)?;
+            table.assign_add(1.0)?;
+            Ok((h.sum_all()?, picked))
+        });
+        f.call(constant([0, 1]))?;
+        let before = table.unrecorded_value().to_vec::<f32>()?;
+        assert!(f.call(constant([0, 9])).unwrap_err().to_string().contains("gather"));
+        assert_eq!(table.unrecorded_value().to_vec::<f32>()?, before);
+        assert_eq!(f.call(constant([2, 2]))?.1.to_vec::<f32>()?, vec![4.0, 4.0]);
+        Ok(())
+    })
+}

@@ -42,6 +42,9 @@ pub(crate) enum Src {
     Slot(u32),
     /// A constant of the program (a tensor the trace did not make).
     Const(u32),
+    /// Argument `i` of the call (a program reads arguments in place: never moved, so
+    /// parts of the program running side by side can share them).
+    Arg(u32),
 }
 
 /// One captured call.
@@ -58,8 +61,9 @@ pub(crate) struct Node {
     pub fallible: bool,
     /// Variables the node writes.
     pub writes: SmallVec<[Variable; 1]>,
-    /// A plain variable read (dropped from the program when nothing uses its value).
-    pub read: bool,
+    /// A plain read of the variable with this handle (dropped from the program when
+    /// nothing uses its value).
+    pub read: Option<TensorId>,
     /// How long the call took when traced: what the replay's scheduler weighs (a node
     /// worth a thread of its own, or not).
     pub nanos: u64,
@@ -142,7 +146,11 @@ impl Recorder {
     fn push(&mut self, node: NodeParts<'_>, outputs: &[Tensor], nanos: u64) {
         let NodeParts { name, inputs, exec, fallible, writes, read } = node;
         let inputs: SmallVec<[Src; 4]> = inputs.iter().map(|t| self.source(t)).collect();
-        if !inputs.is_empty() && inputs.iter().all(|s| matches!(s, Src::Const(_))) && writes.is_empty() && !read {
+        if !inputs.is_empty()
+            && inputs.iter().all(|s| matches!(s, Src::Const(_)))
+            && writes.is_empty()
+            && read.is_none()
+        {
             // Constant folding: a pure call of constants gives the same tensors every
             // replay, so its outputs (already computed) are constants of the program.
             for t in outputs {
@@ -171,7 +179,7 @@ struct NodeParts<'a> {
     exec: Exec,
     fallible: bool,
     writes: &'a [&'a Variable],
-    read: bool,
+    read: Option<TensorId>,
 }
 
 thread_local! {
@@ -263,7 +271,7 @@ where
         out.push(f(std::array::from_fn(|i| &ins[i]))?);
         Ok(())
     });
-    one(capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: false })?)
+    one(capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None })?)
 }
 
 /// [`op`] for a kernel that can fail on the values of its inputs (indices out of range,
@@ -280,7 +288,7 @@ where
         out.push(f(std::array::from_fn(|i| &ins[i]))?);
         Ok(())
     });
-    one(capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: false })?)
+    one(capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: None })?)
 }
 
 /// [`op`] over a list of inputs (concat, stack, sums of many terms).
@@ -297,7 +305,7 @@ where
         out.push(f(ins)?);
         Ok(())
     });
-    one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: false })?)
+    one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: None })?)
 }
 
 /// [`op_n`] whose call takes its inputs by value: at replay, an input used for the last
@@ -316,7 +324,7 @@ where
         out.push(f(std::mem::take(ins))?);
         Ok(())
     });
-    one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: false })?)
+    one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: None })?)
 }
 
 /// [`op_fallible`] for a kernel with two outputs (a loss and the probabilities it
@@ -338,7 +346,7 @@ where
         out.extend([a, b]);
         Ok(())
     });
-    let mut outputs = capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: false })?;
+    let mut outputs = capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: None })?;
     match (outputs.pop(), outputs.pop()) {
         (Some(b), Some(a)) => Ok((a, b)),
         _ => Err(Error::InvalidArgument { op: "function", reason: format!("`{name}` gave fewer than two outputs") }),
@@ -366,7 +374,7 @@ where
     let outputs = [first];
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
-            let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: false };
+            let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None };
             recorder.push(node, &outputs, nanos);
         }
     });
@@ -401,7 +409,7 @@ where
     let outputs: Vec<Tensor> = grads.iter().flatten().cloned().collect();
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
-            let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: false };
+            let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None };
             recorder.push(node, &outputs, nanos);
         }
     });
@@ -436,7 +444,7 @@ where
         return f(inputs);
     }
     let exec: Exec = Box::new(move |ins: &mut Inputs, _: &mut Outputs| f(std::array::from_fn(|i| &ins[i])));
-    capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes, read: false }).map(drop)
+    capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes, read: None }).map(drop)
 }
 
 /// [`effect`] over a list of inputs (an optimizer's gradients).
@@ -449,7 +457,7 @@ where
         return f(&owned);
     }
     let exec: Exec = Box::new(move |ins: &mut Inputs, _: &mut Outputs| f(ins));
-    capture(NodeParts { name, inputs, exec, fallible: false, writes, read: false }).map(drop)
+    capture(NodeParts { name, inputs, exec, fallible: false, writes, read: None }).map(drop)
 }
 
 /// A change of state that also makes a tensor (a random draw advancing its generator).
@@ -464,7 +472,7 @@ where
         out.push(f()?);
         Ok(())
     });
-    one(capture(NodeParts { name, inputs: &[], exec, fallible: false, writes, read: false })?)
+    one(capture(NodeParts { name, inputs: &[], exec, fallible: false, writes, read: None })?)
 }
 
 /// Notes a read of `var` whose value is `value` (the tensor handed to the caller): the
@@ -481,8 +489,14 @@ pub(crate) fn read_variable(var: &Variable, value: &Tensor) {
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
             recorder.touch(var);
-            let node =
-                NodeParts { name: "ReadVariableOp", inputs: &[], exec, fallible: false, writes: &[], read: true };
+            let node = NodeParts {
+                name: "ReadVariableOp",
+                inputs: &[],
+                exec,
+                fallible: false,
+                writes: &[],
+                read: Some(var.handle_id()),
+            };
             recorder.push(node, std::slice::from_ref(value), 0);
         }
     });
@@ -499,7 +513,7 @@ fn symbolic(id: TensorId) -> Option<&'static str> {
         let recorder = recorder.as_ref()?;
         match recorder.ids.get(&id)? {
             Src::Slot(slot) => recorder.slot_names.get(*slot as usize).copied(),
-            Src::Const(_) => None,
+            Src::Const(_) | Src::Arg(_) => None,
         }
     })
 }

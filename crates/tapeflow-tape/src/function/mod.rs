@@ -10,6 +10,7 @@
 
 mod args;
 mod program;
+mod schedule;
 
 use std::marker::PhantomData;
 

@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 use tapeflow_dtype::{Error, Result};
 
+use super::schedule;
 use crate::runtime::Tensor;
 use crate::trace::{Inputs, Node, Outputs, Recorder, Src};
 use crate::variable::Variable;
@@ -22,10 +23,6 @@ struct Step {
     uses: std::ops::Range<u32>,
     outs: std::ops::Range<u32>,
 }
-
-/// A traced call must have taken this long for the replay to give it a thread of its own
-/// beside its neighbours (below, handing it to rayon costs more than it saves).
-const PARALLEL_MIN_NANOS: u64 = 20_000;
 
 /// One node's buffers when a stage runs its nodes side by side.
 type Lane = (Inputs, Outputs, Option<Error>);
@@ -41,14 +38,15 @@ pub(crate) struct Program {
     stages: Vec<std::ops::Range<u32>>,
     /// The buffers of the widest stage's nodes, reused call to call.
     lanes: Vec<Lane>,
+    /// Independent parts that run on a thread each (`schedule::components`): each part's
+    /// nodes in program order and its contiguous range of slots. Empty: one part.
+    parts: Vec<(Vec<usize>, std::ops::Range<u32>)>,
     /// Every node's inputs, node after node, each with whether the replay moves it out of
     /// its slot (its last use).
     uses: Vec<(Src, bool)>,
     /// Every node's output slots, node after node (`u32::MAX`: dropped at once).
     outs: Vec<u32>,
     consts: Vec<Tensor>,
-    /// The slot of each argument, `None` where nothing reads it.
-    args: Vec<Option<u32>>,
     outputs: Vec<Src>,
     /// Variables written before the last node that can fail on data: saved at the start of
     /// a replay, put back if it fails.
@@ -78,8 +76,75 @@ impl Program {
                 read_somewhere[*s as usize] = true;
             }
         }
-        let nodes: Vec<Node> =
-            nodes.into_iter().filter(|n| !(n.read && n.outputs.iter().all(|&s| !read_somewhere[s as usize]))).collect();
+        let mut nodes: Vec<Node> = nodes
+            .into_iter()
+            .filter(|n| !(n.read.is_some() && n.outputs.iter().all(|&s| !read_somewhere[s as usize])))
+            .collect();
+
+        // Arguments are read in place (`Src::Arg`), and slots are renumbered so that each
+        // independent part owns a contiguous range.
+        let mut renumber: Vec<Src> = (0..n_slots as u32).map(Src::Slot).collect();
+        for (i, &s) in args.iter().enumerate().rev() {
+            renumber[s as usize] = Src::Arg(i as u32);
+        }
+        let apply = |src: &mut Src, renumber: &[Src]| {
+            if let Src::Slot(s) = *src {
+                *src = renumber[s as usize];
+            }
+        };
+        for node in &mut nodes {
+            node.inputs.iter_mut().for_each(|src| apply(src, &renumber));
+        }
+        let mut outputs = outputs;
+        outputs.iter_mut().for_each(|src| apply(src, &renumber));
+        let parallel_parts = schedule::components(&nodes, n_slots);
+        let order: Vec<usize> = match &parallel_parts {
+            Some(parts) => parts.iter().flatten().copied().collect(),
+            None => (0..nodes.len()).collect(),
+        };
+        let mut new_slot: Vec<u32> = vec![u32::MAX; n_slots];
+        let mut next = 0u32;
+        let mut bounds = Vec::with_capacity(order.len());
+        for &k in &order {
+            for &s in &nodes[k].outputs {
+                new_slot[s as usize] = next;
+                next += 1;
+            }
+            bounds.push(next);
+        }
+        let n_slots = next as usize;
+        let parts: Vec<(Vec<usize>, std::ops::Range<u32>)> = match parallel_parts {
+            Some(list) => {
+                let mut start = 0u32;
+                let mut at = 0usize;
+                list.into_iter()
+                    .map(|part| {
+                        at += part.len();
+                        let end = bounds[at - 1];
+                        let range = start..end;
+                        start = end;
+                        (part, range)
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let remap = |src: &mut Src| {
+            if let Src::Slot(s) = *src {
+                *src = Src::Slot(new_slot[s as usize]);
+            }
+        };
+        for node in &mut nodes {
+            node.inputs.iter_mut().for_each(remap);
+            node.outputs.iter_mut().for_each(|s| *s = new_slot[*s as usize]);
+        }
+        outputs.iter_mut().for_each(remap);
+        let mut read_somewhere = vec![false; n_slots];
+        for src in nodes.iter().flat_map(|n| n.inputs.iter()).chain(&outputs) {
+            if let Src::Slot(s) = src {
+                read_somewhere[*s as usize] = true;
+            }
+        }
 
         // Each slot's last reader; results are kept to the end.
         let mut kept = vec![false; n_slots];
@@ -102,7 +167,7 @@ impl Program {
             for (p, &src) in node.inputs.iter().enumerate() {
                 let take = match src {
                     Src::Slot(s) => !kept[s as usize] && last_use[s as usize] == Some((k, p)),
-                    Src::Const(_) => false,
+                    Src::Const(_) | Src::Arg(_) => false,
                 };
                 uses.push((src, take));
             }
@@ -114,7 +179,6 @@ impl Program {
             );
             steps.push(Step { uses: first_use..uses.len() as u32, outs: first_out..outs.len() as u32 });
         }
-        let args = args.iter().map(|&s| (read_somewhere[s as usize]).then_some(s)).collect();
 
         let last_fallible = nodes.iter().rposition(|n| n.fallible);
         let mut guarded: Vec<Variable> = Vec::new();
@@ -125,19 +189,19 @@ impl Program {
                 }
             }
         }
-        let stages = stages_of(&nodes);
+        let stages = schedule::stages(&nodes);
         let widest = stages.iter().map(|r| r.len()).max().unwrap_or(0);
         let lanes =
             if widest > 1 { (0..widest).map(|_| (Inputs::new(), Outputs::new(), None)).collect() } else { Vec::new() };
         Program {
             stages,
             lanes,
+            parts,
             nodes,
             steps,
             uses,
             outs,
             consts,
-            args,
             outputs,
             guarded,
             touched,
@@ -152,6 +216,14 @@ impl Program {
     /// marked with `‖`.
     pub fn describe(&self) -> String {
         let mut text = String::new();
+        if self.parts.len() > 1 {
+            let sizes: Vec<String> = self.parts.iter().map(|(nodes, _)| nodes.len().to_string()).collect();
+            text.push_str(&format!(
+                "{} independent parts, run side by side (calls: {})\n",
+                self.parts.len(),
+                sizes.join(", ")
+            ));
+        }
         for stage in &self.stages {
             let side_by_side = stage.len() > 1;
             for k in stage.clone() {
@@ -162,6 +234,7 @@ impl Program {
                     .map(|src| match src {
                         Src::Slot(s) => format!("%{s}"),
                         Src::Const(c) => format!("const{c}"),
+                        Src::Arg(a) => format!("arg{a}"),
                     })
                     .collect();
                 let outputs: Vec<String> = node.outputs.iter().map(|s| format!("%{s}")).collect();
@@ -209,48 +282,19 @@ impl Program {
     }
 
     fn replay(&mut self, args: &[&Tensor]) -> Result<()> {
-        let Program { nodes, steps, stages, lanes, uses, outs, consts, slots, out, .. } = self;
-        for (slot, arg) in self.args.iter().zip(args) {
-            if let Some(s) = slot {
-                slots[*s as usize] = Some((*arg).clone());
-            }
-        }
-        let (mut inputs, mut produced) = (Inputs::new(), Outputs::new());
-        let parallel = rayon::current_num_threads() > 1;
-        for stage in stages.iter() {
-            let (first, len) = (stage.start as usize, stage.len());
-            if len > 1 && parallel {
-                let group = &nodes[first..first + len];
-                for (k, (node, lane)) in group.iter().zip(lanes.iter_mut()).enumerate() {
-                    lane.0.clear();
-                    gather(&steps[first + k], node, uses, slots, consts, &mut lane.0)?;
-                }
-                let level = tapeflow_kernels::isa::current();
-                lanes[..len].par_iter_mut().zip(group).for_each(|((ins, outs, err), node)| {
-                    outs.clear();
-                    *err = level.enter(|| (node.exec)(ins, outs)).err();
-                });
-                for (k, (node, lane)) in group.iter().zip(lanes.iter_mut()).enumerate() {
-                    if let Some(e) = lane.2.take() {
-                        return Err(e);
-                    }
-                    scatter(&steps[first + k], node, outs, slots, &mut lane.1)?;
-                }
-                continue;
-            }
-            for (k, node) in nodes[first..first + len].iter().enumerate() {
-                inputs.clear();
-                gather(&steps[first + k], node, uses, slots, consts, &mut inputs)?;
-                produced.clear();
-                (node.exec)(&mut inputs, &mut produced)?;
-                scatter(&steps[first + k], node, outs, slots, &mut produced)?;
-            }
+        let Program { nodes, steps, stages, lanes, parts, uses, outs, consts, slots, out, .. } = self;
+        let code = Code { nodes, steps, uses, outs, consts, args };
+        if parts.len() > 1 && rayon::current_num_threads() > 1 {
+            run_parts(&code, parts, slots)?;
+        } else {
+            run_stages(&code, stages, lanes, slots)?;
         }
         out.clear();
         for src in &self.outputs {
             let value = match *src {
                 Src::Slot(s) => slots[s as usize].clone(),
                 Src::Const(c) => Some(consts[c as usize].clone()),
+                Src::Arg(a) => args.get(a as usize).map(|t| (*t).clone()),
             };
             out.push(value.ok_or_else(|| missing("result"))?);
         }
@@ -258,62 +302,130 @@ impl Program {
     }
 }
 
-/// A node's inputs, moved or cloned out of their slots.
-fn gather(
-    step: &Step,
-    node: &Node,
-    uses: &[(Src, bool)],
-    slots: &mut [Option<Tensor>],
-    consts: &[Tensor],
-    inputs: &mut Inputs,
-) -> Result<()> {
-    for &(src, take) in &uses[step.uses.start as usize..step.uses.end as usize] {
-        let value = match src {
-            Src::Slot(s) if take => slots[s as usize].take(),
-            Src::Slot(s) => slots[s as usize].clone(),
-            Src::Const(c) => Some(consts[c as usize].clone()),
-        };
-        inputs.push(value.ok_or_else(|| missing(node.name))?);
-    }
-    Ok(())
+/// What every replay reads: the nodes and where their values are.
+struct Code<'a> {
+    nodes: &'a [Node],
+    steps: &'a [Step],
+    uses: &'a [(Src, bool)],
+    outs: &'a [u32],
+    consts: &'a [Tensor],
+    args: &'a [&'a Tensor],
 }
 
-/// A node's outputs into their slots (those nothing reads are dropped).
-fn scatter(step: &Step, node: &Node, outs: &[u32], slots: &mut [Option<Tensor>], produced: &mut Outputs) -> Result<()> {
-    let targets = &outs[step.outs.start as usize..step.outs.end as usize];
-    if produced.len() != targets.len() {
-        return Err(missing(node.name));
+impl Code<'_> {
+    /// Node `k` on the calling thread; `slots` holds slots from `base` on.
+    fn run_node(&self, k: usize, slots: &mut [Option<Tensor>], base: u32) -> Result<()> {
+        let (mut inputs, mut produced) = (Inputs::new(), Outputs::new());
+        self.gather(k, slots, base, &mut inputs)?;
+        (self.nodes[k].exec)(&mut inputs, &mut produced)?;
+        self.scatter(k, slots, base, &mut produced)
     }
-    for (value, &s) in produced.drain(..).zip(targets) {
-        if s != u32::MAX {
-            slots[s as usize] = Some(value);
+
+    /// Node `k`'s inputs, moved or cloned out of their slots.
+    fn gather(&self, k: usize, slots: &mut [Option<Tensor>], base: u32, inputs: &mut Inputs) -> Result<()> {
+        let step = &self.steps[k];
+        for &(src, take) in &self.uses[step.uses.start as usize..step.uses.end as usize] {
+            let value = match src {
+                Src::Slot(s) if take => slots[(s - base) as usize].take(),
+                Src::Slot(s) => slots[(s - base) as usize].clone(),
+                Src::Const(c) => Some(self.consts[c as usize].clone()),
+                Src::Arg(a) => self.args.get(a as usize).map(|t| (*t).clone()),
+            };
+            inputs.push(value.ok_or_else(|| missing(self.nodes[k].name))?);
         }
+        Ok(())
     }
-    Ok(())
-}
 
-/// The program's stages: consecutive nodes grouped when each took at least
-/// [`PARALLEL_MIN_NANOS`] when traced, writes no variable and reads no output of the group.
-fn stages_of(nodes: &[Node]) -> Vec<std::ops::Range<u32>> {
-    let worth = |n: &Node| n.nanos >= PARALLEL_MIN_NANOS && n.writes.is_empty() && !n.read;
-    let mut stages = Vec::new();
-    let mut k = 0;
-    while k < nodes.len() {
-        let mut end = k + 1;
-        if worth(&nodes[k]) {
-            let mut made: Vec<u32> = nodes[k].outputs.to_vec();
-            while end < nodes.len()
-                && worth(&nodes[end])
-                && !nodes[end].inputs.iter().any(|src| matches!(src, Src::Slot(s) if made.contains(s)))
-            {
-                made.extend(nodes[end].outputs.iter().copied());
-                end += 1;
+    /// Node `k`'s outputs into their slots (those nothing reads are dropped).
+    fn scatter(&self, k: usize, slots: &mut [Option<Tensor>], base: u32, produced: &mut Outputs) -> Result<()> {
+        let step = &self.steps[k];
+        let targets = &self.outs[step.outs.start as usize..step.outs.end as usize];
+        if produced.len() != targets.len() {
+            return Err(missing(self.nodes[k].name));
+        }
+        for (value, &s) in produced.drain(..).zip(targets) {
+            if s != u32::MAX {
+                slots[(s - base) as usize] = Some(value);
             }
         }
-        stages.push(k as u32..end as u32);
-        k = end;
+        Ok(())
     }
-    stages
+}
+
+/// The program in order, stage by stage: a stage of several nodes runs them side by side.
+fn run_stages(
+    code: &Code<'_>,
+    stages: &[std::ops::Range<u32>],
+    lanes: &mut [Lane],
+    slots: &mut [Option<Tensor>],
+) -> Result<()> {
+    let parallel = rayon::current_num_threads() > 1;
+    let (mut inputs, mut produced) = (Inputs::new(), Outputs::new());
+    for stage in stages {
+        let (first, len) = (stage.start as usize, stage.len());
+        if len > 1 && parallel {
+            let group = &code.nodes[first..first + len];
+            for (k, lane) in (first..first + len).zip(lanes.iter_mut()) {
+                lane.0.clear();
+                code.gather(k, slots, 0, &mut lane.0)?;
+            }
+            let level = tapeflow_kernels::isa::current();
+            lanes[..len].par_iter_mut().zip(group).for_each(|((ins, outs, err), node)| {
+                outs.clear();
+                *err = level.enter(|| (node.exec)(ins, outs)).err();
+            });
+            for (k, lane) in (first..first + len).zip(lanes.iter_mut()) {
+                if let Some(e) = lane.2.take() {
+                    return Err(e);
+                }
+                code.scatter(k, slots, 0, &mut lane.1)?;
+            }
+            continue;
+        }
+        for k in first..first + len {
+            inputs.clear();
+            code.gather(k, slots, 0, &mut inputs)?;
+            produced.clear();
+            (code.nodes[k].exec)(&mut inputs, &mut produced)?;
+            code.scatter(k, slots, 0, &mut produced)?;
+        }
+    }
+    Ok(())
+}
+
+/// Independent parts on a thread each, over disjoint ranges of the slots. A failure is
+/// the one eager would have met first: the failing node earliest in program order (the
+/// parts that run on past it write nothing: every write is in one part, in order).
+fn run_parts(
+    code: &Code<'_>,
+    parts: &[(Vec<usize>, std::ops::Range<u32>)],
+    slots: &mut [Option<Tensor>],
+) -> Result<()> {
+    let mut work = Vec::with_capacity(parts.len());
+    let mut rest = slots;
+    for (nodes, range) in parts {
+        let (mine, tail) = rest.split_at_mut(range.len());
+        rest = tail;
+        work.push((nodes.as_slice(), range.start, mine));
+    }
+    let failures: std::sync::Mutex<Vec<(usize, Error)>> = std::sync::Mutex::new(Vec::new());
+    let level = tapeflow_kernels::isa::current();
+    // The calling thread takes parts too; work nested in a part stays on its thread.
+    tapeflow_kernels::parallel::for_each_item(work, |_, (nodes, base, slots)| {
+        level.enter(|| {
+            for &k in nodes {
+                if let Err(e) = code.run_node(k, slots, base) {
+                    failures.lock().unwrap_or_else(|p| p.into_inner()).push((k, e));
+                    return;
+                }
+            }
+        })
+    });
+    let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+    match failures.into_iter().min_by_key(|(k, _)| *k) {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// A value the program should hold and does not: a defect of the capture, reported
