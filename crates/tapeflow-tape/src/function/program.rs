@@ -9,7 +9,6 @@
 //! moves tensors between slots: no tape, no hashing, no shape checks beyond the kernels'
 //! own, and no allocation of its own after the first call.
 
-use rayon::prelude::*;
 use tapeflow_dtype::{Error, Result};
 
 use super::schedule;
@@ -370,9 +369,14 @@ fn run_stages(
                 code.gather(k, slots, 0, &mut lane.0)?;
             }
             let level = tapeflow_kernels::isa::current();
-            lanes[..len].par_iter_mut().zip(group).for_each(|((ins, outs, err), node)| {
+            // The calling thread runs calls too, beside the pool's (no sleep and wake-up).
+            let items: Vec<(&mut Lane, &Node)> = lanes[..len].iter_mut().zip(group).collect();
+            tapeflow_kernels::parallel::for_each_item(items, |_, ((ins, outs, err), node)| {
                 outs.clear();
                 *err = level.enter(|| (node.exec)(ins, outs)).err();
+                // Inputs go now, not at the lane's next use: a variable's value held here
+                // would keep an optimizer from updating it in place.
+                ins.clear();
             });
             for (k, lane) in (first..first + len).zip(lanes.iter_mut()) {
                 if let Some(e) = lane.2.take() {
@@ -387,6 +391,7 @@ fn run_stages(
             code.gather(k, slots, 0, &mut inputs)?;
             produced.clear();
             (code.nodes[k].exec)(&mut inputs, &mut produced)?;
+            inputs.clear();
             code.scatter(k, slots, 0, &mut produced)?;
         }
     }
