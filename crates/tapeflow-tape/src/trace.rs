@@ -31,9 +31,29 @@ pub(crate) type Inputs = SmallVec<[Tensor; 4]>;
 /// A node's outputs.
 pub(crate) type Outputs = SmallVec<[Tensor; 2]>;
 /// What a node runs: the captured call, on new inputs, pushing its results to the second
-/// argument. Both buffers belong to the replay and are reused node after node: a call moves
-/// no vector of tensors around (the replay loop's cost is mostly such moves otherwise).
-pub(crate) type Exec = Box<dyn Fn(&mut Inputs, &mut Outputs) -> Result<()> + Send + Sync>;
+/// argument (a buffer of the replay, reused node after node).
+pub(crate) enum Exec {
+    /// Reads its inputs where they are (the replay hands it references into its value
+    /// slots: no tensor is cloned or moved for the call; profiles of a replay of tiny ops
+    /// were mostly such moves).
+    Ref(Box<dyn Fn(&[&Tensor], &mut Outputs) -> Result<()> + Send + Sync>),
+    /// Takes its inputs by value: where this is an input's last use it arrives as the only
+    /// handle to its buffer, which the call may reuse (the backward pass's in-place sums).
+    Owned(Box<dyn Fn(&mut Inputs, &mut Outputs) -> Result<()> + Send + Sync>),
+}
+
+impl Exec {
+    /// Runs the call on owned inputs (while tracing, and in a stage run side by side).
+    pub fn run_owned(&self, inputs: &mut Inputs, outputs: &mut Outputs) -> Result<()> {
+        match self {
+            Exec::Ref(f) => {
+                let refs: SmallVec<[&Tensor; 4]> = inputs.iter().collect();
+                f(&refs, outputs)
+            }
+            Exec::Owned(f) => f(inputs, outputs),
+        }
+    }
+}
 
 /// Where a node's input comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -241,7 +261,7 @@ fn capture(node: NodeParts<'_>) -> Result<Outputs> {
     {
         let _inside = Inside::enter();
         let mut inputs: Inputs = node.inputs.iter().map(|t| (*t).clone()).collect();
-        (node.exec)(&mut inputs, &mut outputs)?;
+        node.exec.run_owned(&mut inputs, &mut outputs)?;
     }
     let nanos = elapsed_nanos(start);
     RECORDER.with(|r| {
@@ -267,10 +287,10 @@ where
     if !capturing() {
         return f(inputs);
     }
-    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
-        out.push(f(std::array::from_fn(|i| &ins[i]))?);
+    let exec = Exec::Ref(Box::new(move |ins: &[&Tensor], out: &mut Outputs| {
+        out.push(f(std::array::from_fn(|i| ins[i]))?);
         Ok(())
-    });
+    }));
     one(capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None })?)
 }
 
@@ -284,10 +304,10 @@ where
     if !capturing() {
         return f(inputs);
     }
-    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
-        out.push(f(std::array::from_fn(|i| &ins[i]))?);
+    let exec = Exec::Ref(Box::new(move |ins: &[&Tensor], out: &mut Outputs| {
+        out.push(f(std::array::from_fn(|i| ins[i]))?);
         Ok(())
-    });
+    }));
     one(capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: None })?)
 }
 
@@ -301,10 +321,10 @@ where
         return f(inputs);
     }
     let refs: SmallVec<[&Tensor; 4]> = inputs.iter().collect();
-    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
+    let exec = Exec::Owned(Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
         out.push(f(ins)?);
         Ok(())
-    });
+    }));
     one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: None })?)
 }
 
@@ -320,10 +340,10 @@ where
         return f(inputs);
     }
     let refs: SmallVec<[&Tensor; 4]> = inputs.iter().collect();
-    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
+    let exec = Exec::Owned(Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
         out.push(f(std::mem::take(ins))?);
         Ok(())
-    });
+    }));
     one(capture(NodeParts { name, inputs: &refs, exec, fallible: false, writes: &[], read: None })?)
 }
 
@@ -341,11 +361,11 @@ where
     if !capturing() {
         return f(inputs);
     }
-    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
-        let (a, b) = f(std::array::from_fn(|i| &ins[i]))?;
+    let exec = Exec::Ref(Box::new(move |ins: &[&Tensor], out: &mut Outputs| {
+        let (a, b) = f(std::array::from_fn(|i| ins[i]))?;
         out.extend([a, b]);
         Ok(())
-    });
+    }));
     let mut outputs = capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: None })?;
     match (outputs.pop(), outputs.pop()) {
         (Some(b), Some(a)) => Ok((a, b)),
@@ -367,10 +387,10 @@ where
     let start = Instant::now();
     let Some(first) = untraced(|| f(inputs))? else { return Ok(None) };
     let nanos = elapsed_nanos(start);
-    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
-        out.push(f(std::array::from_fn(|i| &ins[i]))?.ok_or_else(|| declined(name))?);
+    let exec = Exec::Ref(Box::new(move |ins: &[&Tensor], out: &mut Outputs| {
+        out.push(f(std::array::from_fn(|i| ins[i]))?.ok_or_else(|| declined(name))?);
         Ok(())
-    });
+    }));
     let outputs = [first];
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
@@ -398,14 +418,14 @@ where
     let Some(grads) = untraced(|| f(inputs))? else { return Ok(None) };
     let nanos = elapsed_nanos(start);
     let present: SmallVec<[bool; 2]> = grads.iter().map(Option::is_some).collect();
-    let exec: Exec = Box::new(move |ins: &mut Inputs, out: &mut Outputs| {
-        let grads = f(std::array::from_fn(|i| &ins[i]))?.ok_or_else(|| declined(name))?;
+    let exec = Exec::Ref(Box::new(move |ins: &[&Tensor], out: &mut Outputs| {
+        let grads = f(std::array::from_fn(|i| ins[i]))?.ok_or_else(|| declined(name))?;
         if grads.iter().map(Option::is_some).ne(present.iter().copied()) {
             return Err(declined(name));
         }
         out.extend(grads.into_iter().flatten());
         Ok(())
-    });
+    }));
     let outputs: Vec<Tensor> = grads.iter().flatten().cloned().collect();
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
@@ -443,7 +463,7 @@ where
     if !capturing() {
         return f(inputs);
     }
-    let exec: Exec = Box::new(move |ins: &mut Inputs, _: &mut Outputs| f(std::array::from_fn(|i| &ins[i])));
+    let exec = Exec::Ref(Box::new(move |ins: &[&Tensor], _: &mut Outputs| f(std::array::from_fn(|i| ins[i]))));
     capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes, read: None }).map(drop)
 }
 
@@ -456,7 +476,7 @@ where
         let owned: SmallVec<[Tensor; 4]> = inputs.iter().map(|t| (*t).clone()).collect();
         return f(&owned);
     }
-    let exec: Exec = Box::new(move |ins: &mut Inputs, _: &mut Outputs| f(ins));
+    let exec = Exec::Owned(Box::new(move |ins: &mut Inputs, _: &mut Outputs| f(ins)));
     capture(NodeParts { name, inputs, exec, fallible: false, writes, read: None }).map(drop)
 }
 
@@ -468,10 +488,10 @@ where
     if !capturing() {
         return f();
     }
-    let exec: Exec = Box::new(move |_: &mut Inputs, out: &mut Outputs| {
+    let exec = Exec::Ref(Box::new(move |_: &[&Tensor], out: &mut Outputs| {
         out.push(f()?);
         Ok(())
-    });
+    }));
     one(capture(NodeParts { name, inputs: &[], exec, fallible: false, writes, read: None })?)
 }
 
@@ -482,10 +502,10 @@ pub(crate) fn read_variable(var: &Variable, value: &Tensor) {
         return;
     }
     let handle = var.clone();
-    let exec: Exec = Box::new(move |_: &mut Inputs, out: &mut Outputs| {
+    let exec = Exec::Ref(Box::new(move |_: &[&Tensor], out: &mut Outputs| {
         out.push(handle.current());
         Ok(())
-    });
+    }));
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
             recorder.touch(var);

@@ -13,7 +13,9 @@ use tapeflow_dtype::{Error, Result};
 
 use super::schedule;
 use crate::runtime::Tensor;
-use crate::trace::{Inputs, Node, Outputs, Recorder, Src};
+use smallvec::SmallVec;
+
+use crate::trace::{Exec, Inputs, Node, Outputs, Recorder, Src};
 use crate::variable::Variable;
 
 /// One step of the replay: a node's call and where its inputs and outputs are, as ranges
@@ -312,12 +314,49 @@ struct Code<'a> {
 }
 
 impl Code<'_> {
-    /// Node `k` on the calling thread; `slots` holds slots from `base` on.
-    fn run_node(&self, k: usize, slots: &mut [Option<Tensor>], base: u32) -> Result<()> {
-        let (mut inputs, mut produced) = (Inputs::new(), Outputs::new());
-        self.gather(k, slots, base, &mut inputs)?;
-        (self.nodes[k].exec)(&mut inputs, &mut produced)?;
-        self.scatter(k, slots, base, &mut produced)
+    /// Node `k` on the calling thread; `slots` holds slots from `base` on. A call that
+    /// reads its inputs in place gets references into the slots (nothing cloned or moved),
+    /// and its inputs' last uses are freed after it, as eagerly.
+    fn run_node(
+        &self,
+        k: usize,
+        slots: &mut [Option<Tensor>],
+        base: u32,
+        inputs: &mut Inputs,
+        produced: &mut Outputs,
+    ) -> Result<()> {
+        let node = &self.nodes[k];
+        let step = &self.steps[k];
+        let uses = &self.uses[step.uses.start as usize..step.uses.end as usize];
+        produced.clear();
+        match &node.exec {
+            Exec::Ref(f) => {
+                {
+                    let mut refs: SmallVec<[&Tensor; 4]> = SmallVec::new();
+                    for &(src, _) in uses {
+                        let value = match src {
+                            Src::Slot(s) => slots[(s - base) as usize].as_ref(),
+                            Src::Const(c) => Some(&self.consts[c as usize]),
+                            Src::Arg(a) => self.args.get(a as usize).copied(),
+                        };
+                        refs.push(value.ok_or_else(|| missing(node.name))?);
+                    }
+                    f(&refs, produced)?;
+                }
+                for &(src, take) in uses {
+                    if let (Src::Slot(s), true) = (src, take) {
+                        slots[(s - base) as usize] = None;
+                    }
+                }
+            }
+            Exec::Owned(f) => {
+                inputs.clear();
+                self.gather(k, slots, base, inputs)?;
+                f(inputs, produced)?;
+                inputs.clear();
+            }
+        }
+        self.scatter(k, slots, base, produced)
     }
 
     /// Node `k`'s inputs, moved or cloned out of their slots.
@@ -373,7 +412,7 @@ fn run_stages(
             let items: Vec<(&mut Lane, &Node)> = lanes[..len].iter_mut().zip(group).collect();
             tapeflow_kernels::parallel::for_each_item(items, |_, ((ins, outs, err), node)| {
                 outs.clear();
-                *err = level.enter(|| (node.exec)(ins, outs)).err();
+                *err = level.enter(|| node.exec.run_owned(ins, outs)).err();
                 // Inputs go now, not at the lane's next use: a variable's value held here
                 // would keep an optimizer from updating it in place.
                 ins.clear();
@@ -387,12 +426,7 @@ fn run_stages(
             continue;
         }
         for k in first..first + len {
-            inputs.clear();
-            code.gather(k, slots, 0, &mut inputs)?;
-            produced.clear();
-            (code.nodes[k].exec)(&mut inputs, &mut produced)?;
-            inputs.clear();
-            code.scatter(k, slots, 0, &mut produced)?;
+            code.run_node(k, slots, 0, &mut inputs, &mut produced)?;
         }
     }
     Ok(())
@@ -418,8 +452,9 @@ fn run_parts(
     // The calling thread takes parts too; work nested in a part stays on its thread.
     tapeflow_kernels::parallel::for_each_item(work, |_, (nodes, base, slots)| {
         level.enter(|| {
+            let (mut inputs, mut produced) = (Inputs::new(), Outputs::new());
             for &k in nodes {
-                if let Err(e) = code.run_node(k, slots, base) {
+                if let Err(e) = code.run_node(k, slots, base, &mut inputs, &mut produced) {
                     failures.lock().unwrap_or_else(|p| p.into_inner()).push((k, e));
                     return;
                 }
