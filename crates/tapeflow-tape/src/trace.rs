@@ -36,11 +36,16 @@ pub(crate) enum Exec {
     /// Reads its inputs where they are (the replay hands it references into its value
     /// slots: no tensor is cloned or moved for the call; profiles of a replay of tiny ops
     /// were mostly such moves).
-    Ref(Box<dyn Fn(&[&Tensor], &mut Outputs) -> Result<()> + Send + Sync>),
+    Ref(RefCall),
     /// Takes its inputs by value: where this is an input's last use it arrives as the only
     /// handle to its buffer, which the call may reuse (the backward pass's in-place sums).
-    Owned(Box<dyn Fn(&mut Inputs, &mut Outputs) -> Result<()> + Send + Sync>),
+    Owned(OwnedCall),
 }
+
+/// A captured call reading its inputs in place.
+pub(crate) type RefCall = Box<dyn Fn(&[&Tensor], &mut Outputs) -> Result<()> + Send + Sync>;
+/// A captured call taking its inputs by value.
+pub(crate) type OwnedCall = Box<dyn Fn(&mut Inputs, &mut Outputs) -> Result<()> + Send + Sync>;
 
 impl Exec {
     /// Runs the call on owned inputs (while tracing, and in a stage run side by side).
@@ -287,11 +292,7 @@ where
     if !capturing() {
         return f(inputs);
     }
-    let exec = Exec::Ref(Box::new(move |ins: &[&Tensor], out: &mut Outputs| {
-        out.push(f(std::array::from_fn(|i| ins[i]))?);
-        Ok(())
-    }));
-    one(capture(NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None })?)
+    captured_op(name, inputs, false, f)
 }
 
 /// [`op`] for a kernel that can fail on the values of its inputs (indices out of range,
@@ -304,11 +305,20 @@ where
     if !capturing() {
         return f(inputs);
     }
+    captured_op(name, inputs, true, f)
+}
+
+/// The capturing half of [`op`] and [`op_fallible`] (out of line: untraced calls inline only
+/// the check).
+fn captured_op<const N: usize, F>(name: &'static str, inputs: [&Tensor; N], fallible: bool, f: F) -> Result<Tensor>
+where
+    F: Fn([&Tensor; N]) -> Result<Tensor> + Send + Sync + 'static,
+{
     let exec = Exec::Ref(Box::new(move |ins: &[&Tensor], out: &mut Outputs| {
         out.push(f(std::array::from_fn(|i| ins[i]))?);
         Ok(())
     }));
-    one(capture(NodeParts { name, inputs: &inputs, exec, fallible: true, writes: &[], read: None })?)
+    one(capture(NodeParts { name, inputs: &inputs, exec, fallible, writes: &[], read: None })?)
 }
 
 /// [`op`] over a list of inputs (concat, stack, sums of many terms).

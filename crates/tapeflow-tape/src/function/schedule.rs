@@ -77,14 +77,14 @@ pub(crate) fn components(nodes: &[Node], n_slots: usize) -> Option<Vec<Vec<usize
     }
     let mut parts: Vec<(usize, Vec<usize>, u64)> = Vec::new();
     let mut part_of_root: Vec<Option<usize>> = vec![None; n];
-    for k in 0..n {
+    for (k, node) in nodes.iter().enumerate() {
         let root = find(&mut parent, k);
         let p = *part_of_root[root].get_or_insert_with(|| {
             parts.push((root, Vec::new(), 0));
             parts.len() - 1
         });
         parts[p].1.push(k);
-        parts[p].2 = parts[p].2.saturating_add(nodes[k].nanos);
+        parts[p].2 = parts[p].2.saturating_add(node.nanos);
     }
     let worth = parts.iter().filter(|(_, _, nanos)| *nanos >= COMPONENT_MIN_NANOS).count();
     (worth >= 2).then(|| parts.into_iter().map(|(_, nodes, _)| nodes).collect())
