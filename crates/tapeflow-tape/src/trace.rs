@@ -92,6 +92,9 @@ pub(crate) struct Node {
     /// How long the call took when traced: what the replay's scheduler weighs (a node
     /// worth a thread of its own, or not).
     pub nanos: u64,
+    /// The elements the call reads and writes: a gate on `nanos`, which a first call's cold
+    /// caches can inflate for a call on scalars.
+    pub elements: usize,
 }
 
 /// What a trace has captured so far.
@@ -170,6 +173,11 @@ impl Recorder {
 
     fn push(&mut self, node: NodeParts<'_>, outputs: &[Tensor], nanos: u64) {
         let NodeParts { name, inputs, exec, fallible, writes, read } = node;
+        let elements = inputs
+            .iter()
+            .map(|t| t.num_elements())
+            .chain(outputs.iter().map(Tensor::num_elements))
+            .fold(0usize, usize::saturating_add);
         let inputs: SmallVec<[Src; 4]> = inputs.iter().map(|t| self.source(t)).collect();
         if !inputs.is_empty()
             && inputs.iter().all(|s| matches!(s, Src::Const(_)))
@@ -185,7 +193,7 @@ impl Recorder {
         }
         let outputs = outputs.iter().map(|t| self.new_slot(t.id(), name)).collect();
         let writes = writes.iter().map(|v| (*v).clone()).collect();
-        self.nodes.push(Node { name, inputs, outputs, exec, fallible, writes, read, nanos });
+        self.nodes.push(Node { name, inputs, outputs, exec, fallible, writes, read, nanos, elements });
     }
 
     /// Puts back every variable the trace wrote, as it was before (a failed trace changes

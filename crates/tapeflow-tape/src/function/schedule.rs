@@ -24,8 +24,15 @@ use crate::trace::{Node, Src};
 /// own beside its neighbours (below, handing it to rayon costs more than it saves).
 const STAGE_MIN_NANOS: u64 = 20_000;
 
-/// A part must have taken this long in all when traced to be worth a thread.
+/// ... and read and written at least this many elements (a 64 × 64 matmul's three
+/// operands and a half).
+const STAGE_MIN_ELEMENTS: usize = 1 << 13;
+
+/// A part must have taken this long in all when traced to be worth a thread ...
 const COMPONENT_MIN_NANOS: u64 = 100_000;
+
+/// ... and its calls read and written at least this many elements in all.
+const COMPONENT_MIN_ELEMENTS: usize = 1 << 16;
 
 /// The independent parts of `nodes` (each a list of node indices in program order), when
 /// at least two of them carry real work; `None` otherwise. Arguments are `Src::Arg` here:
@@ -75,25 +82,31 @@ pub(crate) fn components(nodes: &[Node], n_slots: usize) -> Option<Vec<Vec<usize
             }
         }
     }
-    let mut parts: Vec<(usize, Vec<usize>, u64)> = Vec::new();
+    let mut parts: Vec<(Vec<usize>, u64, usize)> = Vec::new();
     let mut part_of_root: Vec<Option<usize>> = vec![None; n];
     for (k, node) in nodes.iter().enumerate() {
         let root = find(&mut parent, k);
         let p = *part_of_root[root].get_or_insert_with(|| {
-            parts.push((root, Vec::new(), 0));
+            parts.push((Vec::new(), 0, 0));
             parts.len() - 1
         });
-        parts[p].1.push(k);
-        parts[p].2 = parts[p].2.saturating_add(node.nanos);
+        parts[p].0.push(k);
+        parts[p].1 = parts[p].1.saturating_add(node.nanos);
+        parts[p].2 = parts[p].2.saturating_add(node.elements);
     }
-    let worth = parts.iter().filter(|(_, _, nanos)| *nanos >= COMPONENT_MIN_NANOS).count();
-    (worth >= 2).then(|| parts.into_iter().map(|(_, nodes, _)| nodes).collect())
+    let worth = parts
+        .iter()
+        .filter(|(_, nanos, elements)| *nanos >= COMPONENT_MIN_NANOS && *elements >= COMPONENT_MIN_ELEMENTS)
+        .count();
+    (worth >= 2).then(|| parts.into_iter().map(|(nodes, _, _)| nodes).collect())
 }
 
 /// The program's stages: runs of consecutive nodes, grouped when each took at least
 /// [`STAGE_MIN_NANOS`] when traced, writes no variable and reads no output of the group.
 pub(crate) fn stages(nodes: &[Node]) -> Vec<Range<u32>> {
-    let worth = |n: &Node| n.nanos >= STAGE_MIN_NANOS && n.writes.is_empty() && n.read.is_none();
+    let worth = |n: &Node| {
+        n.nanos >= STAGE_MIN_NANOS && n.elements >= STAGE_MIN_ELEMENTS && n.writes.is_empty() && n.read.is_none()
+    };
     let mut stages = Vec::new();
     let mut k = 0;
     while k < nodes.len() {
