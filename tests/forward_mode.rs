@@ -246,6 +246,10 @@ fn catalog() -> Vec<Case> {
         case("l2_loss", vec![g.uniform(&[2, 3], -1.0, 1.0)], |x| nn::l2_loss(&x[0])),
         case("l2_normalize", vec![g.uniform(&[2, 3], 0.2, 1.0)], |x| nn::l2_normalize(&x[0], -1)),
         case("dropout", vec![g.uniform(&[4, 4], -1.0, 1.0)], |x| nn::dropout(&x[0], 0.5, 3)),
+        // A generator made per evaluation: the same mask every time, so the differences hold.
+        case("dropout_with", vec![g.uniform(&[4, 4], -1.0, 1.0)], |x| {
+            nn::dropout_with(&x[0], 0.5, &tapeflow::random::Generator::from_seed(3))
+        }),
     ];
     // Piecewise constant: a zero tangent (and zero finite differences away from 0).
     cases.push(case("sign", vec![g.signed(&[2, 3], 0.2, 1.0)], |x| x[0].sign()));

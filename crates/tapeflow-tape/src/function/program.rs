@@ -271,8 +271,10 @@ impl Program {
         self.saved.clear();
         self.saved.extend(self.guarded.iter().map(Variable::current));
         let result = self.replay(args);
-        self.slots.iter_mut().for_each(|s| *s = None);
         if result.is_err() {
+            // A successful replay leaves every slot empty (last uses and results move out);
+            // a failed one may not have reached them.
+            self.slots.iter_mut().for_each(|s| *s = None);
             for (var, value) in self.guarded.iter().zip(self.saved.drain(..)) {
                 var.restore(value);
             }
@@ -291,8 +293,10 @@ impl Program {
             run_stages(&code, stages, lanes, slots)?;
         }
         out.clear();
-        for src in &self.outputs {
+        for (k, src) in self.outputs.iter().enumerate() {
             let value = match *src {
+                // The last mention of a slot among the results moves it out.
+                Src::Slot(s) if !self.outputs[k + 1..].contains(src) => slots[s as usize].take(),
                 Src::Slot(s) => slots[s as usize].clone(),
                 Src::Const(c) => Some(consts[c as usize].clone()),
                 Src::Arg(a) => args.get(a as usize).map(|t| (*t).clone()),
