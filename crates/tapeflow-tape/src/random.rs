@@ -62,6 +62,7 @@ pub struct Generator {
 impl Generator {
     /// `tf.random.Generator.from_seed(seed)`.
     pub fn from_seed(seed: u64) -> Self {
+        // Four words for shape (4,), no dtype conversion: neither call can fail.
         let state = Tensor::from_vec(words(seed, 0).to_vec(), [4]).expect("four words for shape (4,)");
         Generator {
             state: Variable::builder(state).trainable(false).name("generator_state").build().expect("no dtype change"),

@@ -137,6 +137,7 @@ impl Recorder {
     }
 
     fn new_slot(&mut self, id: TensorId, name: &'static str) -> u32 {
+        // 2^32 slots would need terabytes of nodes before this line could fail.
         let slot = u32::try_from(self.slot_names.len()).expect("a program holds fewer than 2^32 values");
         self.slot_names.push(name);
         self.ids.insert(id, Src::Slot(slot));
@@ -148,6 +149,7 @@ impl Recorder {
         if let Some(src) = self.ids.get(&t.id()) {
             return *src;
         }
+        // As for slots: 2^32 constants cannot be held in memory first.
         let index = u32::try_from(self.consts.len()).expect("a program holds fewer than 2^32 constants");
         self.consts.push(t.clone());
         let src = Src::Const(index);
@@ -276,13 +278,17 @@ fn capture(node: NodeParts<'_>) -> Result<Outputs> {
         let mut inputs: Inputs = node.inputs.iter().map(|t| (*t).clone()).collect();
         node.exec.run_owned(&mut inputs, &mut outputs)?;
     }
-    let nanos = elapsed_nanos(start);
+    push_node(node, &outputs, elapsed_nanos(start));
+    Ok(outputs)
+}
+
+/// Appends a call whose `outputs` were computed (in `nanos`) to the thread's recorder.
+fn push_node(node: NodeParts<'_>, outputs: &[Tensor], nanos: u64) {
     RECORDER.with(|r| {
         if let Some(recorder) = r.borrow_mut().as_mut() {
-            recorder.push(node, &outputs, nanos);
+            recorder.push(node, outputs, nanos);
         }
     });
-    Ok(outputs)
 }
 
 fn elapsed_nanos(start: Instant) -> u64 {
@@ -409,14 +415,8 @@ where
         out.push(f(std::array::from_fn(|i| ins[i]))?.ok_or_else(|| declined(name))?);
         Ok(())
     }));
-    let outputs = [first];
-    RECORDER.with(|r| {
-        if let Some(recorder) = r.borrow_mut().as_mut() {
-            let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None };
-            recorder.push(node, &outputs, nanos);
-        }
-    });
-    let [first] = outputs;
+    let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None };
+    push_node(node, std::slice::from_ref(&first), nanos);
     Ok(Some(first))
 }
 
@@ -444,13 +444,8 @@ where
         out.extend(grads.into_iter().flatten());
         Ok(())
     }));
-    let outputs: Vec<Tensor> = grads.iter().flatten().cloned().collect();
-    RECORDER.with(|r| {
-        if let Some(recorder) = r.borrow_mut().as_mut() {
-            let node = NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None };
-            recorder.push(node, &outputs, nanos);
-        }
-    });
+    let outputs: Outputs = grads.iter().flatten().cloned().collect();
+    push_node(NodeParts { name, inputs: &inputs, exec, fallible: false, writes: &[], read: None }, &outputs, nanos);
     Ok(Some(grads))
 }
 
@@ -574,6 +569,8 @@ impl Tracing {
     /// Ends the trace and returns what it captured.
     pub fn end(mut self) -> Recorder {
         self.ended = true;
+        // `begin` installed the recorder and only `finish` takes it: a function called
+        // while another traces runs inline and never begins a trace of its own.
         self.finish().expect("a trace in progress holds its recorder")
     }
 

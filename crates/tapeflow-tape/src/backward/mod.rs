@@ -40,15 +40,12 @@ fn sum_in_order(mut parts: Parts, first_order: bool) -> Result<Option<Tensor>> {
     }
     parts.sort_by_key(|(order, _)| *order);
     let terms: trace::Inputs = parts.into_iter().map(|(_, g)| g).collect();
-    if terms.is_empty() {
-        return Ok(None);
-    }
-    if first_order {
+    if first_order && !terms.is_empty() {
         // One captured node for the whole sum, so that a replay adds in place too.
         return trace::op_owned("AddN", terms, sum_in_place).map(Some);
     }
     let mut terms = terms.into_iter();
-    let first = terms.next().expect("at least two terms");
+    let Some(first) = terms.next() else { return Ok(None) };
     terms.try_fold(first, |acc, g| add_gradients(&acc, &g)).map(Some)
 }
 

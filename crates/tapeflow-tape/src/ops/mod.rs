@@ -527,6 +527,8 @@ pub fn constant(value: impl Into<Tensor>) -> Tensor {
 
 /// The same value with no gradient path: `tf.stop_gradient`.
 pub fn stop_gradient(x: &impl TensorMath) -> Tensor {
+    // The call always returns `Ok` with one output, so neither running nor capturing it can
+    // fail (`stop_gradient` returns a plain tensor, as `tf.stop_gradient`).
     trace::op("stop_gradient", [&x.to_tensor()], |[x]| Ok(x.with_new_id()))
         .expect("a new id for the same value cannot fail")
 }

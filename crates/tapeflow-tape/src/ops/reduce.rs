@@ -14,9 +14,10 @@ use crate::trace;
 /// `op` over `axes` (`None` = all), recorded with its derivative.
 pub(crate) fn reduce(op: ReduceOp, x: &Tensor, axes: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
     let axes = kernels::resolve_axes(op.name(), x, axes)?;
-    let captured = axes.clone();
-    let y = trace::op(op.name(), [x], move |[x]| kernels::reduce(op, x, &captured, keepdims))?;
-    record(&[x], &y, || Rule::Reduce { op, x: x.clone(), y: y.clone(), axes: SmallVec::from_slice(&axes) });
+    // The rule's copy is inline; the resolved list itself moves into the captured call.
+    let rule_axes: SmallVec<[usize; 4]> = SmallVec::from_slice(&axes);
+    let y = trace::op(op.name(), [x], move |[x]| kernels::reduce(op, x, &axes, keepdims))?;
+    record(&[x], &y, || Rule::Reduce { op, x: x.clone(), y: y.clone(), axes: rule_axes });
     Ok(y)
 }
 
@@ -86,7 +87,7 @@ fn spread_derivative(
             let kept_shape = Shape::from(kept.iter().map(|&d| d as usize).collect::<Vec<_>>());
             let y_kept = trace::op("reshape", [y], move |[y]| y.with_shape(kept_shape.clone()))?;
             let hits = binary::kernel(BinaryOp::Equal, x, &y_kept)?;
-            let summed = axes.to_vec();
+            let summed: SmallVec<[usize; 4]> = SmallVec::from_slice(axes);
             let count = trace::op(ReduceOp::Sum.name(), [&hits], move |[hits]| {
                 kernels::reduce(ReduceOp::Sum, hits, &summed, true)
             })?;

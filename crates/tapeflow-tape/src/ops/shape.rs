@@ -14,7 +14,8 @@ use crate::trace;
 
 /// `tf.reshape`; the gradient is reshaped back.
 pub(crate) fn reshape(x: &Tensor, dims: &[isize]) -> Result<Tensor> {
-    let target = dims.to_vec();
+    // Inline for ranks ≤ 5: the eager path allocates nothing for the capture's sake.
+    let target: SmallVec<[isize; 5]> = SmallVec::from_slice(dims);
     let y = trace::op("reshape", [x], move |[x]| kernels::reshape(x, &target))?;
     record(&[x], &y, || Rule::Reshape { shape: x.shape().clone() });
     Ok(y)
@@ -22,7 +23,7 @@ pub(crate) fn reshape(x: &Tensor, dims: &[isize]) -> Result<Tensor> {
 
 /// `tf.transpose`; the gradient goes through the inverse permutation.
 pub(crate) fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor> {
-    let order = perm.to_vec();
+    let order: SmallVec<[usize; 5]> = SmallVec::from_slice(perm);
     let y = trace::op("transpose", [x], move |[x]| kernels::transpose(x, &order))?;
     record(&[x], &y, || {
         let mut inverse = SmallVec::from_elem(0, perm.len());

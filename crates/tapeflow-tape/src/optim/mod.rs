@@ -191,6 +191,7 @@ impl Counters {
 
 /// A non-trainable variable holding optimizer state.
 pub(crate) fn state_variable(value: Tensor, name: &str) -> Variable {
+    // `build` can fail only converting to another dtype, and none is asked for.
     Variable::builder(value).trainable(false).name(name).build().expect("no dtype conversion is asked")
 }
 
